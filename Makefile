@@ -1,0 +1,31 @@
+# The two commands (see README): `make demo` runs the main job, `make test` runs the whole suite.
+# Both set everything up first; a second run re-installs nothing unless requirements.txt or setup.py changed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEPS_STAMP  := $(VENV)/.installed
+SETUP_STAMP := .cache/.setup-done
+
+.PHONY: setup demo test clean
+
+setup: $(SETUP_STAMP)
+
+$(DEPS_STAMP): requirements.txt setup.py
+	@command -v java >/dev/null || { echo "Java (JDK 17) is required by Spark: apt-get install openjdk-17-jdk-headless" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(SETUP_STAMP): $(DEPS_STAMP) lakehouse/jars.py lakehouse/install.py lakehouse/session.py
+	$(BIN)/lakehouse setup
+	mkdir -p .cache && touch $@
+
+demo: setup
+	$(BIN)/lakehouse pipeline --conf-file conf/local.yaml
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf warehouse data .pytest_cache

@@ -1,0 +1,134 @@
+"""Load an environment's YAML from ``conf/`` into one typed, read-only object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from lakehouse.paths import DEFAULT_CONF_FILE, PROJECT_ROOT
+
+# Environment variables that override single values of the YAML (no secret ever lives in conf/).
+ENV_OVERRIDES = {
+    "LAKEHOUSE_WAREHOUSE": ("paths", "warehouse"),
+    "LAKEHOUSE_LANDING": ("paths", "landing"),
+    "LAKEHOUSE_CHECKPOINTS": ("paths", "checkpoints"),
+    "LAKEHOUSE_LOADER_CACHE": ("paths", "loader_cache"),
+    "LAKEHOUSE_SPARK_MASTER": ("spark", "master"),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, malformed or incomplete."""
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """Knobs of the generated photo-sharing scenario."""
+
+    seed: int = 42
+    scale: float = 1.0
+    bad_line_rate: float = 0.01
+    duplicate_rate: float = 0.02
+
+
+@dataclass(frozen=True)
+class LakehouseConfig:
+    """One environment: how to start Spark and where every folder is."""
+
+    environment: str
+    spark_master: str | None
+    app_name: str
+    spark_conf: Mapping[str, str]
+    warehouse: str
+    landing: str
+    checkpoints: str
+    loader_cache: str
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    source_file: str | None = None
+
+    def table_path(self, table_name: str) -> str:
+        """Storage location of a table named ``layer.table``: ``<warehouse>/<layer>/<table>``."""
+        layer, _, short_name = table_name.partition(".")
+        if not short_name:
+            raise ValueError(f"table names are 'layer.table', got {table_name!r}")
+        return _join(self.warehouse, layer, short_name)
+
+    def checkpoint_path(self, job_name: str) -> str:
+        """Streaming checkpoint folder of one job."""
+        return _join(self.checkpoints, job_name)
+
+    def landing_path(self, source: str) -> str:
+        """Folder where raw files of one source arrive."""
+        return _join(self.landing, source)
+
+
+def load_config(conf_file: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> LakehouseConfig:
+    """Read ``conf_file`` (default ``conf/local.yaml``), apply ``LAKEHOUSE_*`` overrides, resolve paths.
+
+    Relative local paths are resolved against the project root, so jobs behave the same whatever
+    the current directory is. URIs with a scheme (``s3a://``, ``file:``) are kept as they are.
+    """
+    environ = os.environ if environ is None else environ
+    path = Path(conf_file or environ.get("LAKEHOUSE_CONF") or DEFAULT_CONF_FILE)
+    if not path.is_file():
+        raise ConfigError(f"configuration file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+
+    for variable, (section, key) in ENV_OVERRIDES.items():
+        if environ.get(variable):
+            raw.setdefault(section, {})[key] = environ[variable]
+
+    spark = raw.get("spark") or {}
+    paths = raw.get("paths") or {}
+    if "warehouse" not in paths:
+        raise ConfigError(f"{path}: paths.warehouse is required")
+    warehouse = _resolve(paths["warehouse"])
+    return LakehouseConfig(
+        environment=str(raw.get("environment", path.stem)),
+        spark_master=spark.get("master"),
+        app_name=str(spark.get("app_name", "lakehouse")),
+        spark_conf={str(k): str(v) for k, v in (spark.get("conf") or {}).items()},
+        warehouse=warehouse,
+        landing=_resolve(paths.get("landing", "data/landing")),
+        checkpoints=_resolve(paths.get("checkpoints") or _join(warehouse, "_checkpoints")),
+        loader_cache=_resolve(paths.get("loader_cache") or _join(warehouse, "_cache", "petastorm")),
+        scenario=_scenario(raw.get("scenario") or {}, path),
+        source_file=str(path.resolve()),
+    )
+
+
+def _scenario(raw: Mapping[str, Any], path: Path) -> ScenarioConfig:
+    unknown = set(raw) - set(ScenarioConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{path}: unknown scenario keys: {sorted(unknown)}")
+    defaults = ScenarioConfig()
+    return ScenarioConfig(
+        seed=int(raw.get("seed", defaults.seed)),
+        scale=float(raw.get("scale", defaults.scale)),
+        bad_line_rate=float(raw.get("bad_line_rate", defaults.bad_line_rate)),
+        duplicate_rate=float(raw.get("duplicate_rate", defaults.duplicate_rate)),
+    )
+
+
+def _has_scheme(location: str) -> bool:
+    return "://" in location or location.startswith("file:")
+
+
+def _resolve(location: str) -> str:
+    location = str(location)
+    if _has_scheme(location):
+        return location.rstrip("/")
+    return str((PROJECT_ROOT / os.path.expanduser(location)).resolve())
+
+
+def _join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])

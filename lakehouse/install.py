@@ -1,0 +1,34 @@
+"""One-time set-up steps run by ``make setup`` (``lakehouse setup``): jars and Spark defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lakehouse.jars import fetch_jars
+from lakehouse.session import jvm_settings
+
+
+def spark_home() -> Path:
+    """The Spark installation pyspark ships (its ``bin/spark-submit`` reads ``conf/`` from here)."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def write_spark_defaults(jars: list[str]) -> Path:
+    """Write ``spark-defaults.conf`` so that a plain ``spark-submit`` gets Delta and this interpreter."""
+    settings = jvm_settings(jars)
+    conf_dir = spark_home() / "conf"
+    conf_dir.mkdir(exist_ok=True)
+    target = conf_dir / "spark-defaults.conf"
+    lines = ["# Written by `lakehouse setup` (make setup); re-run it instead of editing."]
+    lines += [f"{key} {value}" for key, value in settings.items()]
+    target.write_text("\n".join(lines) + "\n")
+    return target
+
+
+def run_setup(force: bool = False) -> None:
+    """Fetch the jars (once) and write Spark's defaults; print what was done."""
+    jars = fetch_jars(force=force)
+    print(f"jars: {len(jars)} cached in {Path(jars[0]).parent}")
+    print(f"spark defaults: {write_spark_defaults(jars)}")

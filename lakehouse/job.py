@@ -1,0 +1,112 @@
+"""What every job shares: argument parsing, config, the SparkSession, a run id, and the report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Sequence
+
+from pyspark.sql import SparkSession
+
+from lakehouse.config import LakehouseConfig, load_config
+from lakehouse.writer import WriteResult
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Everything a job's ``run`` needs: the session, the environment and this run's identity."""
+
+    spark: SparkSession
+    config: LakehouseConfig
+    job_name: str
+    run_id: str
+
+
+@dataclass
+class JobResult:
+    """What a job run did: its writes and any counts worth reporting (rows in, rejected, ...)."""
+
+    job_name: str
+    run_id: str
+    writes: list[WriteResult] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        lines = [f"{self.job_name} ({self.run_id}) finished in {self.seconds:.1f}s"]
+        for write in self.writes:
+            state = f"committed version {write.version}" if write.committed else f"unchanged at version {write.version}"
+            lines.append(f"  {write.table}: {state}, +{write.rows_written} rows")
+        for name, value in self.counts.items():
+            lines.append(f"  {name}: {value}")
+        return "\n".join(lines)
+
+
+def new_run_id(job_name: str) -> str:
+    """A sortable, unique id for one run of one job."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{job_name}-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def new_context(spark: SparkSession, config: LakehouseConfig, job_name: str) -> JobContext:
+    return JobContext(spark=spark, config=config, job_name=job_name, run_id=new_run_id(job_name))
+
+
+RunFunction = Callable[[JobContext, argparse.Namespace], JobResult]
+ArgumentsFunction = Callable[[argparse.ArgumentParser], None]
+
+
+def build_parser(job_name: str, description: str | None, add_arguments: ArgumentsFunction | None) -> argparse.ArgumentParser:
+    """The job's command line: ``--conf-file`` plus the job's own options."""
+    parser = argparse.ArgumentParser(prog=job_name, description=description)
+    parser.add_argument(
+        "--conf-file",
+        default=None,
+        help="environment YAML (default: $LAKEHOUSE_CONF or conf/local.yaml)",
+    )
+    if add_arguments is not None:
+        add_arguments(parser)
+    return parser
+
+
+def run_job(
+    job_name: str,
+    run: RunFunction,
+    args: argparse.Namespace,
+    spark: SparkSession | None = None,
+    config: LakehouseConfig | None = None,
+) -> JobResult:
+    """Run one job with a fresh run id, in the given session or a new one, and time it."""
+    from lakehouse.session import get_spark
+
+    config = config or load_config(args.conf_file)
+    spark = spark or get_spark(config, app_name=job_name)
+    context = new_context(spark, config, job_name)
+    started = time.monotonic()
+    result = run(context, args)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def job_main(
+    job_name: str,
+    description: str | None,
+    run: RunFunction,
+    add_arguments: ArgumentsFunction | None = None,
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Entry point of ``spark-submit jobs/<name>.py`` and ``lakehouse job <name>``: prints the summary."""
+    args = build_parser(job_name, description, add_arguments).parse_args(argv)
+    result = run_job(job_name, run, args)
+    print(result.summary())
+    return 0
+
+
+def exit_with(code: int) -> None:
+    """Exit the interpreter (kept separate so tests can call ``job_main`` directly)."""
+    sys.stdout.flush()
+    sys.exit(code)

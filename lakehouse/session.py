@@ -1,0 +1,63 @@
+"""The one SparkSession factory used by jobs, tests and notebooks, with Delta Lake configured."""
+
+from __future__ import annotations
+
+import sys
+from typing import Mapping
+
+from pyspark.sql import SparkSession
+
+from lakehouse.config import LakehouseConfig
+from lakehouse.jars import local_jars
+
+DELTA_SQL_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def jvm_settings(jars: list[str]) -> dict[str, str]:
+    """Settings the JVM needs from its start: Delta's jars and extensions, and this interpreter.
+
+    The set-up step also writes them to ``spark-defaults.conf`` so that a plain ``spark-submit``
+    (whose JVM starts before any Python runs) gets the same.
+    """
+    return {
+        "spark.jars": ",".join(jars),
+        **DELTA_SQL_CONF,
+        # Python workers must run the same interpreter (and packages) as the driver.
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+    }
+
+
+def spark_settings(config: LakehouseConfig) -> dict[str, str]:
+    """Every Spark setting a session of this environment gets; ``conf/`` values win."""
+    settings = {
+        **jvm_settings(local_jars()),
+        "spark.sql.warehouse.dir": config.warehouse + "/_spark_sql",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={config.warehouse}/_derby",
+    }
+    settings.update(config.spark_conf)
+    return settings
+
+
+def get_spark(config: LakehouseConfig, app_name: str | None = None, extra_conf: Mapping[str, str] | None = None) -> SparkSession:
+    """Return the active SparkSession or start one configured from ``config``.
+
+    Under ``spark-submit`` the JVM is already running; settings that only apply at JVM start
+    (jars, driver memory) then come from ``spark-defaults.conf`` written by ``make setup``.
+    Declared tables that exist are registered by name (``silver.events``) in the session catalog.
+    """
+    builder = SparkSession.builder.appName(app_name or config.app_name)
+    if config.spark_master:
+        builder = builder.master(config.spark_master)
+    for key, value in {**spark_settings(config), **(extra_conf or {})}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+
+    from lakehouse.catalog import register_existing_tables
+
+    register_existing_tables(spark, config)
+    return spark

@@ -1,0 +1,117 @@
+"""Every table of the lakehouse, declared once.
+
+A declaration names the table and its layer, its schema file (``schemas/``), its expectations suite
+(``expectations/``), its upstream tables, the job that writes it, its keys, partitioning and Delta
+properties. Jobs, the writer, the catalog and the tests read these declarations; nothing restates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from pyspark.sql import types as T
+
+from lakehouse.paths import EXPECTATIONS_DIR
+from lakehouse.schemas import load_schema
+
+LAYERS = ("bronze", "silver", "gold")
+QUARANTINE_SCHEMA_FILE = "quarantine.yaml"
+
+
+@dataclass(frozen=True)
+class TableDeclaration:
+    """What a table is: identity, shape, checks, inputs and storage options."""
+
+    name: str
+    description: str
+    schema_file: str
+    job: str
+    upstreams: tuple[str, ...] = ()
+    expectations_file: str | None = None
+    keys: tuple[str, ...] = ()
+    partition_by: tuple[str, ...] = ()
+    properties: Mapping[str, str] = field(default_factory=dict, hash=False)
+    has_quarantine: bool = False
+
+    @property
+    def layer(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def short_name(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    @property
+    def schema(self) -> T.StructType:
+        return load_schema(self.schema_file)
+
+    @property
+    def expectations_path(self):
+        return EXPECTATIONS_DIR / self.expectations_file if self.expectations_file else None
+
+    @property
+    def quarantine(self) -> "TableDeclaration":
+        """The declaration of this table's quarantine table (``<name>_quarantine``)."""
+        if not self.has_quarantine:
+            raise ValueError(f"{self.name} declares no quarantine table")
+        return TableDeclaration(
+            name=f"{self.name}_quarantine",
+            description=f"Rows kept out of {self.name}, each with the reason.",
+            schema_file=QUARANTINE_SCHEMA_FILE,
+            job=self.job,
+            upstreams=self.upstreams,
+        )
+
+
+_CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
+
+DECLARATIONS: tuple[TableDeclaration, ...] = (
+    TableDeclaration(
+        name="bronze.app_events",
+        description="Application event log lines as they arrived, with source file and ingest time.",
+        schema_file="bronze/app_events.yaml",
+        expectations_file="bronze/app_events.yaml",
+        job="ingest_app_events",
+    ),
+    TableDeclaration(
+        name="silver.events",
+        description="Application events, typed and deduplicated on event_id.",
+        schema_file="silver/events.yaml",
+        expectations_file="silver/events.yaml",
+        job="build_silver_events",
+        upstreams=("bronze.app_events",),
+        keys=("event_id",),
+        partition_by=("event_date",),
+        properties=_CHANGE_FEED,
+        has_quarantine=True,
+    ),
+    TableDeclaration(
+        name="gold.user_activity_daily",
+        description="Per user and UTC day: counts of logins, views, likes and uploads.",
+        schema_file="gold/user_activity_daily.yaml",
+        expectations_file="gold/user_activity_daily.yaml",
+        job="build_gold_user_activity",
+        upstreams=("silver.events",),
+        keys=("user_id", "event_date"),
+    ),
+)
+
+
+def all_tables(include_quarantine: bool = True) -> list[TableDeclaration]:
+    """Every declared table in declaration order, quarantine tables right after their parent."""
+    tables = []
+    for declaration in DECLARATIONS:
+        tables.append(declaration)
+        if include_quarantine and declaration.has_quarantine:
+            tables.append(declaration.quarantine)
+    return tables
+
+
+def get_table(name: str) -> TableDeclaration:
+    """The declaration of ``name`` (``layer.table``); ``KeyError`` listing the known names otherwise."""
+    for declaration in all_tables():
+        if declaration.name == name:
+            return declaration
+    known = ", ".join(d.name for d in all_tables())
+    raise KeyError(f"no table named {name!r}; declared tables: {known}")

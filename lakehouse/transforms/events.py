@@ -1,0 +1,99 @@
+"""bronze.app_events -> silver.events: parse the raw JSON lines, type them, find the bad and the duplicate."""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+EVENT_TYPES = ("login", "view", "like", "upload")
+EVENTS_ON_A_PHOTO = ("view", "like", "upload")
+REJECT_COLUMN = "reject_reason"
+DUPLICATE_REASON = "duplicate_event_id"
+
+
+def parse_app_events(raw: DataFrame) -> DataFrame:
+    """Parse ``bronze.app_events`` lines into typed event columns plus ``reject_reason``.
+
+    ``reject_reason`` is null for a good line and names the first problem otherwise:
+    ``invalid_json``, ``missing_field:<name>``, ``bad_type:<name>``, ``bad_timestamp``,
+    ``unknown_event_type``. Every input row comes out exactly once; nothing is dropped here.
+    """
+    with_doc = raw.withColumn("__doc", F.expr("try_parse_json(value)"))
+
+    def text(name: str) -> Column:
+        return F.expr(f"try_variant_get(__doc, '$.{name}', 'string')")
+
+    def typed(name: str, type_name: str) -> Column:
+        return F.expr(f"try_variant_get(__doc, '$.{name}', '{type_name}')")
+
+    parsed = with_doc.select(
+        "*",
+        text("event_id").alias("event_id"),
+        typed("user_id", "bigint").alias("user_id"),
+        text("event_type").alias("event_type"),
+        typed("photo_id", "bigint").alias("photo_id"),
+        F.expr("try_to_timestamp(try_variant_get(__doc, '$.ts', 'string'))").alias("event_time"),
+        text("user_id").alias("__user_id_text"),
+        text("photo_id").alias("__photo_id_text"),
+        text("ts").alias("__ts_text"),
+    )
+    is_object = F.expr("__doc IS NOT NULL AND schema_of_variant(__doc) LIKE 'OBJECT<%'")
+    reason = (
+        F.when(~is_object, F.lit("invalid_json"))
+        .when(F.col("event_id").isNull() | (F.trim("event_id") == ""), F.lit("missing_field:event_id"))
+        .when(F.col("__user_id_text").isNull(), F.lit("missing_field:user_id"))
+        .when(F.col("user_id").isNull(), F.lit("bad_type:user_id"))
+        .when(F.col("event_type").isNull(), F.lit("missing_field:event_type"))
+        .when(~F.col("event_type").isin(*EVENT_TYPES), F.lit("unknown_event_type"))
+        .when(F.col("__ts_text").isNull(), F.lit("missing_field:ts"))
+        .when(F.col("event_time").isNull(), F.lit("bad_timestamp"))
+        .when(
+            F.col("event_type").isin(*EVENTS_ON_A_PHOTO) & F.col("__photo_id_text").isNull(),
+            F.lit("missing_field:photo_id"),
+        )
+        .when(F.col("__photo_id_text").isNotNull() & F.col("photo_id").isNull(), F.lit("bad_type:photo_id"))
+    )
+    return parsed.withColumn(REJECT_COLUMN, reason).withColumn("event_date", F.to_date("event_time")).drop(
+        "__doc", "__user_id_text", "__photo_id_text", "__ts_text"
+    )
+
+
+def mark_duplicates(events: DataFrame, existing_ids: DataFrame | None = None) -> DataFrame:
+    """Set ``reject_reason`` to ``duplicate_event_id`` on every repeat of an ``event_id``.
+
+    Within ``events`` the first delivery wins (earliest ingest, then source file, then the raw text,
+    so the choice is deterministic); an event whose id is already in ``existing_ids`` (a one-column
+    DataFrame of ids already published) is a duplicate too. Rows already rejected stay as they are.
+    """
+    good = F.col(REJECT_COLUMN).isNull()
+    order = Window.partitionBy("event_id").orderBy("ingest_time", "source_file", "value")
+    ranked = events.withColumn("__rank", F.when(good, F.row_number().over(order)))
+    if existing_ids is not None:
+        known = existing_ids.select(F.col("event_id").alias("__known_id")).distinct()
+        ranked = ranked.join(known, ranked["event_id"] == known["__known_id"], "left")
+        is_duplicate = (F.col("__rank") > 1) | (good & F.col("__known_id").isNotNull())
+    else:
+        is_duplicate = F.col("__rank") > 1
+    marked = ranked.withColumn(
+        REJECT_COLUMN, F.when(good & is_duplicate, F.lit(DUPLICATE_REASON)).otherwise(F.col(REJECT_COLUMN))
+    )
+    return marked.drop("__rank", "__known_id")
+
+
+def accepted_events(marked: DataFrame) -> DataFrame:
+    """The rows of ``silver.events``: good, first deliveries, in the declared column order."""
+    return marked.where(F.col(REJECT_COLUMN).isNull()).select(
+        "event_id", "user_id", "event_type", "photo_id", "event_time", "event_date", "source_file", "ingest_time"
+    )
+
+
+def rejected_events(marked: DataFrame, rule: str, run_id: str, quarantined_at: Column | None = None) -> DataFrame:
+    """The quarantine rows: the raw line, the reason, where it came from, when and by which run."""
+    return marked.where(F.col(REJECT_COLUMN).isNotNull()).select(
+        F.col("value").alias("record"),
+        F.col(REJECT_COLUMN).alias("reason"),
+        F.lit(rule).alias("rule"),
+        F.col("source_file").alias("source"),
+        (quarantined_at if quarantined_at is not None else F.current_timestamp()).alias("quarantined_at"),
+        F.lit(run_id).alias("run_id"),
+    )

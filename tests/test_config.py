@@ -1,0 +1,47 @@
+from pathlib import Path
+
+import pytest
+
+from lakehouse.config import ConfigError, load_config
+from lakehouse.paths import DEFAULT_CONF_FILE, PROJECT_ROOT
+
+
+def test_local_paths_resolve_against_project_root_not_cwd(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(DEFAULT_CONF_FILE, environ={})
+    assert config.warehouse == str(PROJECT_ROOT / "warehouse")
+    assert config.checkpoints == str(PROJECT_ROOT / "warehouse" / "_checkpoints")
+    assert config.table_path("silver.events") == str(PROJECT_ROOT / "warehouse" / "silver" / "events")
+    assert config.spark_master == "local[*]"
+
+
+def test_environment_overrides_and_uri_warehouse():
+    config = load_config(DEFAULT_CONF_FILE, environ={"LAKEHOUSE_WAREHOUSE": "s3a://bucket/wh/"})
+    assert config.warehouse == "s3a://bucket/wh"
+    assert config.table_path("gold.x") == "s3a://bucket/wh/gold/x"
+    assert config.loader_cache == "s3a://bucket/wh/_cache/petastorm"
+
+
+def test_missing_file_and_bad_keys_fail_clearly(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml", environ={})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("paths: {warehouse: w}\nscenario: {seeed: 1}\n")
+    with pytest.raises(ConfigError, match="seeed"):
+        load_config(bad, environ={})
+    no_warehouse = tmp_path / "nowh.yaml"
+    no_warehouse.write_text("paths: {}\n")
+    with pytest.raises(ConfigError, match="warehouse"):
+        load_config(no_warehouse, environ={})
+
+
+def test_table_names_must_have_a_layer():
+    config = load_config(DEFAULT_CONF_FILE, environ={})
+    with pytest.raises(ValueError, match="layer.table"):
+        config.table_path("events")
+
+
+def test_cluster_conf_loads():
+    config = load_config(Path(PROJECT_ROOT / "conf" / "cluster.yaml"), environ={})
+    assert config.spark_master is None
+    assert config.warehouse.startswith("s3a://")

@@ -1,0 +1,73 @@
+"""The shared writer on real Delta tables."""
+
+import json
+from dataclasses import replace
+from datetime import date
+
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+
+from lakehouse.catalog import current_version, read_table
+from lakehouse.tables import get_table
+from lakehouse.writer import (
+    SchemaMismatchError,
+    Transaction,
+    append_rows,
+    check_schema,
+    commit_message,
+    insert_new_rows,
+    overwrite_table,
+)
+
+GOLD = get_table("gold.user_activity_daily")
+COLUMNS = "user_id bigint, event_date date, day_index int, n_events bigint, n_logins bigint, n_views bigint, n_likes bigint, n_uploads bigint"
+
+
+def activity(spark, *user_ids):
+    return spark.createDataFrame(
+        [(u, date(2026, 11, 1), 1, 1, 1, 0, 0, 0) for u in user_ids], COLUMNS
+    )
+
+
+def test_schema_mismatch_names_the_table_file_and_columns(spark):
+    df = activity(spark, 1).drop("n_likes").withColumn("extra", F.lit(1))
+    with pytest.raises(SchemaMismatchError) as error:
+        check_schema(df.withColumn("user_id", df.user_id.cast("int")), GOLD)
+    message = str(error.value)
+    assert "gold/user_activity_daily.yaml" in message
+    assert "missing column 'n_likes'" in message and "undeclared column 'extra'" in message
+    assert "'user_id' is int, declared bigint" in message
+
+
+def test_overwrite_keeps_history_and_records_job_and_inputs(spark, config):
+    message = commit_message("job_a", "run-1", {"silver.events": 0})
+    first = overwrite_table(spark, config, GOLD, activity(spark, 1, 2), message)
+    second = overwrite_table(spark, config, GOLD, activity(spark, 3), commit_message("job_a", "run-2"))
+    assert (first.version, first.rows_written, second.version, second.rows_written) == (1, 2, 2, 1)
+    assert read_table(spark, config, GOLD.name).count() == 1
+    assert read_table(spark, config, GOLD.name, version=first.version).count() == 2
+    history = DeltaTable.forPath(spark, config.table_path(GOLD.name)).history().orderBy("version").collect()
+    assert json.loads(history[1].userMetadata) == {"inputs": {"silver.events": 0}, "job": "job_a", "run_id": "run-1"}
+    properties = spark.sql(f"DESCRIBE DETAIL delta.`{config.table_path(GOLD.name)}`").first()
+    assert properties.description == GOLD.description
+    assert spark.table(GOLD.name).count() == 1  # registered by name
+
+
+def test_a_replayed_transaction_commits_nothing(spark, config):
+    txn = Transaction("test-app", 0)
+    first = append_rows(spark, config, GOLD, activity(spark, 1), "m", txn)
+    replay = append_rows(spark, config, GOLD, activity(spark, 1), "m", txn)
+    nxt = append_rows(spark, config, GOLD, activity(spark, 2), "m", Transaction("test-app", 1))
+    assert first.committed and not replay.committed and nxt.committed
+    assert read_table(spark, config, GOLD.name).count() == 2
+    assert spark.conf.get("spark.databricks.delta.write.txnAppId", None) is None  # settings are cleaned up
+
+
+def test_insert_new_rows_only_inserts_unknown_keys(spark, config):
+    keyed = replace(GOLD, keys=("user_id",))
+    insert_new_rows(spark, config, keyed, activity(spark, 1, 2), "m")
+    result = insert_new_rows(spark, config, keyed, activity(spark, 2, 3), "m")
+    assert result.rows_written == 1
+    assert sorted(r.user_id for r in read_table(spark, config, GOLD.name).collect()) == [1, 2, 3]
+    assert current_version(spark, config.table_path(GOLD.name)) == 2
