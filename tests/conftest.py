@@ -30,11 +30,7 @@ def spark(session_config):
     """The one SparkSession of the suite (starting one costs seconds; tests share it)."""
     from lakehouse.session import get_spark
 
-    session = get_spark(
-        session_config,
-        app_name="lakehouse-tests",
-        extra_conf={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"},
-    )
+    session = get_spark(session_config, app_name="lakehouse-tests")
     yield session
     session.stop()
 

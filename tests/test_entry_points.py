@@ -1,0 +1,56 @@
+"""Jobs run as users run them: plain spark-submit and the lakehouse command, in their own processes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lakehouse.paths import DEFAULT_CONF_FILE, PROJECT_ROOT
+from lakehouse.scenario.app_events import write_app_event_logs
+
+BIN = Path(sys.executable).parent
+
+
+def env_with_venv():
+    """The environment of an activated virtual environment (its bin/ first on PATH)."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+def write_conf(tmp_path):
+    conf = yaml.safe_load(DEFAULT_CONF_FILE.read_text())
+    conf["paths"] = {"warehouse": str(tmp_path / "warehouse"), "landing": str(tmp_path / "landing")}
+    path = tmp_path / "test.yaml"
+    path.write_text(yaml.safe_dump(conf))
+    return path
+
+
+@pytest.mark.e2e
+def test_spark_submit_runs_a_job_with_delta(tmp_path):
+    logs = write_app_event_logs(tmp_path / "landing" / "app_events", seed=5, scale=0.05, days=1)
+    conf = write_conf(tmp_path)
+    completed = subprocess.run(
+        ["spark-submit", "jobs/ingest_app_events.py", "--conf-file", str(conf)],
+        cwd=PROJECT_ROOT,
+        env=env_with_venv(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert f"bronze.app_events: committed version 1, +{logs.lines} rows" in completed.stdout
+    assert (tmp_path / "warehouse" / "bronze" / "app_events" / "_delta_log").is_dir()
+
+
+def test_cli_lists_jobs_and_shows_job_help():
+    listed = subprocess.run([BIN / "lakehouse", "jobs"], capture_output=True, text=True, check=True)
+    for job in ("ingest_app_events", "build_silver_events", "build_gold_user_activity", "pipeline"):
+        assert job in listed.stdout
+    helped = subprocess.run(
+        [BIN / "lakehouse", "job", "ingest_app_events", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--source-dir" in helped.stdout and "--conf-file" in helped.stdout
+    unknown = subprocess.run([BIN / "lakehouse", "job", "nope"], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "no job 'nope'" in unknown.stderr
