@@ -10,7 +10,8 @@ from pyspark.sql import DataFrame
 
 from lakehouse.catalog import current_version, read_table
 from lakehouse.job import JobContext, JobResult, exit_with, job_main
-from lakehouse.streams import process_new_versions
+from lakehouse.publish import publish_rows
+from lakehouse.streams import delta_table_changes, for_each_new_batch
 from lakehouse.tables import get_table
 from lakehouse.transforms.events import (
     REJECT_COLUMN,
@@ -19,7 +20,7 @@ from lakehouse.transforms.events import (
     parse_app_events,
     rejected_events,
 )
-from lakehouse.writer import Transaction, append_rows, commit_message, ensure_table, insert_new_rows, write_result
+from lakehouse.writer import Commit, Transaction, ensure_table, write_result
 
 JOB_NAME = "build_silver_events"
 SOURCE = get_table("bronze.app_events")
@@ -35,24 +36,32 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
         raise RuntimeError(f"{SOURCE.name} does not exist yet: run ingest_app_events first")
     paths = {table: ensure_table(spark, config, table) for table in (TARGET, QUARANTINE)}
     before = {table: current_version(spark, path) for table, path in paths.items()}
-    message = commit_message(ctx.job_name, ctx.run_id, {SOURCE.name: source_version})
     outcomes: Counter = Counter()
 
     def handle_batch(batch: DataFrame, transaction: Transaction) -> None:
         published_ids = read_table(spark, config, TARGET.name).select("event_id")
         marked = mark_duplicates(parse_app_events(batch), published_ids).persist()
         try:
-            for row in marked.groupBy(REJECT_COLUMN).count().collect():
-                outcomes[row[REJECT_COLUMN] or "accepted"] += row["count"]
-            # Quarantine first: if the run dies between the two commits, the replayed batch skips
-            # the quarantine commit (same transaction) and classifies the rest exactly as before.
-            rejected = rejected_events(marked, rule="parse_app_events", run_id=ctx.run_id)
-            append_rows(spark, config, QUARANTINE, rejected, message, transaction)
-            insert_new_rows(spark, config, TARGET, accepted_events(marked), message, transaction)
+            by_reason = {row[REJECT_COLUMN]: row["count"] for row in marked.groupBy(REJECT_COLUMN).count().collect()}
+            for reason, count in by_reason.items():
+                outcomes[reason or "parsed"] += count
+            result = publish_rows(
+                spark,
+                config,
+                TARGET,
+                accepted_events(marked),
+                Commit(ctx.job_name, ctx.run_id, {SOURCE.name: source_version}, transaction),
+                mode="insert_new",
+                rejected=rejected_events(marked, rule="parse_app_events", run_id=ctx.run_id),
+            )
+            parse_rejects = sum(count for reason, count in by_reason.items() if reason is not None)
+            outcomes["quarantined by expectations"] += result.rows_quarantined - parse_rejects
         finally:
             marked.unpersist()
 
-    batches = process_new_versions(spark, source_path, config.checkpoint_path(JOB_NAME), JOB_NAME, handle_batch)
+    batches = for_each_new_batch(
+        delta_table_changes(spark, source_path), config.checkpoint_path(JOB_NAME), JOB_NAME, handle_batch
+    )
     result = JobResult(
         JOB_NAME,
         ctx.run_id,

@@ -6,13 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.catalog import current_version
 from lakehouse.job import JobContext, JobResult, exit_with, job_main
-from lakehouse.streams import land_text_files
+from lakehouse.publish import publish_rows
+from lakehouse.streams import for_each_new_batch, text_file_lines
 from lakehouse.tables import get_table
-from lakehouse.writer import commit_context, commit_message, ensure_table, write_result
+from lakehouse.writer import Commit, Transaction, ensure_table, write_result
 
 JOB_NAME = "ingest_app_events"
 TARGET = get_table("bronze.app_events")
@@ -23,21 +25,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
-    source_dir = getattr(args, "source_dir", None) or ctx.config.landing_path("app_events")
+    spark, config = ctx.spark, ctx.config
+    source_dir = getattr(args, "source_dir", None) or config.landing_path("app_events")
     if "://" not in source_dir and not Path(source_dir).is_dir():
         raise FileNotFoundError(f"no landing folder {source_dir}: generate logs first (`lakehouse generate`)")
-    path = ensure_table(ctx.spark, ctx.config, TARGET)
-    before = current_version(ctx.spark, path)
-    with commit_context(ctx.spark, commit_message(ctx.job_name, ctx.run_id)):
-        lines = land_text_files(
-            ctx.spark,
-            source_dir=source_dir,
-            table_path=path,
-            checkpoint=ctx.config.checkpoint_path(JOB_NAME),
-            extra_columns={"ingest_time": F.current_timestamp(), "run_id": F.lit(ctx.run_id)},
+    path = ensure_table(spark, config, TARGET)
+    before = current_version(spark, path)
+    lines_read = 0
+
+    def land(batch: DataFrame, transaction: Transaction) -> None:
+        nonlocal lines_read
+        rows = batch.select(
+            "*", F.current_timestamp().alias("ingest_time"), F.lit(ctx.run_id).alias("run_id")
         )
-    result = JobResult(JOB_NAME, ctx.run_id, writes=[write_result(ctx.spark, TARGET, path, before)])
-    result.counts["lines read"] = lines
+        result = publish_rows(spark, config, TARGET, rows, Commit(ctx.job_name, ctx.run_id, transaction=transaction))
+        lines_read += result.rows_in
+
+    batches = for_each_new_batch(text_file_lines(spark, source_dir), config.checkpoint_path(JOB_NAME), JOB_NAME, land)
+    result = JobResult(JOB_NAME, ctx.run_id, writes=[write_result(spark, TARGET, path, before)])
+    result.counts.update({"file batches": batches, "lines read": lines_read})
     return result
 
 

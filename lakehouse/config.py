@@ -18,6 +18,7 @@ ENV_OVERRIDES = {
     "LAKEHOUSE_CHECKPOINTS": ("paths", "checkpoints"),
     "LAKEHOUSE_LOADER_CACHE": ("paths", "loader_cache"),
     "LAKEHOUSE_SPARK_MASTER": ("spark", "master"),
+    "LAKEHOUSE_QUALITY_ENABLED": ("quality", "enabled"),
 }
 
 
@@ -36,6 +37,14 @@ class ScenarioConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    """How quality gates run (they always run in production; switching them off is for benchmarks)."""
+
+    enabled: bool = True
+    data_docs: bool = True
+
+
+@dataclass(frozen=True)
 class LakehouseConfig:
     """One environment: how to start Spark and where every folder is."""
 
@@ -48,6 +57,7 @@ class LakehouseConfig:
     checkpoints: str
     loader_cache: str
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     source_file: str | None = None
 
     def table_path(self, table_name: str) -> str:
@@ -85,7 +95,10 @@ def load_config(conf_file: str | os.PathLike | None = None, environ: Mapping[str
 
     for variable, (section, key) in ENV_OVERRIDES.items():
         if environ.get(variable):
-            raw.setdefault(section, {})[key] = environ[variable]
+            value = environ[variable]
+            if section == "quality":
+                value = value.lower() not in ("0", "false", "no", "off")
+            raw.setdefault(section, {})[key] = value
 
     spark = raw.get("spark") or {}
     paths = raw.get("paths") or {}
@@ -102,6 +115,7 @@ def load_config(conf_file: str | os.PathLike | None = None, environ: Mapping[str
         checkpoints=_resolve(paths.get("checkpoints") or _join(warehouse, "_checkpoints")),
         loader_cache=_resolve(paths.get("loader_cache") or _join(warehouse, "_cache", "petastorm")),
         scenario=_scenario(raw.get("scenario") or {}, path),
+        quality=_quality(raw.get("quality") or {}, path),
         source_file=str(path.resolve()),
     )
 
@@ -117,6 +131,13 @@ def _scenario(raw: Mapping[str, Any], path: Path) -> ScenarioConfig:
         bad_line_rate=float(raw.get("bad_line_rate", defaults.bad_line_rate)),
         duplicate_rate=float(raw.get("duplicate_rate", defaults.duplicate_rate)),
     )
+
+
+def _quality(raw: Mapping[str, Any], path: Path) -> QualityConfig:
+    unknown = set(raw) - set(QualityConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{path}: unknown quality keys: {sorted(unknown)}")
+    return QualityConfig(enabled=bool(raw.get("enabled", True)), data_docs=bool(raw.get("data_docs", True)))
 
 
 def _has_scheme(location: str) -> bool:

@@ -73,6 +73,17 @@ def build_parser(job_name: str, description: str | None, add_arguments: Argument
     return parser
 
 
+def check_suites(job_name: str) -> None:
+    """Load the expectation suites of the tables ``job_name`` writes, so a bad suite file stops the job
+    at start-up (naming the file and the rule) rather than after its Spark work."""
+    from lakehouse.quality.suites import load_suite
+    from lakehouse.tables import all_tables
+
+    for declaration in all_tables():
+        if declaration.job == job_name:
+            load_suite(declaration)
+
+
 def run_job(
     job_name: str,
     run: RunFunction,
@@ -83,6 +94,7 @@ def run_job(
     """Run one job with a fresh run id, in the given session or a new one, and time it."""
     from lakehouse.session import get_spark
 
+    check_suites(job_name)
     config = config or load_config(args.conf_file)
     spark = spark or get_spark(config, app_name=job_name)
     context = new_context(spark, config, job_name)

@@ -36,7 +36,7 @@ def pipeline_job_names() -> list[str]:
     """The jobs that write the declared tables, each once, in dependency order."""
     names: list[str] = []
     for declaration in ordered_declarations():
-        if declaration.job not in names:
+        if declaration.job is not None and declaration.job not in names:
             names.append(declaration.job)
     return names
 

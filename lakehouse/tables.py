@@ -15,7 +15,7 @@ from pyspark.sql import types as T
 from lakehouse.paths import EXPECTATIONS_DIR
 from lakehouse.schemas import load_schema
 
-LAYERS = ("bronze", "silver", "gold")
+LAYERS = ("bronze", "silver", "gold", "quality")
 QUARANTINE_SCHEMA_FILE = "quarantine.yaml"
 
 
@@ -26,7 +26,7 @@ class TableDeclaration:
     name: str
     description: str
     schema_file: str
-    job: str
+    job: str | None  # the job in jobs/ that writes it; None for tables the platform itself keeps
     upstreams: tuple[str, ...] = ()
     expectations_file: str | None = None
     keys: tuple[str, ...] = ()
@@ -94,6 +94,12 @@ DECLARATIONS: tuple[TableDeclaration, ...] = (
         job="build_gold_user_activity",
         upstreams=("silver.events",),
         keys=("user_id", "event_date"),
+    ),
+    TableDeclaration(
+        name="quality.results",
+        description="Every quality rule's outcome for every validation run (appended by the quality gate).",
+        schema_file="quality/results.yaml",
+        job=None,
     ),
 )
 

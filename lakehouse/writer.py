@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
 from delta.tables import DeltaTable
@@ -35,6 +35,23 @@ class Transaction:
 
     app_id: str
     version: int
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Who commits and from what: recorded in every commit's ``userMetadata``.
+
+    ``inputs`` maps each upstream table to the version read; ``transaction`` makes the write idempotent.
+    """
+
+    job: str
+    run_id: str
+    inputs: Mapping[str, int | None] = field(default_factory=dict)
+    transaction: Transaction | None = None
+
+    def message(self) -> str:
+        """The JSON stored in ``userMetadata``: job, run id and the input versions read."""
+        return json.dumps({"job": self.job, "run_id": self.run_id, "inputs": dict(self.inputs)}, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -81,18 +98,13 @@ def check_schema(df: DataFrame, declaration: TableDeclaration) -> DataFrame:
     return df.select(*declared)
 
 
-def commit_message(job: str, run_id: str, inputs: Mapping[str, int | None] | None = None) -> str:
-    """The JSON every commit carries in ``userMetadata``: job, run id and the input versions read."""
-    return json.dumps({"job": job, "run_id": run_id, "inputs": dict(inputs or {})}, sort_keys=True)
-
-
 @contextmanager
-def commit_context(spark: SparkSession, message: str, transaction: Transaction | None = None) -> Iterator[None]:
+def commit_context(spark: SparkSession, commit: Commit) -> Iterator[None]:
     """Session settings for the commits made inside: their metadata and, optionally, a transaction id."""
-    settings = {USER_METADATA_CONF: message}
-    if transaction is not None:
-        settings[TXN_APP_ID_CONF] = transaction.app_id
-        settings[TXN_VERSION_CONF] = str(transaction.version)
+    settings = {USER_METADATA_CONF: commit.message()}
+    if commit.transaction is not None:
+        settings[TXN_APP_ID_CONF] = commit.transaction.app_id
+        settings[TXN_VERSION_CONF] = str(commit.transaction.version)
     for key, value in settings.items():
         spark.conf.set(key, value)
     try:
@@ -127,13 +139,13 @@ def overwrite_table(
     config: LakehouseConfig,
     declaration: TableDeclaration,
     df: DataFrame,
-    message: str,
+    commit: Commit,
 ) -> WriteResult:
     """Replace the table's contents in one commit (the old version stays readable by time travel)."""
     path = ensure_table(spark, config, declaration)
     before = current_version(spark, path)
     rows = check_schema(df, declaration)
-    with commit_context(spark, message):
+    with commit_context(spark, commit):
         rows.write.format("delta").mode("overwrite").save(path)
     return write_result(spark, declaration, path, before)
 
@@ -143,14 +155,13 @@ def append_rows(
     config: LakehouseConfig,
     declaration: TableDeclaration,
     df: DataFrame,
-    message: str,
-    transaction: Transaction | None = None,
+    commit: Commit,
 ) -> WriteResult:
-    """Append rows in one commit; with a ``transaction`` a replay of the same write commits nothing."""
+    """Append rows in one commit; with a transaction, a replay of the same write commits nothing."""
     path = ensure_table(spark, config, declaration)
     before = current_version(spark, path)
     rows = check_schema(df, declaration)
-    with commit_context(spark, message, transaction):
+    with commit_context(spark, commit):
         rows.write.format("delta").mode("append").save(path)
     return write_result(spark, declaration, path, before)
 
@@ -160,8 +171,7 @@ def insert_new_rows(
     config: LakehouseConfig,
     declaration: TableDeclaration,
     df: DataFrame,
-    message: str,
-    transaction: Transaction | None = None,
+    commit: Commit,
 ) -> WriteResult:
     """MERGE ``df`` into the table, inserting only rows whose declared keys are not there yet.
 
@@ -174,7 +184,7 @@ def insert_new_rows(
     before = current_version(spark, path)
     rows = check_schema(df, declaration)
     condition = " AND ".join(f"target.{key} = source.{key}" for key in declaration.keys)
-    with commit_context(spark, message, transaction):
+    with commit_context(spark, commit):
         (
             DeltaTable.forPath(spark, path)
             .alias("target")

@@ -15,7 +15,7 @@ from lakehouse.writer import (
     Transaction,
     append_rows,
     check_schema,
-    commit_message,
+    Commit,
     insert_new_rows,
     overwrite_table,
 )
@@ -41,9 +41,8 @@ def test_schema_mismatch_names_the_table_file_and_columns(spark):
 
 
 def test_overwrite_keeps_history_and_records_job_and_inputs(spark, config):
-    message = commit_message("job_a", "run-1", {"silver.events": 0})
-    first = overwrite_table(spark, config, GOLD, activity(spark, 1, 2), message)
-    second = overwrite_table(spark, config, GOLD, activity(spark, 3), commit_message("job_a", "run-2"))
+    first = overwrite_table(spark, config, GOLD, activity(spark, 1, 2), Commit("job_a", "run-1", {"silver.events": 0}))
+    second = overwrite_table(spark, config, GOLD, activity(spark, 3), Commit("job_a", "run-2"))
     assert (first.version, first.rows_written, second.version, second.rows_written) == (1, 2, 2, 1)
     assert read_table(spark, config, GOLD.name).count() == 1
     assert read_table(spark, config, GOLD.name, version=first.version).count() == 2
@@ -55,10 +54,10 @@ def test_overwrite_keeps_history_and_records_job_and_inputs(spark, config):
 
 
 def test_a_replayed_transaction_commits_nothing(spark, config):
-    txn = Transaction("test-app", 0)
-    first = append_rows(spark, config, GOLD, activity(spark, 1), "m", txn)
-    replay = append_rows(spark, config, GOLD, activity(spark, 1), "m", txn)
-    nxt = append_rows(spark, config, GOLD, activity(spark, 2), "m", Transaction("test-app", 1))
+    commit = Commit("job", "run", transaction=Transaction("test-app", 0))
+    first = append_rows(spark, config, GOLD, activity(spark, 1), commit)
+    replay = append_rows(spark, config, GOLD, activity(spark, 1), commit)
+    nxt = append_rows(spark, config, GOLD, activity(spark, 2), Commit("job", "run", transaction=Transaction("test-app", 1)))
     assert first.committed and not replay.committed and nxt.committed
     assert read_table(spark, config, GOLD.name).count() == 2
     assert spark.conf.get("spark.databricks.delta.write.txnAppId", None) is None  # settings are cleaned up
@@ -66,8 +65,8 @@ def test_a_replayed_transaction_commits_nothing(spark, config):
 
 def test_insert_new_rows_only_inserts_unknown_keys(spark, config):
     keyed = replace(GOLD, keys=("user_id",))
-    insert_new_rows(spark, config, keyed, activity(spark, 1, 2), "m")
-    result = insert_new_rows(spark, config, keyed, activity(spark, 2, 3), "m")
+    insert_new_rows(spark, config, keyed, activity(spark, 1, 2), Commit("job", "run"))
+    result = insert_new_rows(spark, config, keyed, activity(spark, 2, 3), Commit("job", "run"))
     assert result.rows_written == 1
     assert sorted(r.user_id for r in read_table(spark, config, GOLD.name).collect()) == [1, 2, 3]
     assert current_version(spark, config.table_path(GOLD.name)) == 2

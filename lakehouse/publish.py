@@ -1,0 +1,157 @@
+"""The shared writer jobs hand their results to: quality gate, quarantine, commit, results.
+
+- :func:`publish_rows` (bronze and silver increments): validate the rows, move the rows failing a
+  ``quarantine`` rule to the table's quarantine table, stop on a failing ``fail`` rule, commit the rest.
+- :func:`publish_table` (gold, write-audit-publish): write the new contents to a staging table, audit
+  the staged data, and only then overwrite the published table; a failing audit leaves it untouched.
+
+Either way every rule's outcome is appended to ``quality.results``, and for every validated table
+``rows in = rows kept + rows quarantined``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import reduce
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.catalog import current_version
+from lakehouse.config import LakehouseConfig
+from lakehouse.quality.gate import GateReport, QualityGateError, split_quarantined, validate
+from lakehouse.quality.results import record_results
+from lakehouse.quality.suites import load_suite
+from lakehouse.tables import TableDeclaration
+from lakehouse.writer import Commit, WriteResult, append_rows, check_schema, insert_new_rows, overwrite_table
+
+MODES = ("append", "insert_new")
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What publishing did: the table write, the quarantine write and the gate's report."""
+
+    write: WriteResult
+    quarantine: WriteResult | None
+    report: GateReport | None
+    rows_in: int
+    rows_quarantined: int
+
+
+def quality_root(config: LakehouseConfig) -> str:
+    """Folder of the Great Expectations project (suites run, results, Data Docs)."""
+    return config.warehouse + "/_quality"
+
+
+def staging_path(config: LakehouseConfig, declaration: TableDeclaration) -> str:
+    """Where write-audit-publish stages a table's next contents."""
+    return f"{config.warehouse}/_staging/{declaration.layer}/{declaration.short_name}"
+
+
+def quarantine_rows(flagged: DataFrame, commit: Commit) -> DataFrame:
+    """Gate-flagged rows in the quarantine schema: the row as JSON, the rules it failed, its inputs."""
+    source = ", ".join(f"{table}@{version}" for table, version in sorted(commit.inputs.items())) or None
+    data_columns = [c for c in flagged.columns if c != "failed_rules"]
+    return flagged.select(
+        F.to_json(F.struct(*data_columns)).alias("record"),
+        F.concat(F.lit("expectation_failed:"), F.array_join("failed_rules", ",")).alias("reason"),
+        F.element_at("failed_rules", 1).alias("rule"),
+        F.lit(source).cast("string").alias("source"),
+        F.current_timestamp().alias("quarantined_at"),
+        F.lit(commit.run_id).alias("run_id"),
+    )
+
+
+def _gate(
+    spark: SparkSession,
+    config: LakehouseConfig,
+    declaration: TableDeclaration,
+    df: DataFrame,
+    commit: Commit,
+    previous_rows: int | None = None,
+) -> tuple[GateReport | None, DataFrame, DataFrame | None]:
+    """Validate; on a failed ``fail`` rule record the results and raise. Returns (report, kept, flagged)."""
+    suite = load_suite(declaration)
+    if suite is None or not suite.rules or not config.quality.enabled:
+        return None, df, None
+    report = validate(
+        df, suite, quality_root(config), previous_rows=previous_rows, build_docs=config.quality.data_docs
+    )
+    if not report.passed:
+        record_results(spark, config, report, commit, version_checked=None)
+        raise QualityGateError(f"{declaration.name}: not published, failed rules: {report.describe_failures()}")
+    kept, flagged = split_quarantined(df, report)
+    return report, kept, (flagged if report.failures("quarantine") else None)
+
+
+def publish_rows(
+    spark: SparkSession,
+    config: LakehouseConfig,
+    declaration: TableDeclaration,
+    df: DataFrame,
+    commit: Commit,
+    mode: str = "append",
+    rejected: DataFrame | None = None,
+) -> PublishResult:
+    """Gate ``df`` and commit it (``append``, or ``insert_new`` = MERGE on the declared keys).
+
+    ``rejected`` holds rows the caller already turned away (e.g. unparseable lines), in the quarantine
+    schema; they go to the quarantine table in the same commit as the gate's own rejects. With a
+    ``commit.transaction``, a replay after a crash commits nothing twice.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    df = check_schema(df, declaration).persist()
+    try:
+        rows_in = df.count()
+        report, kept, flagged = _gate(spark, config, declaration, df, commit)
+        parts = [part for part in (rejected, quarantine_rows(flagged, commit) if flagged is not None else None) if part is not None]
+        quarantine_write = None
+        rows_quarantined = 0
+        if parts:
+            to_quarantine = reduce(DataFrame.unionByName, parts).persist()
+            rows_quarantined = to_quarantine.count()
+            # Quarantine first: a crash between the two commits replays the batch, which then skips
+            # this commit (same transaction) and classifies the rest exactly as before.
+            quarantine_write = append_rows(spark, config, declaration.quarantine, to_quarantine, commit)
+            to_quarantine.unpersist()
+        writer = append_rows if mode == "append" else insert_new_rows
+        write = writer(spark, config, declaration, kept, commit)
+        if report is not None:
+            record_results(spark, config, report, commit, version_checked=write.version)
+        return PublishResult(write, quarantine_write, report, rows_in, rows_quarantined)
+    finally:
+        df.unpersist()
+
+
+def publish_table(
+    spark: SparkSession,
+    config: LakehouseConfig,
+    declaration: TableDeclaration,
+    df: DataFrame,
+    commit: Commit,
+) -> PublishResult:
+    """Write-audit-publish: stage ``df``, audit the staged data, then replace the published table.
+
+    Readers never see unaudited data: until the audit passes, the published version is the old one.
+    A failing ``fail`` rule raises :class:`QualityGateError` and leaves the published table untouched.
+    """
+    staging = staging_path(config, declaration)
+    check_schema(df, declaration).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(staging)
+    staged = spark.read.format("delta").load(staging)
+    published_path = config.table_path(declaration.name)
+    previous_version = current_version(spark, published_path)
+    previous_rows = spark.read.format("delta").load(published_path).count() if previous_version is not None else None
+    rows_in = staged.count()
+    report, kept, flagged = _gate(spark, config, declaration, staged, commit, previous_rows=previous_rows)
+    quarantine_write = None
+    rows_quarantined = 0
+    if flagged is not None:
+        to_quarantine = quarantine_rows(flagged, commit)
+        quarantine_write = append_rows(spark, config, declaration.quarantine, to_quarantine, commit)
+        rows_quarantined = quarantine_write.rows_written
+    write = overwrite_table(spark, config, declaration, kept, commit)
+    if report is not None:
+        record_results(spark, config, report, commit, version_checked=write.version)
+    return PublishResult(write, quarantine_write, report, rows_in, rows_quarantined)

@@ -1,0 +1,78 @@
+"""Suite files are checked at start-up: mistakes name the file and the rule."""
+
+from dataclasses import replace
+
+import pytest
+
+from lakehouse.job import check_suites
+from lakehouse.quality.suites import SuiteError, load_suite
+from lakehouse.tables import all_tables, get_table
+
+SILVER = get_table("silver.events")
+
+
+def suite_file(tmp_path, rules: str, suite="silver.events"):
+    (tmp_path / "s.yaml").write_text(f"suite: {suite}\nrules:\n{rules}")
+    return replace(SILVER, expectations_file=str(tmp_path / "s.yaml"))
+
+
+@pytest.mark.parametrize("declaration", [d for d in all_tables() if d.expectations_file], ids=lambda d: d.name)
+def test_every_shipped_suite_loads(declaration):
+    suite = load_suite(declaration)
+    assert suite.rules and {r.action for r in suite.rules} <= {"warn", "quarantine", "fail"}
+
+
+def test_table_level_rules_of_each_kind_exist():
+    rules = [r for d in all_tables() if d.expectations_file for r in load_suite(d).rules]
+    kinds = {r.expectation for r in rules}
+    assert "expect_table_row_count_to_be_between" in kinds  # bounds relative to the previous version
+    assert {"expect_compound_columns_to_be_unique", "expect_column_values_to_be_unique"} & kinds  # keys
+    assert any(r.runtime_kwargs.get("max_age_hours") for r in rules)  # freshness
+    assert "expect_column_mean_to_be_between" in kinds  # distribution of the training signal
+
+
+@pytest.mark.parametrize(
+    "rules, message",
+    [
+        ("  - {name: r1, expectation: expect_column_values_to_not_be_null, kwargs: {column: nope}, action: fail}\n",
+         r"s.yaml: rule 'r1': no column 'nope' in silver.events"),
+        ("  - {name: r2, expectation: expect_the_moon, kwargs: {}, action: warn}\n",
+         r"s.yaml: rule 'r2': unknown expectation 'expect_the_moon'"),
+        ("  - {name: r3, expectation: expect_column_values_to_not_be_null, kwargs: {column: event_id}, action: panic}\n",
+         r"rule 'r3': action must be one of"),
+        ("  - {name: r4, expectation: expect_table_row_count_to_be_between, kwargs: {min_value: 1}, action: quarantine}\n",
+         r"rule 'r4': only row-level expectations can quarantine"),
+        ("  - {name: r5, expectation: expect_column_values_to_be_between, kwargs: {column: user_id, mni_value: 1}, action: warn}\n",
+         r"rule 'r5': invalid kwargs"),
+        ("  - {name: r6, expectation: expect_column_values_to_not_be_null, kwargs: {column: event_id}, action: warn}\n"
+         "  - {name: r6, expectation: expect_column_values_to_not_be_null, kwargs: {column: user_id}, action: warn}\n",
+         r"rule 'r6' is defined twice"),
+        ("  - {expectation: expect_column_values_to_not_be_null}\n", r"rule 1 needs 'name'"),
+    ],
+)
+def test_bad_suite_files_fail_naming_file_and_rule(tmp_path, rules, message):
+    with pytest.raises(SuiteError, match=message):
+        load_suite(suite_file(tmp_path, rules))
+
+
+def test_suite_must_name_its_table(tmp_path):
+    declaration = suite_file(tmp_path, "  []\n", suite="gold.other")
+    with pytest.raises(SuiteError, match="'suite' must be 'silver.events'"):
+        load_suite(declaration)
+
+
+def test_quarantine_needs_a_quarantine_table(tmp_path):
+    (tmp_path / "g.yaml").write_text(
+        "suite: gold.user_activity_daily\nrules:\n"
+        "  - {name: q, expectation: expect_column_values_to_not_be_null, kwargs: {column: user_id}, action: quarantine}\n"
+    )
+    gold = replace(get_table("gold.user_activity_daily"), expectations_file=str(tmp_path / "g.yaml"))
+    with pytest.raises(SuiteError, match="declares none"):
+        load_suite(gold)
+
+
+def test_jobs_check_their_suites_before_starting(monkeypatch, tmp_path):
+    broken = suite_file(tmp_path, "  - {name: bad, expectation: expect_nothing, action: warn}\n")
+    monkeypatch.setattr("lakehouse.tables.DECLARATIONS", (broken,))
+    with pytest.raises(SuiteError, match="rule 'bad'"):
+        check_suites("build_silver_events")
