@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from lakehouse.job import JobContext, JobResult, exit_with, job_main, run_job
 from lakehouse.loaders.petastorm_loader import petastorm_dataloader
 from lakehouse.pipeline import load_job, pipeline_job_names
-from lakehouse.report import format_statuses, table_statuses
+from lakehouse.publish import quality_root
+from lakehouse.quality.gate import data_docs_index
+from lakehouse.report import format_statuses, quality_summary, table_statuses
 from lakehouse.scenario.app_events import write_app_event_logs
 
 JOB_NAME = "pipeline"
@@ -59,6 +62,7 @@ def check_loader(ctx: JobContext, batch_size: int) -> dict[str, int]:
 
 def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     started = time.monotonic()
+    started_at = datetime.now(timezone.utc).replace(tzinfo=None)
     result = JobResult(JOB_NAME, ctx.run_id)
     result.counts["files generated"] = generate_if_empty(ctx, args.days)
     for name in pipeline_job_names():
@@ -70,7 +74,12 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
         result.counts.update(check_loader(ctx, args.batch_size))
     print()
     print(format_statuses(table_statuses(ctx.spark, ctx.config)))
+    print("\nquality gates of this run (all runs: SELECT * FROM quality.results):")
+    print(quality_summary(ctx.spark, ctx.config, started_at))
     print(f"\nwarehouse: {ctx.config.warehouse}\nlanding:   {ctx.config.landing}")
+    docs = data_docs_index(quality_root(ctx.config))
+    if docs.is_file():
+        print(f"data docs: {docs}")
     result.seconds = time.monotonic() - started
     return result
 

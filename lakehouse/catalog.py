@@ -14,19 +14,36 @@ def table_exists(spark: SparkSession, path: str) -> bool:
     return DeltaTable.isDeltaTable(spark, path)
 
 
+# Where this process registered each name (the session catalog does not survive the process).
+_registered_locations: dict[str, str] = {}
+
+
 def register_table(spark: SparkSession, declaration: TableDeclaration, path: str) -> None:
     """Make ``layer.table`` resolve to the Delta table at ``path`` in SQL.
 
     An entry pointing elsewhere (another warehouse used earlier in the same session) is replaced;
     dropping a table registered with a LOCATION removes only the catalog entry, never the data.
     """
+    name = declaration.name
+    session_catalog, identifier = _catalog_entry(spark, declaration)
+    # The session catalog's own calls look at metadata only; Spark's public ones would open the
+    # Delta table, and fail when its folder is gone.
+    exists = session_catalog.tableExists(identifier)
+    if exists and _registered_locations.get(name) == path:
+        return
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {declaration.layer}")
-    if spark.catalog.tableExists(declaration.name):
-        location = spark.sql(f"DESCRIBE DETAIL {declaration.name}").first()["location"]
-        if location.removeprefix("file:").rstrip("/") == path.removeprefix("file:").rstrip("/"):
-            return
-        spark.sql(f"DROP TABLE {declaration.name}")
-    spark.sql(f"CREATE TABLE {declaration.name} USING DELTA LOCATION '{path}'")
+    if exists:
+        session_catalog.dropTable(identifier, True, False)  # the entry only: the data stays
+    spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{path}'")
+    _registered_locations[name] = path
+
+
+def _catalog_entry(spark: SparkSession, declaration: TableDeclaration):
+    jvm = spark._jvm
+    identifier = jvm.org.apache.spark.sql.catalyst.TableIdentifier(
+        declaration.short_name, jvm.scala.Option.apply(declaration.layer)
+    )
+    return spark._jsparkSession.sessionState().catalog(), identifier
 
 
 def register_existing_tables(spark: SparkSession, config: LakehouseConfig) -> list[str]:

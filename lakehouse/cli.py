@@ -43,6 +43,15 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    from lakehouse.config import load_config
+    from lakehouse.session import get_spark
+
+    config = load_config(args.conf_file)
+    get_spark(config).sql(args.query).show(args.limit, truncate=False)
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from lakehouse.config import load_config
     from lakehouse.scenario.app_events import write_app_event_logs
@@ -92,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     tables = commands.add_parser("tables", help="every declared table with its version, rows and location")
     tables.add_argument("--conf-file", default=None)
     tables.set_defaults(func=cmd_tables)
+
+    sql = commands.add_parser("sql", help="run a SQL query over the declared tables, e.g. quality.results")
+    sql.add_argument("query", help='e.g. "SELECT * FROM quality.results ORDER BY checked_at DESC"')
+    sql.add_argument("--limit", type=int, default=50, help="rows to show")
+    sql.add_argument("--conf-file", default=None)
+    sql.set_defaults(func=cmd_sql)
 
     generate = commands.add_parser("generate", help="write the scenario's application event logs")
     generate.add_argument("--conf-file", default=None)

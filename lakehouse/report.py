@@ -39,3 +39,27 @@ def format_statuses(statuses: list[TableStatus]) -> str:
         rows = "-" if status.rows is None else f"{status.rows:,}"
         lines.append(f"{status.name:<30} {version:>7} {rows:>10}  {status.path}")
     return "\n".join(lines)
+
+
+def quality_summary(spark: SparkSession, config: LakehouseConfig, since) -> str:
+    """The ``quality.results`` rows written since ``since`` (a datetime), as a fixed-width table."""
+    from pyspark.sql import functions as F
+
+    path = config.table_path("quality.results")
+    if current_version(spark, path) is None:
+        return "quality.results: no validations yet"
+    rows = (
+        spark.read.format("delta")
+        .load(path)
+        .where(F.col("checked_at") >= F.lit(since))
+        .groupBy("table_name", "rule", "action", "outcome")
+        .agg(F.sum("rows_failing").alias("rows_failing"), F.count(F.lit(1)).alias("runs"))
+        .orderBy("table_name", "rule")
+        .collect()
+    )
+    header = f"{'table':<26} {'rule':<34} {'action':<10} {'outcome':<11} {'failing rows':>12}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        failing = "-" if row.rows_failing is None else f"{row.rows_failing:,}"
+        lines.append(f"{row.table_name:<26} {row.rule:<34} {row.action:<10} {row.outcome:<11} {failing:>12}")
+    return "\n".join(lines)
