@@ -63,10 +63,15 @@ def read_table(
     name: str,
     version: int | None = None,
     timestamp: str | None = None,
+    tag: str | None = None,
 ) -> DataFrame:
-    """Read a declared table, at its latest version or as it was at ``version`` / ``timestamp``."""
-    if version is not None and timestamp is not None:
-        raise ValueError("give a version or a timestamp, not both")
+    """Read a declared table, at its latest version or as it was at ``version``, ``timestamp`` or ``tag``."""
+    if sum(x is not None for x in (version, timestamp, tag)) > 1:
+        raise ValueError("give one of version, timestamp or tag")
+    if tag is not None:
+        from lakehouse.versioning.tags import resolve_tag
+
+        version = resolve_tag(spark, config, name, tag)
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", int(version))

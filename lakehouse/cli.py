@@ -43,12 +43,142 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sql(args: argparse.Namespace) -> int:
+def _session(args: argparse.Namespace):
     from lakehouse.config import load_config
     from lakehouse.session import get_spark
 
     config = load_config(args.conf_file)
-    get_spark(config).sql(args.query).show(args.limit, truncate=False)
+    return get_spark(config), config
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    spark, _ = _session(args)
+    spark.sql(args.query).show(args.limit, truncate=False)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from lakehouse.catalog import read_table
+
+    spark, config = _session(args)
+    read_table(spark, config, args.table, version=args.version, timestamp=args.timestamp, tag=args.tag).show(
+        args.limit, truncate=False
+    )
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from lakehouse.versioning.history import format_history, table_history
+
+    spark, config = _session(args)
+    print(format_history(table_history(spark, config, args.table, limit=args.limit)))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from lakehouse.versioning.diff import diff_versions
+
+    spark, config = _session(args)
+    diff = diff_versions(spark, config, args.table, args.from_version, args.to_version)
+    counts = diff.counts()
+    print(f"{diff.table} {diff.from_version} -> {diff.to_version} ({diff.method}): "
+          + ", ".join(f"{n:,} {kind}" for kind, n in counts.items()))
+    for kind, frame in (("added", diff.added), ("removed", diff.removed), ("changed", diff.changed)):
+        if frame is not None and counts[kind]:
+            print(f"\n{kind} (first {args.samples}):")
+            frame.show(args.samples, truncate=False)
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from lakehouse.versioning.tags import create_tag
+
+    spark, config = _session(args)
+    tag = create_tag(spark, config, args.table, args.tag, version=args.version, note=args.note)
+    print(f"tagged {tag.table}@{tag.version} as {tag.tag!r}")
+    return 0
+
+
+def cmd_untag(args: argparse.Namespace) -> int:
+    from lakehouse.versioning.tags import delete_tag
+
+    spark, config = _session(args)
+    delete_tag(spark, config, args.table, args.tag)
+    print(f"deleted tag {args.tag!r} of {args.table}")
+    return 0
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    from lakehouse.versioning.tags import list_tags
+    from lakehouse.versioning.views import tag_view_name
+    from lakehouse.tables import get_table
+
+    spark, config = _session(args)
+    for tag in list_tags(spark, config, args.table):
+        print(f"{tag.table:<30} {tag.tag:<28} v{tag.version:<6} {tag.created_at:%Y-%m-%d %H:%M} "
+              f"{tag.created_by or '-':<10} SQL: {tag_view_name(get_table(tag.table), tag.tag)}  {tag.note or ''}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from lakehouse.versioning.restore import restore_table
+
+    spark, config = _session(args)
+    new_version = restore_table(spark, config, args.table, version=args.version, tag=args.tag, force=args.force)
+    print(f"{args.table}: restored to {'tag ' + args.tag if args.tag else 'version ' + str(args.version)} "
+          f"as new version {new_version}")
+    return 0
+
+
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    from lakehouse.catalog import current_version
+    from lakehouse.tables import all_tables
+    from lakehouse.versioning.retention import vacuum_table
+
+    spark, config = _session(args)
+    names = args.tables or [d.name for d in all_tables() if current_version(spark, config.table_path(d.name)) is not None]
+    for name in names:
+        plan = vacuum_table(spark, config, name, dry_run=args.dry_run)
+        protected = f", protecting tags {', '.join(plan.protected_tags)}" if plan.protected_tags else ""
+        action = "would vacuum" if args.dry_run else "vacuumed"
+        print(f"{action} {plan.table}: retention {plan.retention_hours:.2f} h (policy {plan.policy_hours:g} h{protected})")
+    return 0
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from lakehouse.lineage.tables import format_lineage, table_lineage
+
+    spark, config = _session(args)
+    print(format_lineage(table_lineage(spark, config, args.table, version=args.version)))
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from lakehouse.lineage.mlflow_runs import configure_mlflow, reproduce, run_inputs
+
+    spark, config = _session(args)
+    configure_mlflow(config)
+    for item in run_inputs(args.run_id):
+        print(f"input {item['name']} ({item['context']}): {item['path']} version {item['version']}")
+    frame = reproduce(spark, config, args.run_id)
+    print(f"training frame: {frame.count():,} rows, columns {frame.columns}")
+    if args.out:
+        frame.write.mode("overwrite").parquet(args.out)
+        print(f"written to {args.out}")
+    return 0
+
+
+def cmd_mlflow_ui(args: argparse.Namespace) -> int:
+    import os
+
+    from lakehouse.config import load_config
+    from lakehouse.lineage.mlflow_runs import configure_mlflow
+
+    config = load_config(args.conf_file)
+    configure_mlflow(config)
+    command = ["mlflow", "ui", "--backend-store-uri", config.mlflow_tracking_uri, "--host", "127.0.0.1", "--port", str(args.port)]
+    print(" ".join(command))
+    os.execvp(command[0], command)
     return 0
 
 
@@ -108,6 +238,65 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--conf-file", default=None)
     sql.set_defaults(func=cmd_sql)
 
+    def table_command(name: str, help_text: str, func):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--conf-file", default=None)
+        command.set_defaults(func=func)
+        return command
+
+    show = table_command("show", "show a table's rows, now or as it was (version, timestamp or tag)", cmd_show)
+    show.add_argument("table")
+    when = show.add_mutually_exclusive_group()
+    when.add_argument("--version", type=int)
+    when.add_argument("--timestamp", help="e.g. '2026-11-21 18:00:00'")
+    when.add_argument("--tag")
+    show.add_argument("--limit", type=int, default=20)
+
+    history = table_command("history", "a table's versions: operation, job run, rows added/removed", cmd_history)
+    history.add_argument("table")
+    history.add_argument("--limit", type=int, default=None)
+
+    diff = table_command("diff", "rows added, removed and changed between two versions", cmd_diff)
+    diff.add_argument("table")
+    diff.add_argument("from_version", type=int)
+    diff.add_argument("to_version", type=int)
+    diff.add_argument("--samples", type=int, default=5, help="rows shown per kind")
+
+    tag = table_command("tag", "name a version of a table (default: the latest)", cmd_tag)
+    tag.add_argument("table")
+    tag.add_argument("tag")
+    tag.add_argument("--version", type=int)
+    tag.add_argument("--note")
+
+    untag = table_command("untag", "delete a tag", cmd_untag)
+    untag.add_argument("table")
+    untag.add_argument("tag")
+
+    tags = table_command("tags", "list tags with the versions they point at", cmd_tags)
+    tags.add_argument("table", nargs="?")
+
+    restore = table_command("restore", "roll a table back to a version or tag (as a new version)", cmd_restore)
+    restore.add_argument("table")
+    target = restore.add_mutually_exclusive_group(required=True)
+    target.add_argument("--version", type=int)
+    target.add_argument("--tag")
+    restore.add_argument("--force", action="store_true", help="restore even though tags point past the target")
+
+    vacuum = table_command("vacuum", "delete old files by the retention policy in conf/ (tagged versions kept)", cmd_vacuum)
+    vacuum.add_argument("tables", nargs="*", help="default: every table")
+    vacuum.add_argument("--dry-run", action="store_true")
+
+    lineage = table_command("lineage", "what a table version was built from, down to source files", cmd_lineage)
+    lineage.add_argument("table")
+    lineage.add_argument("--version", type=int)
+
+    reproduce = table_command("reproduce", "rebuild the exact training DataFrame of an MLflow run", cmd_reproduce)
+    reproduce.add_argument("run_id")
+    reproduce.add_argument("--out", help="also write it as Parquet here")
+
+    ui = table_command("mlflow-ui", "start the MLflow UI on 127.0.0.1 over the lakehouse's tracking store", cmd_mlflow_ui)
+    ui.add_argument("--port", type=int, default=5000)
+
     generate = commands.add_parser("generate", help="write the scenario's application event logs")
     generate.add_argument("--conf-file", default=None)
     generate.add_argument("--days", type=int, default=1, help="days of logs to write")
@@ -119,12 +308,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # argparse does not hand options like `--skip-loader` to a REMAINDER positional: pass them on
+        if args.command not in ("job", "pipeline"):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.job_args = [*unknown, *args.job_args]
+    from lakehouse.versioning.restore import RestoreRefused
+    from lakehouse.versioning.tags import TagError
+
     try:
         return args.func(args)
     except KeyError as exc:
         print(f"lakehouse: {exc.args[0]}", file=sys.stderr)
         return 2
+    except (TagError, RestoreRefused, ValueError) as exc:
+        print(f"lakehouse: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

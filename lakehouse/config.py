@@ -19,6 +19,7 @@ ENV_OVERRIDES = {
     "LAKEHOUSE_LOADER_CACHE": ("paths", "loader_cache"),
     "LAKEHOUSE_SPARK_MASTER": ("spark", "master"),
     "LAKEHOUSE_QUALITY_ENABLED": ("quality", "enabled"),
+    "MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
 }
 
 
@@ -45,6 +46,21 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """VACUUM policy: hours that removed files stay on disk for time travel, per layer.
+
+    Tagged versions are always kept readable, whatever these say; ``log_days`` is how long the
+    transaction log (needed to time-travel at all) is kept.
+    """
+
+    hours_by_layer: Mapping[str, float] = field(default_factory=lambda: {"default": 168.0})
+    log_days: int = 3650
+
+    def hours_for(self, layer: str) -> float:
+        return float(self.hours_by_layer.get(layer, self.hours_by_layer.get("default", 168.0)))
+
+
+@dataclass(frozen=True)
 class LakehouseConfig:
     """One environment: how to start Spark and where every folder is."""
 
@@ -58,6 +74,8 @@ class LakehouseConfig:
     loader_cache: str
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    mlflow_tracking_uri: str | None = None
     source_file: str | None = None
 
     def table_path(self, table_name: str) -> str:
@@ -116,6 +134,9 @@ def load_config(conf_file: str | os.PathLike | None = None, environ: Mapping[str
         loader_cache=_resolve(paths.get("loader_cache") or _join(warehouse, "_cache", "petastorm")),
         scenario=_scenario(raw.get("scenario") or {}, path),
         quality=_quality(raw.get("quality") or {}, path),
+        retention=_retention(raw.get("retention") or {}, path),
+        mlflow_tracking_uri=(raw.get("mlflow") or {}).get("tracking_uri")
+        or f"sqlite:///{warehouse.removeprefix('file:')}/_mlflow/mlflow.db",
         source_file=str(path.resolve()),
     )
 
@@ -138,6 +159,16 @@ def _quality(raw: Mapping[str, Any], path: Path) -> QualityConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown quality keys: {sorted(unknown)}")
     return QualityConfig(enabled=bool(raw.get("enabled", True)), data_docs=bool(raw.get("data_docs", True)))
+
+
+def _retention(raw: Mapping[str, Any], path: Path) -> RetentionConfig:
+    raw = dict(raw)
+    log_days = int(raw.pop("log_days", 3650))
+    try:
+        hours = {str(layer): float(value) for layer, value in raw.items()}
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: retention values are hours per layer: {exc}") from exc
+    return RetentionConfig(hours_by_layer=hours or {"default": 168.0}, log_days=log_days)
 
 
 def _has_scheme(location: str) -> bool:

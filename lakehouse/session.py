@@ -47,7 +47,8 @@ def get_spark(config: LakehouseConfig, app_name: str | None = None, extra_conf: 
 
     Under ``spark-submit`` the JVM is already running; settings that only apply at JVM start
     (jars, driver memory) then come from ``spark-defaults.conf`` written by ``make setup``.
-    Declared tables that exist are registered by name (``silver.events``) in the session catalog.
+    Declared tables that exist are registered by name (``silver.events``) in the session catalog, and
+    every tag as a view (``silver.events__<tag>``).
     """
     builder = SparkSession.builder.appName(app_name or config.app_name)
     if config.spark_master:
@@ -58,6 +59,8 @@ def get_spark(config: LakehouseConfig, app_name: str | None = None, extra_conf: 
     spark.sparkContext.setLogLevel("WARN")
 
     from lakehouse.catalog import register_existing_tables
+    from lakehouse.versioning.views import register_tag_views
 
     register_existing_tables(spark, config)
+    register_tag_views(spark, config)
     return spark

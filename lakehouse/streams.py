@@ -8,8 +8,10 @@ the same when the batch is replayed after a crash, so idempotent writes commit i
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamReader
@@ -61,8 +63,18 @@ def for_each_new_batch(stream: DataFrame, checkpoint: str, query_name: str, hand
         .trigger(availableNow=True)
         .start()
     )
-    query.awaitTermination()
-    error = query.exception()
-    if error is not None:
-        raise RuntimeError(f"streaming query {query_name} failed: {error}")
+    try:
+        query.awaitTermination()
+    except StreamingQueryException as exc:
+        raise StreamFailed(f"{query_name} stopped: {root_cause(exc)}") from exc
     return len(handled)
+
+
+class StreamFailed(RuntimeError):
+    """A micro-batch failed; its checkpoint was not advanced, so the next run replays it."""
+
+
+def root_cause(error: Exception) -> str:
+    """The innermost ``SomeError: message`` line of a streaming failure (often a Python traceback)."""
+    causes = re.findall(r"^\s*(\w+(?:Error|Exception|Failed): .+)$", str(error), flags=re.MULTILINE)
+    return causes[-1].strip() if causes else str(error).splitlines()[0]

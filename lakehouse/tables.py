@@ -15,7 +15,7 @@ from pyspark.sql import types as T
 from lakehouse.paths import EXPECTATIONS_DIR
 from lakehouse.schemas import load_schema
 
-LAYERS = ("bronze", "silver", "gold", "quality")
+LAYERS = ("bronze", "silver", "gold", "quality", "ops")
 QUARANTINE_SCHEMA_FILE = "quarantine.yaml"
 
 
@@ -100,6 +100,13 @@ DECLARATIONS: tuple[TableDeclaration, ...] = (
         description="Every quality rule's outcome for every validation run (appended by the quality gate).",
         schema_file="quality/results.yaml",
         job=None,
+    ),
+    TableDeclaration(
+        name="ops.tags",
+        description="Named versions of tables: a tag points at one version of one table.",
+        schema_file="ops/tags.yaml",
+        job=None,
+        keys=("table_name", "tag"),
     ),
 )
 

@@ -75,7 +75,8 @@ def ensure_table(spark: SparkSession, config: LakehouseConfig, declaration: Tabl
     )
     if declaration.partition_by:
         builder = builder.partitionedBy(*declaration.partition_by)
-    for key, value in declaration.properties.items():
+    properties = {"delta.logRetentionDuration": f"interval {config.retention.log_days} days", **declaration.properties}
+    for key, value in properties.items():
         builder = builder.property(key, value)
     builder.execute()
     register_table(spark, declaration, path)
@@ -98,9 +99,23 @@ def check_schema(df: DataFrame, declaration: TableDeclaration) -> DataFrame:
     return df.select(*declared)
 
 
+def writer_options(commit: Commit) -> dict[str, str]:
+    """Delta writer options carrying the commit's metadata and transaction.
+
+    Options rather than session settings for DataFrame writes: a micro-batch DataFrame inside
+    ``foreachBatch`` belongs to a cloned session that does not see settings made on the outer one.
+    """
+    options = {"userMetadata": commit.message()}
+    if commit.transaction is not None:
+        options["txnAppId"] = commit.transaction.app_id
+        options["txnVersion"] = str(commit.transaction.version)
+    return options
+
+
 @contextmanager
 def commit_context(spark: SparkSession, commit: Commit) -> Iterator[None]:
-    """Session settings for the commits made inside: their metadata and, optionally, a transaction id."""
+    """Session settings for the commits ``spark`` itself makes inside (MERGE, RESTORE): metadata and
+    transaction. DataFrame writes take :func:`writer_options` instead."""
     settings = {USER_METADATA_CONF: commit.message()}
     if commit.transaction is not None:
         settings[TXN_APP_ID_CONF] = commit.transaction.app_id
@@ -145,8 +160,7 @@ def overwrite_table(
     path = ensure_table(spark, config, declaration)
     before = current_version(spark, path)
     rows = check_schema(df, declaration)
-    with commit_context(spark, commit):
-        rows.write.format("delta").mode("overwrite").save(path)
+    rows.write.format("delta").options(**writer_options(commit)).mode("overwrite").save(path)
     return write_result(spark, declaration, path, before)
 
 
@@ -161,8 +175,7 @@ def append_rows(
     path = ensure_table(spark, config, declaration)
     before = current_version(spark, path)
     rows = check_schema(df, declaration)
-    with commit_context(spark, commit):
-        rows.write.format("delta").mode("append").save(path)
+    rows.write.format("delta").options(**writer_options(commit)).mode("append").save(path)
     return write_result(spark, declaration, path, before)
 
 

@@ -9,7 +9,7 @@ from lakehouse.tables import DECLARATIONS, all_tables, get_table
 
 @pytest.mark.parametrize("declaration", all_tables(), ids=lambda d: d.name)
 def test_every_declaration_is_complete(declaration):
-    assert declaration.layer in ("bronze", "silver", "gold", "quality")
+    assert declaration.layer in ("bronze", "silver", "gold", "quality", "ops")
     assert len(declaration.schema.fields) > 0
     assert declaration.job is None or declaration.job in available_jobs()
     for key in (*declaration.keys, *declaration.partition_by):

@@ -8,11 +8,12 @@ import pytest
 from pyspark.sql import functions as F
 
 from lakehouse.catalog import current_version, read_table
-from lakehouse.job import run_job
+from lakehouse.job import new_context, run_job
 from lakehouse.loaders.petastorm_loader import UnsupportedColumnError, petastorm_dataloader
 from lakehouse.pipeline import load_job, pipeline_job_names
 from lakehouse.scenario.app_events import BAD_LINE_KINDS, write_app_event_logs
 from lakehouse.tables import get_table
+from lakehouse.versioning.history import table_history
 from lakehouse.writer import Commit, overwrite_table
 
 pytestmark = pytest.mark.e2e
@@ -100,3 +101,29 @@ def test_loader_names_columns_it_cannot_turn_into_tensors(spark, config):
     with pytest.raises(UnsupportedColumnError, match=r"event_date \(date\)"):
         with petastorm_dataloader(spark, config, "gold.user_activity_daily", columns=["user_id", "event_date"]):
             pass
+
+
+def test_a_silver_batch_that_dies_between_its_commits_is_replayed_exactly_once(spark, config, monkeypatch):
+    import lakehouse.publish as publish
+
+    logs = generate(config, days=1)
+    load_job("ingest_app_events").run(new_context(spark, config, "ingest_app_events"), argparse.Namespace())
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed between the quarantine commit and the silver commit")
+
+    monkeypatch.setattr(publish, "insert_new_rows", killed)
+    with pytest.raises(RuntimeError, match="killed between"):
+        run_job("build_silver_events", load_job("build_silver_events").run, argparse.Namespace(), spark=spark, config=config)
+    quarantined_before_crash = read_table(spark, config, "silver.events_quarantine").count()
+    assert quarantined_before_crash == logs.total_bad_lines + logs.duplicate_lines
+    assert read_table(spark, config, "silver.events").count() == 0
+
+    monkeypatch.undo()
+    run_job("build_silver_events", load_job("build_silver_events").run, argparse.Namespace(), spark=spark, config=config)
+    assert read_table(spark, config, "silver.events_quarantine").count() == quarantined_before_crash  # not twice
+    assert read_table(spark, config, "silver.events").count() == logs.valid_events
+    # every commit carries its job, run and transaction (micro-batch writes included)
+    for table, job in (("bronze.app_events", "ingest_app_events"), ("silver.events_quarantine", "build_silver_events")):
+        latest = table_history(spark, config, table, limit=1)[0]
+        assert latest.job == job and latest.run_id.startswith(job)

@@ -1,0 +1,1 @@
+"""Data versioning on top of Delta Lake: tags, history, diffs, restore, retention, time travel."""

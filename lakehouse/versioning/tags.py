@@ -1,0 +1,110 @@
+"""Named versions (tags) of tables, kept in the ``ops.tags`` Delta table so they survive restarts."""
+
+from __future__ import annotations
+
+import getpass
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.catalog import current_version, table_exists
+from lakehouse.config import LakehouseConfig
+from lakehouse.tables import get_table
+from lakehouse.writer import Commit, ensure_table, insert_new_rows
+
+TAGS = get_table("ops.tags")
+TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class TagError(ValueError):
+    """A tag is malformed, unknown, taken, or points at a version that does not exist."""
+
+
+@dataclass(frozen=True)
+class Tag:
+    table: str
+    tag: str
+    version: int
+    created_at: datetime
+    created_by: str | None
+    note: str | None
+
+
+def _tags_frame(spark: SparkSession, config: LakehouseConfig):
+    path = config.table_path(TAGS.name)
+    return spark.read.format("delta").load(path) if table_exists(spark, path) else None
+
+
+def list_tags(spark: SparkSession, config: LakehouseConfig, table: str | None = None) -> list[Tag]:
+    """Every tag (of ``table`` only, when given), oldest version first."""
+    frame = _tags_frame(spark, config)
+    if frame is None:
+        return []
+    if table is not None:
+        frame = frame.where(F.col("table_name") == get_table(table).name)
+    rows = frame.orderBy("table_name", "version", "tag").collect()
+    return [Tag(r.table_name, r.tag, r.version, r.created_at, r.created_by, r.note) for r in rows]
+
+
+def resolve_tag(spark: SparkSession, config: LakehouseConfig, table: str, tag: str) -> int:
+    """The version ``tag`` points at; ``TagError`` naming the table's tags when there is no such tag."""
+    tags = list_tags(spark, config, table)
+    for found in tags:
+        if found.tag == tag:
+            return found.version
+    known = ", ".join(t.tag for t in tags) or "none"
+    raise TagError(f"{table} has no tag {tag!r} (its tags: {known})")
+
+
+def create_tag(
+    spark: SparkSession,
+    config: LakehouseConfig,
+    table: str,
+    tag: str,
+    version: int | None = None,
+    note: str | None = None,
+    created_by: str | None = None,
+) -> Tag:
+    """Name ``version`` (default: the latest) of ``table``. Tags are immutable: a taken name is an error."""
+    declaration = get_table(table)
+    if not TAG_NAME.match(tag):
+        raise TagError(f"bad tag name {tag!r}: letters, digits, '.', '_' and '-', starting with a letter or digit")
+    latest = current_version(spark, config.table_path(declaration.name))
+    if latest is None:
+        raise TagError(f"{declaration.name} does not exist yet")
+    version = latest if version is None else int(version)
+    if not 0 <= version <= latest:
+        raise TagError(f"{declaration.name} has versions 0..{latest}, not {version}")
+    existing = {t.tag: t for t in list_tags(spark, config, declaration.name)}
+    if tag in existing:
+        raise TagError(f"{declaration.name} already has tag {tag!r} (version {existing[tag].version}); delete it first")
+    created = Tag(
+        declaration.name,
+        tag,
+        version,
+        datetime.now(timezone.utc).replace(tzinfo=None),
+        created_by or getpass.getuser(),
+        note,
+    )
+    row = spark.createDataFrame([tuple(created.__dict__.values())], TAGS.schema)
+    result = insert_new_rows(spark, config, TAGS, row, Commit("tag", f"tag:{declaration.name}:{tag}"))
+    if not result.rows_written:  # a concurrent writer took the name between our check and the MERGE
+        raise TagError(f"{declaration.name} already has tag {tag!r}")
+    from lakehouse.versioning.views import register_tag_view
+
+    register_tag_view(spark, config, created)
+    return created
+
+
+def delete_tag(spark: SparkSession, config: LakehouseConfig, table: str, tag: str) -> None:
+    """Remove a tag (the version itself stays until retention removes it)."""
+    resolve_tag(spark, config, table, tag)
+    path = ensure_table(spark, config, TAGS)
+    DeltaTable.forPath(spark, path).delete((F.col("table_name") == get_table(table).name) & (F.col("tag") == tag))
+    from lakehouse.versioning.views import drop_tag_view
+
+    drop_tag_view(spark, get_table(table), tag)

@@ -1,0 +1,88 @@
+"""Lineage: table versions back to source files, and MLflow runs pinned to the versions they read."""
+
+from datetime import date, datetime
+
+import mlflow
+import pytest
+
+from helpers import sorted_rows
+from lakehouse.catalog import current_version
+from lakehouse.lineage.mlflow_runs import (
+    TrainingFrame,
+    configure_mlflow,
+    log_table_input,
+    log_training_frame,
+    reproduce,
+    run_inputs,
+)
+from lakehouse.lineage.tables import format_lineage, table_lineage
+from lakehouse.tables import get_table
+from lakehouse.writer import Commit, append_rows, ensure_table, insert_new_rows, overwrite_table
+
+BRONZE, SILVER, GOLD = (get_table(n) for n in ("bronze.app_events", "silver.events", "gold.user_activity_daily"))
+T = datetime(2026, 11, 1)
+
+
+def build_chain(spark, config):
+    """bronze <- 2 files, silver built from bronze@1, gold from silver@1, each commit naming its inputs."""
+    lines = spark.createDataFrame(
+        [("{}", f"file:/landing/{name}", T, T, "run-b") for name in ("a.jsonl", "b.jsonl.gz", "a.jsonl")],
+        BRONZE.schema,
+    )
+    bronze_version = append_rows(spark, config, BRONZE, lines, Commit("ingest_app_events", "run-b")).version
+    events = spark.createDataFrame([("e1", 1, "view", 1, T, T.date(), "file:/landing/a.jsonl", T)], SILVER.schema)
+    silver_version = insert_new_rows(
+        spark, config, SILVER, events, Commit("build_silver_events", "run-s", {BRONZE.name: bronze_version})
+    ).version
+    activity = spark.createDataFrame([(1, date(2026, 11, 1), 20758, 1, 0, 1, 0, 0)], GOLD.schema)
+    gold_version = overwrite_table(
+        spark, config, GOLD, activity, Commit("build_gold_user_activity", "run-g", {SILVER.name: silver_version})
+    ).version
+    return bronze_version, silver_version, gold_version
+
+
+def test_gold_version_traces_back_to_bronze_and_source_files(spark, config):
+    bronze_version, silver_version, gold_version = build_chain(spark, config)
+    node = table_lineage(spark, config, GOLD.name)
+    assert (node.table, node.version, node.job, node.run_id) == (GOLD.name, gold_version, "build_gold_user_activity", "run-g")
+    (silver,) = node.inputs
+    assert (silver.table, silver.version, silver.run_id) == (SILVER.name, silver_version, "run-s")
+    (bronze,) = silver.inputs
+    assert (bronze.table, bronze.version, bronze.job) == (BRONZE.name, bronze_version, "ingest_app_events")
+    assert bronze.source_files == 2 and bronze.source_file_sample == ["file:/landing/a.jsonl", "file:/landing/b.jsonl.gz"]
+    text = format_lineage(node)
+    assert f"<- {SILVER.name}@{silver_version}" in text and "<- 2 source files" in text
+
+
+def test_training_run_records_versions_and_reproduces_its_frame(spark, config):
+    configure_mlflow(config, experiment="test-lineage")
+    _, _, gold_version = build_chain(spark, config)
+    overwrite_table(spark, config, GOLD, spark.createDataFrame([], GOLD.schema), Commit("later", "run-x"))
+    empty_version = 0  # the version CREATE TABLE made of silver.events_quarantine: version 0 must stay 0
+    quarantine = ensure_table(spark, config, SILVER.quarantine)
+    assert current_version(spark, quarantine) == empty_version
+
+    frame = TrainingFrame(GOLD.name, gold_version, columns=("user_id", "n_events", "n_views"), where="n_events > 0")
+    with mlflow.start_run() as run:
+        trained_on = log_training_frame(spark, config, frame)
+        side = spark.read.format("delta").option("versionAsOf", empty_version).load(quarantine)
+        log_table_input(side, config, SILVER.quarantine.name, empty_version, context="audit")
+
+    inputs = {i["name"]: i for i in run_inputs(run.info.run_id)}
+    assert inputs[f"{GOLD.name}@v{gold_version}"]["version"] == gold_version
+    assert inputs[f"{GOLD.name}@v{gold_version}"]["context"] == "training"
+    assert inputs[f"{SILVER.quarantine.name}@v0"]["version"] == 0  # not "latest"
+    assert inputs[f"{SILVER.quarantine.name}@v0"]["path"] == quarantine
+
+    rebuilt = reproduce(spark, config, run.info.run_id)
+    assert rebuilt.columns == trained_on.columns
+    assert sorted_rows(rebuilt) == sorted_rows(trained_on) == [(1, 1, 1)]
+    assert current_version(spark, config.table_path(GOLD.name)) > gold_version  # the table moved on; the run did not
+
+
+def test_reproduce_needs_a_recorded_frame(spark, config):
+    configure_mlflow(config, experiment="test-lineage-empty")
+    with mlflow.start_run() as run:
+        mlflow.log_param("lr", 0.1)
+    with pytest.raises(ValueError, match="recorded no training frame"):
+        reproduce(spark, config, run.info.run_id)
