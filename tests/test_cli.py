@@ -1,0 +1,54 @@
+"""The lakehouse command's table commands, run in-process against a test warehouse."""
+
+from datetime import date
+
+import pytest
+import yaml
+
+from lakehouse.cli import main
+from lakehouse.paths import DEFAULT_CONF_FILE
+from lakehouse.tables import get_table
+from lakehouse.writer import Commit, overwrite_table
+
+GOLD = get_table("gold.user_activity_daily")
+
+
+@pytest.fixture
+def conf_file(config, tmp_path):
+    conf = yaml.safe_load(DEFAULT_CONF_FILE.read_text())
+    conf["paths"] = {"warehouse": config.warehouse, "landing": config.landing}
+    path = tmp_path / "cli.yaml"
+    path.write_text(yaml.safe_dump(conf))
+    return str(path)
+
+
+def cli(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_history_tag_diff_show_restore_lineage(spark, config, conf_file, capsys):
+    for i, users in enumerate(({1: 1}, {1: 1, 2: 2})):
+        rows = [(u, date(2026, 11, 1), 1, n, n, 0, 0, 0) for u, n in users.items()]
+        overwrite_table(spark, config, GOLD, spark.createDataFrame(rows, GOLD.schema), Commit("build", f"run-{i}"))
+    c = ("--conf-file", conf_file)
+
+    code, out, _ = cli(capsys, "history", GOLD.name, *c)
+    assert code == 0 and "build / run-1" in out and "WRITE" in out
+    code, out, _ = cli(capsys, "tag", GOLD.name, "v-one", "--version", "1", *c)
+    assert code == 0 and "tagged gold.user_activity_daily@1 as 'v-one'" in out
+    code, out, _ = cli(capsys, "tags", *c)
+    assert "v-one" in out and "gold.user_activity_daily__v_one" in out
+    code, out, _ = cli(capsys, "diff", GOLD.name, "1", "2", *c)
+    assert "1 added, 0 removed, 0 changed" in out
+    code, out, _ = cli(capsys, "sql", "SELECT count(*) AS n FROM gold.user_activity_daily__v_one", *c)
+    assert code == 0 and "|1  |" in out
+    code, _, err = cli(capsys, "restore", GOLD.name, "--version", "0", *c)
+    assert code == 1 and "tags point past version 0 (v-one@1)" in err
+    code, out, _ = cli(capsys, "restore", GOLD.name, "--tag", "v-one", *c)
+    assert code == 0 and "as new version 3" in out
+    code, out, _ = cli(capsys, "lineage", GOLD.name, "--version", "2", *c)
+    assert out.startswith("gold.user_activity_daily@2  (build, run run-1)")
+    code, _, err = cli(capsys, "show", GOLD.name, "--tag", "nope", *c)
+    assert code == 1 and "has no tag 'nope'" in err
