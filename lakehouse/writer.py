@@ -129,16 +129,25 @@ def commit_context(spark: SparkSession, commit: Commit) -> Iterator[None]:
             spark.conf.unset(key)
 
 
+# Delta's operation metrics name added rows differently per operation; MERGE reports both names
+# (numOutputRows counting rewritten rows too), so the inserted count comes first.
+ADDED_ROW_METRICS = ("numTargetRowsInserted", "numOutputRows")
+
+
+def rows_added(metrics: Mapping[str, str] | None) -> int | None:
+    """Rows a commit added, from its operation metrics; ``None`` when it reports none."""
+    for name in ADDED_ROW_METRICS:
+        if (metrics or {}).get(name) is not None:
+            return int(metrics[name])
+    return None
+
+
 def _rows_committed(spark: SparkSession, path: str, after_version: int | None) -> int:
-    """Rows added by the commits after ``after_version`` (from Delta's operation metrics)."""
+    """Rows added by the commits after ``after_version``."""
     history = DeltaTable.forPath(spark, path).history()
     if after_version is not None:
         history = history.where(history.version > after_version)
-    total = 0
-    for row in history.select("operationMetrics").collect():
-        metrics = row.operationMetrics or {}
-        total += int(metrics.get("numTargetRowsInserted") or metrics.get("numOutputRows") or 0)
-    return total
+    return sum(rows_added(row.operationMetrics) or 0 for row in history.select("operationMetrics").collect())
 
 
 def write_result(spark: SparkSession, declaration: TableDeclaration, path: str, before: int | None) -> WriteResult:
@@ -149,6 +158,14 @@ def write_result(spark: SparkSession, declaration: TableDeclaration, path: str, 
     return WriteResult(declaration.name, after, rows, committed)
 
 
+def _save(spark, config, declaration: TableDeclaration, df: DataFrame, commit: Commit, mode: str) -> WriteResult:
+    path = ensure_table(spark, config, declaration)
+    before = current_version(spark, path)
+    rows = check_schema(df, declaration)
+    rows.write.format("delta").options(**writer_options(commit)).mode(mode).save(path)
+    return write_result(spark, declaration, path, before)
+
+
 def overwrite_table(
     spark: SparkSession,
     config: LakehouseConfig,
@@ -157,11 +174,7 @@ def overwrite_table(
     commit: Commit,
 ) -> WriteResult:
     """Replace the table's contents in one commit (the old version stays readable by time travel)."""
-    path = ensure_table(spark, config, declaration)
-    before = current_version(spark, path)
-    rows = check_schema(df, declaration)
-    rows.write.format("delta").options(**writer_options(commit)).mode("overwrite").save(path)
-    return write_result(spark, declaration, path, before)
+    return _save(spark, config, declaration, df, commit, "overwrite")
 
 
 def append_rows(
@@ -172,11 +185,7 @@ def append_rows(
     commit: Commit,
 ) -> WriteResult:
     """Append rows in one commit; with a transaction, a replay of the same write commits nothing."""
-    path = ensure_table(spark, config, declaration)
-    before = current_version(spark, path)
-    rows = check_schema(df, declaration)
-    rows.write.format("delta").options(**writer_options(commit)).mode("append").save(path)
-    return write_result(spark, declaration, path, before)
+    return _save(spark, config, declaration, df, commit, "append")
 
 
 def insert_new_rows(

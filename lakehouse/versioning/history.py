@@ -11,10 +11,9 @@ from pyspark.sql import SparkSession
 
 from lakehouse.config import LakehouseConfig
 from lakehouse.tables import get_table
+from lakehouse.writer import rows_added
 
-# Delta's operation metrics name added and removed rows differently per operation.
-ADDED_METRICS = ("numTargetRowsInserted", "numOutputRows")  # MERGE reports both: inserted is the one
-REMOVED_METRICS = ("numTargetRowsDeleted", "numDeletedRows")
+REMOVED_ROW_METRICS = ("numTargetRowsDeleted", "numDeletedRows")
 
 
 @dataclass(frozen=True)
@@ -53,8 +52,8 @@ def table_history(spark: SparkSession, config: LakehouseConfig, table: str, limi
         metrics = commit.operationMetrics or {}
         meta = commit_metadata(commit.userMetadata)
         total = rows_at(spark, path, commit.version)
-        added = _first_metric(metrics, ADDED_METRICS)
-        removed = _first_metric(metrics, REMOVED_METRICS)
+        added = rows_added(metrics)
+        removed = next((int(metrics[m]) for m in REMOVED_ROW_METRICS if metrics.get(m) is not None), None)
         replaces_all = commit.operation == "RESTORE" or (commit.operationParameters or {}).get("mode") == "Overwrite"
         if previous_total is not None and replaces_all:
             added, removed = total, previous_total
@@ -75,13 +74,6 @@ def table_history(spark: SparkSession, config: LakehouseConfig, table: str, limi
         )
         previous_total = total
     return list(reversed(history))
-
-
-def _first_metric(metrics: dict, names: tuple[str, ...]) -> int | None:
-    for name in names:
-        if metrics.get(name) is not None:
-            return int(metrics[name])
-    return None
 
 
 def format_history(history: list[VersionInfo]) -> str:
