@@ -111,9 +111,25 @@ def job_main(
     add_arguments: ArgumentsFunction | None = None,
     argv: Sequence[str] | None = None,
 ) -> int:
-    """Entry point of ``spark-submit jobs/<name>.py`` and ``lakehouse job <name>``: prints the summary."""
+    """Entry point of ``spark-submit jobs/<name>.py`` and ``lakehouse job <name>``.
+
+    Prints the summary and returns 0; on an error a user can act on (bad configuration or suite file,
+    a quality gate that refused the data, missing input) prints one line naming it and returns 1.
+    """
+    from lakehouse.config import ConfigError
+    from lakehouse.quality.gate import QualityGateError
+    from lakehouse.quality.suites import SuiteError
+    from lakehouse.schemas import SchemaFileError
+    from lakehouse.streams import StreamFailed
+    from lakehouse.writer import SchemaMismatchError
+
     args = build_parser(job_name, description, add_arguments).parse_args(argv)
-    result = run_job(job_name, run, args)
+    try:
+        result = run_job(job_name, run, args)
+    except (ConfigError, SuiteError, SchemaFileError, SchemaMismatchError, QualityGateError, StreamFailed,
+            FileNotFoundError, RuntimeError) as exc:
+        print(f"{job_name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     print(result.summary())
     return 0
 

@@ -52,3 +52,9 @@ def test_history_tag_diff_show_restore_lineage(spark, config, conf_file, capsys)
     assert out.startswith("gold.user_activity_daily@2  (build, run run-1)")
     code, _, err = cli(capsys, "show", GOLD.name, "--tag", "nope", *c)
     assert code == 1 and "has no tag 'nope'" in err
+
+
+def test_a_job_that_cannot_run_says_why_and_exits_1(spark, conf_file, capsys):
+    code, out, err = cli(capsys, "job", "build_gold_user_activity", "--conf-file", conf_file)
+    assert code == 1 and out == ""
+    assert "build_gold_user_activity failed: RuntimeError: silver.events does not exist yet" in err
