@@ -54,3 +54,36 @@ def test_cli_lists_jobs_and_shows_job_help():
     assert "--source-dir" in helped.stdout and "--conf-file" in helped.stdout
     unknown = subprocess.run([BIN / "lakehouse", "job", "nope"], capture_output=True, text=True)
     assert unknown.returncode == 2 and "no job 'nope'" in unknown.stderr
+
+
+@pytest.mark.e2e
+def test_mlflow_ui_command_serves_the_tracking_store(tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [BIN / "lakehouse", "mlflow-ui", "--conf-file", str(write_conf(tmp_path)), "--port", str(port)],
+        env=env_with_venv(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()
+                assert time.monotonic() < deadline, "MLflow UI did not answer within 90 s"
+                time.sleep(1)
+        assert (tmp_path / "warehouse" / "_mlflow" / "mlflow.db").is_file()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
