@@ -1,6 +1,7 @@
 """Jobs run as users run them: plain spark-submit and the lakehouse command, in their own processes."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,7 @@ def test_mlflow_ui_command_serves_the_tracking_store(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # the server starts workers of its own: stop them all together
     )
     try:
         deadline = time.monotonic() + 90
@@ -85,5 +87,5 @@ def test_mlflow_ui_command_serves_the_tracking_store(tmp_path):
                 time.sleep(1)
         assert (tmp_path / "warehouse" / "_mlflow" / "mlflow.db").is_file()
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
