@@ -11,7 +11,7 @@ Either way every rule's outcome is appended to ``quality.results``, and for ever
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
@@ -79,7 +79,9 @@ def _gate(
         df, suite, quality_root(config), previous_rows=previous_rows, build_docs=config.quality.data_docs
     )
     if not report.passed:
-        record_results(spark, config, report, commit, version_checked=None)
+        # A refused attempt is logged on its own (no transaction): the replay that follows must still
+        # be able to record its results under the batch's transaction.
+        record_results(spark, config, report, replace(commit, transaction=None), version_checked=None)
         raise QualityGateError(f"{declaration.name}: not published, failed rules: {report.describe_failures()}")
     kept, flagged = split_quarantined(df, report)
     return report, kept, (flagged if report.failures("quarantine") else None)
@@ -106,7 +108,9 @@ def publish_rows(
     try:
         rows_in = df.count()
         report, kept, flagged = _gate(spark, config, declaration, df, commit)
-        parts = [part for part in (rejected, quarantine_rows(flagged, commit) if flagged is not None else None) if part is not None]
+        parts = [rejected] if rejected is not None else []
+        if flagged is not None:
+            parts.append(quarantine_rows(flagged, commit))
         quarantine_write = None
         rows_quarantined = 0
         if parts:

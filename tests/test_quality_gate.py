@@ -1,5 +1,6 @@
 """Quality gates on real Delta tables with Great Expectations doing the validation."""
 
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -93,3 +94,15 @@ def test_write_audit_publish_keeps_the_published_version_when_the_audit_fails(sp
 
     again = publish_table(spark, config, GOLD, activity(spark, {1: 4, 2: 5, 3: 1}), Commit("test", "wap-4"))
     assert again.write.version == published_version + 1
+
+
+def test_a_batch_refused_then_replayed_records_both_attempts(spark, config):
+    from lakehouse.writer import Transaction
+
+    batch = Commit("test", "run-r1", transaction=Transaction("replay-app", 0))
+    with pytest.raises(QualityGateError):
+        publish_rows(spark, config, SILVER, events(spark, ("e1", "view", T), ("e1", "like", T)), batch, mode="insert_new")
+    fixed = publish_rows(spark, config, SILVER, events(spark, ("e1", "view", T)), replace(batch, run_id="run-r2"), mode="insert_new")
+    assert fixed.write.committed
+    assert results(spark, config, "run-r1")["event_id_unique_in_batch"].outcome == "failed"
+    assert results(spark, config, "run-r2")["event_id_unique_in_batch"].outcome == "passed"
