@@ -1,0 +1,221 @@
+"""A pinned Delta snapshot -> PyTorch batches, reading its Parquet files directly with pyarrow.
+
+Spark resolves which files make up the table at the pinned version (removed files excluded); after
+that no JVM is involved: each worker process reads whole row groups with pyarrow and hands columns to
+torch without copying where the types allow. Rows are dealt to ranks and workers by row group, so in
+one epoch every row is seen exactly once across all ranks; shuffling is seeded and changes per epoch.
+
+Tables whose files do not hold all their rows' values are refused rather than read wrongly: deletion
+vectors (rows deleted without rewriting the file), column mapping (physical column names differ) and
+partition columns (values live in the log, not in the file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from pyspark.sql import SparkSession
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from lakehouse.catalog import current_version
+from lakehouse.config import LakehouseConfig
+from lakehouse.loaders.petastorm_loader import UnsupportedColumnError
+from lakehouse.tables import get_table
+
+Batch = dict[str, torch.Tensor]
+Transform = Callable[[Batch], Batch]
+
+
+class UnsupportedTableError(ValueError):
+    """The table uses a Delta feature whose rows cannot be read from its Parquet files alone."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The Parquet files of one table version and the columns to load from them."""
+
+    table: str
+    version: int
+    files: tuple[str, ...]
+    columns: tuple[str, ...]
+
+
+def resolve_snapshot(
+    spark: SparkSession,
+    config: LakehouseConfig,
+    table: str,
+    version: int | None = None,
+    columns: Sequence[str] | None = None,
+) -> Snapshot:
+    """The files Spark would read for ``table`` at ``version`` (default latest), checked for loadability."""
+    path = config.table_path(get_table(table).name)
+    version = current_version(spark, path) if version is None else int(version)
+    df = spark.read.format("delta").option("versionAsOf", version).load(path)
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
+    properties = detail.properties or {}
+    if properties.get("delta.enableDeletionVectors", "false").lower() == "true":
+        raise UnsupportedTableError(f"{table} has deletion vectors enabled; the Arrow loader cannot apply them")
+    if properties.get("delta.columnMapping.mode", "none") != "none":
+        raise UnsupportedTableError(f"{table} uses column mapping; the Arrow loader reads physical names only")
+    wanted = list(columns) if columns else df.columns
+    partitioned = sorted(set(wanted) & set(detail.partitionColumns or []))
+    if partitioned:
+        raise UnsupportedTableError(f"{table}: partition columns {partitioned} are not stored in its files")
+    from lakehouse.loaders.petastorm_loader import tensor_columns
+
+    tensor_columns(df, wanted)  # raises UnsupportedColumnError naming strings, dates, nested types
+    return Snapshot(table, version, tuple(sorted(df.inputFiles())), tuple(wanted))
+
+
+def _local(uri: str) -> str:
+    return uri.removeprefix("file://").removeprefix("file:")
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    file: str
+    index: int
+    rows: int
+
+
+def row_groups(snapshot: Snapshot) -> list[RowGroup]:
+    """Every row group of the snapshot, in file order (read from the Parquet footers only)."""
+    groups = []
+    for uri in snapshot.files:
+        metadata = pq.ParquetFile(_local(uri)).metadata
+        groups += [RowGroup(uri, i, metadata.row_group(i).num_rows) for i in range(metadata.num_row_groups)]
+    return groups
+
+
+def _to_tensor(name: str, column: pa.ChunkedArray) -> torch.Tensor:
+    if column.null_count:
+        if not pa.types.is_floating(column.type):
+            raise UnsupportedColumnError(f"column {name} ({column.type}) has nulls; only float columns can hold NaN")
+        column = column.fill_null(float("nan"))
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)):
+        raise UnsupportedColumnError(f"cannot turn column {name} ({column.type}) into a tensor")
+    array = column.to_numpy()  # zero-copy for a single chunk of a primitive type without nulls
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+class DeltaArrowDataset(IterableDataset):
+    """Batches (dicts of column -> tensor) of a pinned snapshot, sharded, shuffled and transformed.
+
+    Use with ``DataLoader(dataset, batch_size=None, num_workers=N)``: batching happens here, and each
+    worker reads its own row groups. ``transform`` runs in the workers (augmentation off the training
+    loop). Call :meth:`set_epoch` before each epoch for a new shuffle order.
+    """
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        batch_size: int = 1024,
+        shuffle_seed: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        transform: Transform | None = None,
+    ):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        self.snapshot = snapshot
+        self.groups = row_groups(snapshot)
+        self.batch_size = batch_size
+        self.shuffle_seed = shuffle_seed
+        self.rank, self.world_size = rank, world_size
+        self.transform = transform
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _my_groups(self) -> list[RowGroup]:
+        groups = list(self.groups)
+        if self.shuffle_seed is not None:
+            order = np.random.default_rng([self.shuffle_seed, self.epoch]).permutation(len(groups))
+            groups = [groups[i] for i in order]
+        groups = groups[self.rank :: self.world_size]
+        worker = get_worker_info()
+        if worker is not None:
+            groups = groups[worker.id :: worker.num_workers]
+        return groups
+
+    def _tables(self) -> Iterator[pa.Table]:
+        worker = get_worker_info()
+        rng = np.random.default_rng([self.shuffle_seed or 0, self.epoch, self.rank, worker.id if worker else 0])
+        for group in self._my_groups():
+            table = pq.ParquetFile(_local(group.file)).read_row_group(group.index, columns=list(self.snapshot.columns))
+            if self.shuffle_seed is not None:
+                table = table.take(pa.array(rng.permutation(table.num_rows)))
+            yield table
+
+    def __iter__(self) -> Iterator[Batch]:
+        pending: list[pa.Table] = []
+        pending_rows = 0
+        for table in self._tables():
+            pending.append(table)
+            pending_rows += table.num_rows
+            while pending_rows >= self.batch_size:
+                merged = pa.concat_tables(pending).combine_chunks()
+                yield self._batch(merged.slice(0, self.batch_size))
+                rest = merged.slice(self.batch_size)
+                pending, pending_rows = [rest], rest.num_rows
+        if pending_rows:
+            yield self._batch(pa.concat_tables(pending).combine_chunks())
+
+    def _batch(self, table: pa.Table) -> Batch:
+        batch = {name: _to_tensor(name, table.column(name)) for name in self.snapshot.columns}
+        return self.transform(batch) if self.transform else batch
+
+
+def arrow_dataloader(
+    spark: SparkSession,
+    config: LakehouseConfig,
+    table: str,
+    version: int | None = None,
+    columns: Sequence[str] | None = None,
+    batch_size: int = 1024,
+    num_workers: int = 0,
+    shuffle_seed: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    transform: Transform | None = None,
+) -> DataLoader:
+    """A DataLoader over ``table`` at ``version``; pinned memory when a GPU is present."""
+    dataset = DeltaArrowDataset(
+        resolve_snapshot(spark, config, table, version, columns),
+        batch_size=batch_size,
+        shuffle_seed=shuffle_seed,
+        rank=rank,
+        world_size=world_size,
+        transform=transform,
+    )
+    return DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=torch.cuda.is_available())
+
+
+def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> Batch:
+    """Move a batch to ``device``; non-blocking from pinned memory to a GPU."""
+    return {name: tensor.to(device, non_blocking=device.type == "cuda") for name, tensor in batch.items()}
+
+
+class CellDropout:
+    """Tabular augmentation: blank each cell of ``columns`` with probability ``p`` (NaN; floats only).
+
+    The lecture's "delete some cells to simulate missing data". Runs in the loader's workers.
+    """
+
+    def __init__(self, columns: Sequence[str], p: float = 0.1, seed: int = 0):
+        self.columns, self.p = tuple(columns), p
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, batch: Batch) -> Batch:
+        out = dict(batch)
+        for name in self.columns:
+            values = out[name].to(torch.float32)
+            mask = torch.rand(values.shape, generator=self.generator) < self.p
+            out[name] = values.masked_fill(mask, float("nan"))
+        return out
