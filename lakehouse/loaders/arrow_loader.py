@@ -154,18 +154,25 @@ class DeltaArrowDataset(IterableDataset):
             yield table
 
     def __iter__(self) -> Iterator[Batch]:
-        pending: list[pa.Table] = []
-        pending_rows = 0
+        # Slices of a row group are zero-copy; only a batch that spans two row groups is concatenated.
+        carry: pa.Table | None = None
         for table in self._tables():
-            pending.append(table)
-            pending_rows += table.num_rows
-            while pending_rows >= self.batch_size:
-                merged = pa.concat_tables(pending).combine_chunks()
-                yield self._batch(merged.slice(0, self.batch_size))
-                rest = merged.slice(self.batch_size)
-                pending, pending_rows = [rest], rest.num_rows
-        if pending_rows:
-            yield self._batch(pa.concat_tables(pending).combine_chunks())
+            table = table.combine_chunks()
+            offset = 0
+            if carry is not None:
+                offset = min(self.batch_size - carry.num_rows, table.num_rows)
+                carry = pa.concat_tables([carry, table.slice(0, offset)]).combine_chunks()
+                if carry.num_rows < self.batch_size:
+                    continue
+                yield self._batch(carry)
+                carry = None
+            while offset + self.batch_size <= table.num_rows:
+                yield self._batch(table.slice(offset, self.batch_size))
+                offset += self.batch_size
+            if offset < table.num_rows:
+                carry = table.slice(offset)
+        if carry is not None and carry.num_rows:
+            yield self._batch(carry)
 
     def _batch(self, table: pa.Table) -> Batch:
         batch = {name: _to_tensor(name, table.column(name)) for name in self.snapshot.columns}
