@@ -15,7 +15,7 @@ from lakehouse.loaders.arrow_loader import (
     arrow_dataloader,
     resolve_snapshot,
 )
-from lakehouse.loaders.petastorm_loader import UnsupportedColumnError
+from lakehouse.loaders.columns import UnsupportedColumnError
 from lakehouse.tables import get_table
 from lakehouse.writer import Commit, append_rows, overwrite_table
 

@@ -4,12 +4,12 @@ from pyspark.sql import types as T
 
 from lakehouse.pipeline import available_jobs, ordered_declarations, pipeline_job_names
 from lakehouse.schemas import SchemaFileError, load_schema, parse_type
-from lakehouse.tables import DECLARATIONS, all_tables, get_table
+from lakehouse.tables import DECLARATIONS, LAYERS, all_tables, get_table
 
 
 @pytest.mark.parametrize("declaration", all_tables(), ids=lambda d: d.name)
 def test_every_declaration_is_complete(declaration):
-    assert declaration.layer in ("bronze", "silver", "gold", "quality", "ops")
+    assert declaration.layer in LAYERS
     assert len(declaration.schema.fields) > 0
     assert declaration.job is None or declaration.job in available_jobs()
     for key in (*declaration.keys, *declaration.partition_by):

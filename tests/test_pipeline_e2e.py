@@ -9,7 +9,8 @@ from pyspark.sql import functions as F
 
 from lakehouse.catalog import current_version, read_table
 from lakehouse.job import new_context, run_job
-from lakehouse.loaders.petastorm_loader import UnsupportedColumnError, petastorm_dataloader
+from lakehouse.loaders.columns import UnsupportedColumnError
+from lakehouse.loaders.petastorm_loader import petastorm_dataloader
 from lakehouse.pipeline import load_job, pipeline_job_names
 from lakehouse.scenario.app_events import BAD_LINE_KINDS, write_app_event_logs
 from lakehouse.tables import get_table

@@ -1,4 +1,4 @@
-from datetime import date, datetime
+from datetime import date
 
 from helpers import assert_same_rows
 

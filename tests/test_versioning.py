@@ -5,7 +5,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 from delta.tables import DeltaTable
@@ -111,7 +111,7 @@ def test_keyed_diff_counts_added_removed_changed(spark, config):
 def test_change_feed_diff_nets_out_changes_per_key(spark, config):
     def events(*ids):
         return spark.createDataFrame(
-            [(i, 7, "view", 1, __import__("datetime").datetime(2026, 11, 1), date(2026, 11, 1), "f", __import__("datetime").datetime(2026, 11, 1)) for i in ids],
+            [(i, 7, "view", 1, datetime(2026, 11, 1), date(2026, 11, 1), "f", datetime(2026, 11, 1)) for i in ids],
             SILVER.schema,
         )
 

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
-from lakehouse.loaders.petastorm_loader import UnsupportedColumnError
+from lakehouse.loaders.columns import UnsupportedColumnError, tensor_columns
 from lakehouse.tables import get_table
 
 Batch = dict[str, torch.Tensor]
@@ -66,8 +66,6 @@ def resolve_snapshot(
     partitioned = sorted(set(wanted) & set(detail.partitionColumns or []))
     if partitioned:
         raise UnsupportedTableError(f"{table}: partition columns {partitioned} are not stored in its files")
-    from lakehouse.loaders.petastorm_loader import tensor_columns
-
     tensor_columns(df, wanted)  # raises UnsupportedColumnError naming strings, dates, nested types
     return Snapshot(table, version, tuple(sorted(df.inputFiles())), tuple(wanted))
 

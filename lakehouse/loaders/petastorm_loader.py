@@ -7,47 +7,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import types as T
+from pyspark.sql import SparkSession
 
 from lakehouse.catalog import current_version, read_table
 from lakehouse.config import LakehouseConfig
+from lakehouse.loaders.columns import tensor_columns
 
 # Petastorm 0.12 drives pyarrow 14 through its legacy dataset API; the deprecation notices are known
 # (see STACK.md: newer pyarrow drops that API, which is why it is pinned) and say nothing to a user.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"petastorm(\..*)?$")
-
-TENSOR_TYPES = (
-    T.ByteType,
-    T.ShortType,
-    T.IntegerType,
-    T.LongType,
-    T.FloatType,
-    T.DoubleType,
-    T.BooleanType,
-)
-
-
-class UnsupportedColumnError(TypeError):
-    """A column has a type that cannot become a tensor."""
-
-
-def tensor_columns(df: DataFrame, columns: Sequence[str] | None = None) -> list[str]:
-    """The columns to load: ``columns`` checked, or every column when none are named.
-
-    Raises :class:`UnsupportedColumnError` naming each column whose type is not numeric or boolean.
-    """
-    fields = {f.name: f.dataType for f in df.schema.fields}
-    wanted = list(columns) if columns else list(fields)
-    missing = [name for name in wanted if name not in fields]
-    if missing:
-        raise KeyError(f"no such columns: {missing}; the table has {sorted(fields)}")
-    unsupported = [f"{name} ({fields[name].simpleString()})" for name in wanted if not isinstance(fields[name], TENSOR_TYPES)]
-    if unsupported:
-        raise UnsupportedColumnError(
-            "cannot turn these columns into tensors: " + ", ".join(unsupported) + "; select numeric columns"
-        )
-    return wanted
 
 
 @contextmanager

@@ -1,0 +1,40 @@
+"""Which columns both loaders can turn into tensors, and the error naming those they cannot."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+TENSOR_TYPES = (
+    T.ByteType,
+    T.ShortType,
+    T.IntegerType,
+    T.LongType,
+    T.FloatType,
+    T.DoubleType,
+    T.BooleanType,
+)
+
+
+class UnsupportedColumnError(TypeError):
+    """A column has a type that cannot become a tensor."""
+
+
+def tensor_columns(df: DataFrame, columns: Sequence[str] | None = None) -> list[str]:
+    """The columns to load: ``columns`` checked, or every column when none are named.
+
+    Raises :class:`UnsupportedColumnError` naming each column whose type is not numeric or boolean.
+    """
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    wanted = list(columns) if columns else list(fields)
+    missing = [name for name in wanted if name not in fields]
+    if missing:
+        raise KeyError(f"no such columns: {missing}; the table has {sorted(fields)}")
+    unsupported = [f"{name} ({fields[name].simpleString()})" for name in wanted if not isinstance(fields[name], TENSOR_TYPES)]
+    if unsupported:
+        raise UnsupportedColumnError(
+            "cannot turn these columns into tensors: " + ", ".join(unsupported) + "; select numeric columns"
+        )
+    return wanted
