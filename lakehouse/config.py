@@ -20,6 +20,9 @@ ENV_OVERRIDES = {
     "LAKEHOUSE_SPARK_MASTER": ("spark", "master"),
     "LAKEHOUSE_QUALITY_ENABLED": ("quality", "enabled"),
     "MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
+    "LAKEHOUSE_PG_HOST": ("postgres", "host"),
+    "LAKEHOUSE_PG_PORT": ("postgres", "port"),
+    "LAKEHOUSE_PG_DATA_DIR": ("postgres", "data_dir"),
 }
 
 
@@ -35,6 +38,20 @@ class ScenarioConfig:
     scale: float = 1.0
     bad_line_rate: float = 0.01
     duplicate_rate: float = 0.02
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    """Where the application database server is. With ``data_dir`` set, the project starts and stops
+    that server itself on 127.0.0.1 (``lakehouse db start``); without it, the server is someone else's."""
+
+    host: str = "127.0.0.1"
+    port: int = 54329
+    user: str = "lakehouse"
+    data_dir: str | None = None
+
+    def jdbc_url(self, database: str) -> str:
+        return f"jdbc:postgresql://{self.host}:{self.port}/{database}"
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,7 @@ class LakehouseConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     mlflow_tracking_uri: str | None = None
+    postgres: PostgresConfig = field(default_factory=PostgresConfig)
     source_file: str | None = None
 
     def table_path(self, table_name: str) -> str:
@@ -137,6 +155,7 @@ def load_config(conf_file: str | os.PathLike | None = None, environ: Mapping[str
         retention=_retention(raw.get("retention") or {}, path),
         mlflow_tracking_uri=(raw.get("mlflow") or {}).get("tracking_uri")
         or f"sqlite:///{warehouse.removeprefix('file:')}/_mlflow/mlflow.db",
+        postgres=_postgres(raw.get("postgres") or {}, path),
         source_file=str(path.resolve()),
     )
 
@@ -159,6 +178,23 @@ def _quality(raw: Mapping[str, Any], path: Path) -> QualityConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown quality keys: {sorted(unknown)}")
     return QualityConfig(enabled=bool(raw.get("enabled", True)), data_docs=bool(raw.get("data_docs", True)))
+
+
+def _postgres(raw: Mapping[str, Any], path: Path) -> PostgresConfig:
+    unknown = set(raw) - set(PostgresConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{path}: unknown postgres keys: {sorted(unknown)}")
+    defaults = PostgresConfig()
+    try:
+        port = int(raw.get("port", defaults.port))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: postgres.port must be a number: {exc}") from exc
+    return PostgresConfig(
+        host=str(raw.get("host", defaults.host)),
+        port=port,
+        user=str(raw.get("user", defaults.user)),
+        data_dir=_resolve(raw["data_dir"]) if raw.get("data_dir") else None,
+    )
 
 
 def _retention(raw: Mapping[str, Any], path: Path) -> RetentionConfig:

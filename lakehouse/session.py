@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Mapping
 
@@ -50,6 +51,9 @@ def get_spark(config: LakehouseConfig, app_name: str | None = None, extra_conf: 
     Declared tables that exist are registered by name (``silver.events``) in the session catalog, and
     every tag as a view (``silver.events__<tag>``).
     """
+    # A session started from Python launches its workers with $PYSPARK_PYTHON (default: whatever
+    # `python3` is on PATH), not with spark.pyspark.python: pin them to this interpreter and its packages.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name or config.app_name)
     if config.spark_master:
         builder = builder.master(config.spark_master)

@@ -36,6 +36,21 @@ def text_file_lines(spark: SparkSession, source_dir: str, file_glob: str | None 
     )
 
 
+def whole_files(spark: SparkSession, source_dir: str, file_glob: str | None = None) -> DataFrame:
+    """A stream of the files arriving in ``source_dir``, one row per file: ``content`` (bytes),
+    ``source_file`` and ``source_modified_at``. For files parsed as a whole (manifests)."""
+    reader: DataStreamReader = spark.readStream.format("binaryFile").schema(
+        "path string, modificationTime timestamp, length bigint, content binary"
+    )
+    if file_glob:
+        reader = reader.option("pathGlobFilter", file_glob)
+    return reader.load(source_dir).select(
+        "content",
+        F.col("path").alias("source_file"),
+        F.col("modificationTime").alias("source_modified_at"),
+    )
+
+
 def delta_table_changes(spark: SparkSession, table_path: str) -> DataFrame:
     """A stream of the rows appended to the Delta table at ``table_path``."""
     return spark.readStream.format("delta").load(table_path)

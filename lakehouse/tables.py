@@ -14,6 +14,7 @@ from pyspark.sql import types as T
 
 from lakehouse.paths import EXPECTATIONS_DIR
 from lakehouse.schemas import load_schema
+from lakehouse.sources.databases import SNAPSHOT_STAMP_SCHEMA, SourceTable, source_databases
 
 LAYERS = ("bronze", "silver", "gold", "quality", "ops")
 QUARANTINE_SCHEMA_FILE = "quarantine.yaml"
@@ -33,6 +34,7 @@ class TableDeclaration:
     partition_by: tuple[str, ...] = ()
     properties: Mapping[str, str] = field(default_factory=dict, hash=False)
     has_quarantine: bool = False
+    stamp_schema_file: str | None = None  # columns appended after the schema file's (e.g. snapshot stamps)
 
     @property
     def layer(self) -> str:
@@ -44,6 +46,14 @@ class TableDeclaration:
 
     @property
     def schema(self) -> T.StructType:
+        schema = load_schema(self.schema_file)
+        if self.stamp_schema_file:
+            schema = T.StructType([*schema.fields, *load_schema(self.stamp_schema_file).fields])
+        return schema
+
+    @property
+    def source_schema(self) -> T.StructType:
+        """The columns of the schema file alone, without appended stamp columns."""
         return load_schema(self.schema_file)
 
     @property
@@ -73,6 +83,42 @@ DECLARATIONS: tuple[TableDeclaration, ...] = (
         schema_file="bronze/app_events.yaml",
         expectations_file="bronze/app_events.yaml",
         job="ingest_app_events",
+    ),
+    TableDeclaration(
+        name="bronze.access_logs",
+        description="Web server access log lines (Apache/Nginx combined format): every line, parsed where it "
+        "parses, otherwise kept raw with the reason (rescued).",
+        schema_file="bronze/access_logs.yaml",
+        expectations_file="bronze/access_logs.yaml",
+        job="ingest_access_logs",
+    ),
+    TableDeclaration(
+        name="bronze.image_refs",
+        description="Image references from manifests (CSV or JSON lines): object URI, label and metadata, "
+        "one row per manifest line; the objects themselves stay in object storage.",
+        schema_file="bronze/image_refs.yaml",
+        expectations_file="bronze/image_refs.yaml",
+        job="ingest_image_manifests",
+    ),
+    TableDeclaration(
+        name="silver.image_references",
+        description="Every readable image reference: object URI, the content hash of its bytes, label, metadata.",
+        schema_file="silver/image_references.yaml",
+        expectations_file="silver/image_references.yaml",
+        job="build_silver_images",
+        upstreams=("bronze.image_refs",),
+        keys=("object_uri",),
+    ),
+    TableDeclaration(
+        name="silver.images",
+        description="Validated images, one row per distinct content (sha256): bytes, format, width, height; "
+        "unreadable, missing and non-image objects go to the quarantine table with the reason.",
+        schema_file="silver/images.yaml",
+        expectations_file="silver/images.yaml",
+        job="build_silver_images",
+        upstreams=("bronze.image_refs",),
+        keys=("content_hash",),
+        has_quarantine=True,
     ),
     TableDeclaration(
         name="silver.events",
@@ -109,6 +155,27 @@ DECLARATIONS: tuple[TableDeclaration, ...] = (
         keys=("table_name", "tag"),
     ),
 )
+
+
+def snapshot_declaration(table: SourceTable) -> TableDeclaration:
+    """``bronze.<database>_<table>``: every snapshot of a source table, stamped (``conf/databases.yaml``)."""
+    return TableDeclaration(
+        name=table.bronze_name,
+        description=f"Snapshots of {table.database}.{table.name} as they were read (JDBC, pg_dump or CSV), "
+        "each stamped with its snapshot id, time and source.",
+        schema_file=table.columns_file,
+        stamp_schema_file=SNAPSHOT_STAMP_SCHEMA,
+        expectations_file="bronze/snapshot.yaml",
+        job="ingest_database",
+        keys=table.keys,
+        has_quarantine=True,
+    )
+
+
+SNAPSHOT_DECLARATIONS: tuple[TableDeclaration, ...] = tuple(
+    snapshot_declaration(table) for database in source_databases().values() for table in database.tables
+)
+DECLARATIONS = SNAPSHOT_DECLARATIONS + DECLARATIONS
 
 
 def all_tables(include_quarantine: bool = True) -> list[TableDeclaration]:

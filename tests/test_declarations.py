@@ -1,7 +1,7 @@
 import pytest
-import yaml
 from pyspark.sql import types as T
 
+from lakehouse.quality.suites import load_suite
 from lakehouse.pipeline import available_jobs, ordered_declarations, pipeline_job_names
 from lakehouse.schemas import SchemaFileError, load_schema, parse_type
 from lakehouse.tables import DECLARATIONS, LAYERS, all_tables, get_table
@@ -15,10 +15,8 @@ def test_every_declaration_is_complete(declaration):
     for key in (*declaration.keys, *declaration.partition_by):
         assert key in declaration.schema.names, f"{declaration.name}: {key} is not a column"
     if declaration.expectations_file:
-        suite = yaml.safe_load(declaration.expectations_path.read_text())
-        assert suite["suite"] == declaration.name
-        for rule in suite["rules"]:
-            assert rule["action"] in ("warn", "quarantine", "fail")
+        suite = load_suite(declaration)  # raises on a rule that does not fit the table
+        assert suite.rules and all(rule.action in ("warn", "quarantine", "fail") for rule in suite.rules)
 
 
 def test_upstreams_come_first_and_jobs_follow_the_dag():

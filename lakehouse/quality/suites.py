@@ -110,7 +110,8 @@ def load_suite(declaration: TableDeclaration) -> Suite | None:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise SuiteError(f"{path}: not valid YAML: {exc}") from exc
-    if document.get("suite") != declaration.name:
+    # A shared suite (``shared: true``) guards a family of tables, e.g. every database snapshot.
+    if document.get("suite") != declaration.name and not document.get("shared"):
         raise SuiteError(f"{path}: 'suite' must be {declaration.name!r}, found {document.get('suite')!r}")
     rules, names = [], set()
     for position, raw in enumerate(document.get("rules") or [], start=1):

@@ -1,0 +1,255 @@
+"""Database tables -> bronze snapshots: read (JDBC, pg_dump or CSV), type, fingerprint, land once.
+
+Whatever way a table is read, its rows are typed to the columns declared in
+``schemas/bronze/<database>/<table>.yaml``; a row that does not fit (wrong field count, a value that
+does not cast) goes to the table's quarantine with the reason. The snapshot id is a fingerprint of
+the content, so the three ways give the same id for the same rows, and landing a snapshot whose
+content equals the table's latest one is a no-op. Each snapshot commits with a Delta transaction
+(previous snapshot -> this one), so a run killed between its commits and re-run lands nothing twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakehouse.catalog import current_version
+from lakehouse.config import LakehouseConfig
+from lakehouse.publish import publish_rows
+from lakehouse.sources import pg_copy
+from lakehouse.sources.databases import SourceDatabase, SourceTable
+from lakehouse.tables import TableDeclaration, get_table
+from lakehouse.writer import Commit, SchemaMismatchError, Transaction, ensure_table
+
+ERROR = "__error"  # a reason found while reading (e.g. a malformed line), before typing
+RAW_RECORD = "value"  # the row's raw text when the reader has it
+
+
+@dataclass(frozen=True)
+class RawSnapshot:
+    """One table as read from its source, not yet typed.
+
+    ``rows`` has one column per source column (strings from files, typed from JDBC) and may have
+    ``__error`` and ``value`` (the raw line).
+    """
+
+    table: SourceTable
+    rows: DataFrame
+    source: str
+    taken_at: datetime
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    """What landing one snapshot did."""
+
+    table: str
+    snapshot_id: str
+    landed: bool
+    rows: int
+    quarantined: int
+    version: int | None
+
+
+# ---------------------------------------------------------------- readers
+
+
+def read_jdbc(spark: SparkSession, config: LakehouseConfig, database: SourceDatabase, table: SourceTable,
+              password: str | None = None) -> RawSnapshot:
+    """A live snapshot over JDBC; split into ``jdbc_partitions`` parallel range reads when the table
+    declares a ``jdbc_partition_column``."""
+    url = config.postgres.jdbc_url(database.name)
+    qualified = f"{database.schema}.{table.name}"
+    options = {"url": url, "user": config.postgres.user, "driver": "org.postgresql.Driver", "fetchsize": "10000"}
+    if password:
+        options["password"] = password
+    taken_at = datetime.now(timezone.utc)
+    reader = spark.read.format("jdbc").options(**options)
+    if table.jdbc_partition_column:
+        column = table.jdbc_partition_column
+        bounds = (
+            spark.read.format("jdbc").options(**options)
+            .option("query", f'SELECT min("{column}") AS lo, max("{column}") AS hi FROM {qualified}')
+            .load().first()
+        )
+        if bounds is not None and bounds.lo is not None:
+            reader = (
+                reader.option("partitionColumn", column)
+                .option("lowerBound", str(bounds.lo))
+                .option("upperBound", str(bounds.hi))
+                .option("numPartitions", str(table.jdbc_partitions))
+            )
+    rows = reader.option("dbtable", qualified).load()
+    return RawSnapshot(table, rows, f"{url}?table={qualified}", taken_at)
+
+
+def file_time(spark: SparkSession, path: str) -> datetime:
+    """Modification time of a file on any Hadoop filesystem (the snapshot time of a dump or export)."""
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(hadoop_path):
+        raise FileNotFoundError(f"no such file: {path}")
+    return datetime.fromtimestamp(fs.getFileStatus(hadoop_path).getModificationTime() / 1000, tz=timezone.utc)
+
+
+def read_pg_dump(spark: SparkSession, dump_path: str, database: SourceDatabase,
+                 tables: list[SourceTable]) -> list[RawSnapshot]:
+    """The wanted tables' rows from a plain-format ``pg_dump`` file; a wanted table missing from the dump
+    is an error naming the tables it does hold."""
+    taken_at = file_time(spark, dump_path)
+    lines = pg_copy.numbered_lines(spark, dump_path)
+    blocks = pg_copy.find_blocks(lines, dump_path)
+    snapshots = []
+    for table in tables:
+        qualified = f"{database.schema}.{table.name}"
+        if qualified not in blocks:
+            raise pg_copy.DumpFormatError(
+                f"{dump_path} holds no COPY block for {qualified}; it holds: {', '.join(blocks) or 'none'}"
+            )
+        rows = pg_copy.block_rows(lines, blocks[qualified]).withColumnRenamed("__error", ERROR)
+        snapshots.append(RawSnapshot(table, rows, f"pg_dump:{dump_path}#{qualified}", taken_at))
+    return snapshots
+
+
+def read_csv_export(spark: SparkSession, csv_path: str, database: SourceDatabase, table: SourceTable) -> RawSnapshot:
+    """One table's CSV export with a header row; every value read as text, ``csv_null_value`` as NULL.
+    A line with the wrong number of fields keeps its raw text with ``malformed_csv_row``."""
+    taken_at = file_time(spark, csv_path)
+    header_line = spark.read.text(csv_path).first()
+    if header_line is None:
+        raise pg_copy.DumpFormatError(f"{csv_path} is empty: a CSV export needs a header row")
+    names = next(csv.reader([header_line.value]))
+    schema = T.StructType([T.StructField(name, T.StringType()) for name in names])
+    schema = schema.add(T.StructField(RAW_RECORD, T.StringType()))
+    rows = (
+        spark.read.schema(schema)
+        .option("header", "true")
+        .option("enforceSchema", "false")
+        .option("nullValue", database.csv_null_value)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", RAW_RECORD)
+        .csv(csv_path)
+    )
+    rows = rows.withColumn(ERROR, F.when(F.col(RAW_RECORD).isNotNull(), F.lit("malformed_csv_row")))
+    return RawSnapshot(table, rows, f"csv:{csv_path}", taken_at)
+
+
+# ---------------------------------------------------------------- typing and fingerprint
+
+
+def check_columns(raw: RawSnapshot, declaration: TableDeclaration) -> None:
+    """The source must have exactly the declared columns (any order); otherwise name the difference."""
+    declared = declaration.source_schema.names
+    present = [c for c in raw.rows.columns if c not in (ERROR, RAW_RECORD)]
+    missing = [c for c in declared if c not in present]
+    extra = [c for c in present if c not in declared]
+    if missing or extra:
+        detail = "; ".join(
+            part for part in (
+                f"missing {missing}" if missing else "",
+                f"not declared {extra} (add them to schemas/{declaration.schema_file})" if extra else "",
+            ) if part
+        )
+        raise SchemaMismatchError(f"{raw.source}: columns differ from {declaration.name}: {detail}")
+
+
+def typed_rows(raw: RawSnapshot, declaration: TableDeclaration) -> DataFrame:
+    """The raw rows with every declared column cast to its type and ``__error`` naming the first problem
+    (a reader's error, or ``bad_value:<column>`` when a non-null value does not cast)."""
+    check_columns(raw, declaration)
+    rows = raw.rows
+    if ERROR not in rows.columns:
+        rows = rows.withColumn(ERROR, F.lit(None).cast("string"))
+    if RAW_RECORD not in rows.columns:
+        rows = rows.withColumn(RAW_RECORD, F.lit(None).cast("string"))
+    fields = declaration.source_schema.fields
+    casts = {f.name: F.col(f.name).try_cast(f.dataType) for f in fields}
+    first_bad_value: Column | None = None
+    for f in fields:
+        does_not_cast = F.col(f.name).isNotNull() & casts[f.name].isNull()
+        reason = F.lit(f"bad_value:{f.name}")
+        first_bad_value = F.when(does_not_cast, reason) if first_bad_value is None else first_bad_value.when(does_not_cast, reason)
+    error = F.coalesce(F.col(ERROR), first_bad_value)
+    record = F.coalesce(F.col(RAW_RECORD), F.to_json(F.struct(*[F.col(f.name).cast("string") for f in fields])))
+    return rows.select(
+        *[casts[f.name].alias(f.name) for f in fields],
+        error.alias(ERROR),
+        record.alias(RAW_RECORD),
+    )
+
+
+def fingerprint(typed: DataFrame, columns: list[str]) -> tuple[str, int, int]:
+    """``(snapshot id, good rows, bad rows)``: an order-independent hash of the typed good rows and the
+    raw text of the bad ones. The same rows give the same id whichever way they were read."""
+    row_text = F.when(F.col(ERROR).isNull(), F.to_json(F.struct(*columns))).otherwise(
+        F.concat(F.lit("bad:"), F.col(RAW_RECORD))
+    )
+    as_decimal = lambda h: h.cast("decimal(38,0)")  # noqa: E731 - sums of 64-bit hashes overflow a long
+    stats = typed.select(
+        F.count(F.when(F.col(ERROR).isNull(), 1)).alias("good"),
+        F.count(F.col(ERROR)).alias("bad"),
+        F.sum(as_decimal(F.xxhash64(row_text))).alias("h1"),
+        F.sum(as_decimal(F.xxhash64(F.lit("second"), row_text))).alias("h2"),
+    ).first()
+    digest = hashlib.sha256(f"{stats.good}|{stats.bad}|{stats.h1}|{stats.h2}".encode()).hexdigest()[:20]
+    return digest, int(stats.good), int(stats.bad)
+
+
+def latest_snapshot_id(spark: SparkSession, path: str) -> str | None:
+    """The snapshot id most recently landed in the table at ``path`` (None for an empty table)."""
+    latest = (
+        spark.read.format("delta").load(path)
+        .groupBy("_snapshot_id").agg(F.max("_ingest_time").alias("landed"))
+        .orderBy(F.desc("landed")).first()
+    )
+    return latest._snapshot_id if latest else None
+
+
+# ---------------------------------------------------------------- landing
+
+
+def land_snapshot(spark: SparkSession, config: LakehouseConfig, raw: RawSnapshot, job: str, run_id: str) -> SnapshotResult:
+    """Type, fingerprint and land one snapshot (no-op when its content equals the latest snapshot's)."""
+    declaration = get_table(raw.table.bronze_name)
+    path = ensure_table(spark, config, declaration)
+    columns = declaration.source_schema.names
+    typed = typed_rows(raw, declaration).persist()
+    try:
+        snapshot_id, good, bad = fingerprint(typed, columns)
+        previous = latest_snapshot_id(spark, path)
+        if previous == snapshot_id:
+            return SnapshotResult(declaration.name, snapshot_id, False, 0, 0, current_version(spark, path))
+        stamps = {
+            "_snapshot_id": F.lit(snapshot_id),
+            "_snapshot_time": F.lit(raw.taken_at).cast("timestamp"),
+            "_source": F.lit(raw.source),
+            "_ingest_time": F.current_timestamp(),
+            "_run_id": F.lit(run_id),
+        }
+        good_rows = typed.where(F.col(ERROR).isNull()).select(*columns, *[c.alias(n) for n, c in stamps.items()])
+        rejected = typed.where(F.col(ERROR).isNotNull()).select(
+            F.col(RAW_RECORD).alias("record"),
+            F.col(ERROR).alias("reason"),
+            F.lit("snapshot_read").alias("rule"),
+            F.lit(f"{raw.source}@{snapshot_id}").alias("source"),
+            F.current_timestamp().alias("quarantined_at"),
+            F.lit(run_id).alias("run_id"),
+        )
+        transaction = Transaction(app_id=f"{declaration.name}:{previous}->{snapshot_id}", version=0)
+        result = publish_rows(
+            spark, config, declaration, good_rows, Commit(job, run_id, transaction=transaction),
+            rejected=rejected if bad else None,
+        )
+        return SnapshotResult(
+            declaration.name, snapshot_id, True, result.rows_in - result.rows_quarantined + bad,
+            result.rows_quarantined, result.write.version,
+        )
+    finally:
+        typed.unpersist()
