@@ -1,4 +1,4 @@
-"""The main job: generate the scenario's logs if the landing folder is empty, run every table's job in dependency order in one SparkSession, feed the gold table to a PyTorch DataLoader, and print what was built."""
+"""The main job: stage the scenario's sources where missing (logs, photos, the real access log, PostgreSQL databases), run every table's job in dependency order in one SparkSession, feed the gold table to a PyTorch DataLoader, and print what was built."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import argparse
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 from lakehouse.job import JobContext, JobResult, exit_with, job_main, run_job
 from lakehouse.loaders.petastorm_loader import petastorm_dataloader
@@ -14,7 +13,7 @@ from lakehouse.pipeline import load_job, pipeline_job_names
 from lakehouse.publish import quality_root
 from lakehouse.quality.gate import data_docs_index
 from lakehouse.report import format_statuses, quality_summary, table_statuses
-from lakehouse.scenario.app_events import write_app_event_logs
+from lakehouse.scenario.sources import stage_sources
 
 JOB_NAME = "pipeline"
 TRAINING_TABLE = "gold.user_activity_daily"
@@ -22,27 +21,9 @@ LOADER_COLUMNS = ("user_id", "day_index", "n_events", "n_logins", "n_views", "n_
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--days", type=int, default=7, help="days of logs to generate into an empty landing folder")
+    parser.add_argument("--days", type=int, default=7, help="days of scenario to generate into an empty landing folder")
     parser.add_argument("--batch-size", type=int, default=256, help="DataLoader batch size for the loader check")
     parser.add_argument("--skip-loader", action="store_true", help="do not read the gold table through Petastorm")
-
-
-def generate_if_empty(ctx: JobContext, days: int) -> int:
-    """Write the scenario's logs into an empty landing folder; return the number of files written."""
-    landing = Path(ctx.config.landing_path("app_events"))
-    if landing.is_dir() and any(landing.iterdir()):
-        return 0
-    scenario = ctx.config.scenario
-    logs = write_app_event_logs(
-        landing,
-        seed=scenario.seed,
-        scale=scenario.scale,
-        days=days,
-        bad_line_rate=scenario.bad_line_rate,
-        duplicate_rate=scenario.duplicate_rate,
-    )
-    print(f"generated {logs.lines:,} log lines in {len(logs.files)} files under {landing}")
-    return len(logs.files)
 
 
 def check_loader(ctx: JobContext, batch_size: int) -> dict[str, int]:
@@ -64,7 +45,8 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     started = time.monotonic()
     started_at = datetime.now(timezone.utc).replace(tzinfo=None)
     result = JobResult(JOB_NAME, ctx.run_id)
-    result.counts["files generated"] = generate_if_empty(ctx, args.days)
+    for line in stage_sources(ctx.config, args.days).describe():
+        print(line)
     for name in pipeline_job_names():
         job = load_job(name)
         step = run_job(name, job.run, argparse.Namespace(), spark=ctx.spark, config=ctx.config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from lakehouse.pipeline import available_jobs, load_job
 
@@ -182,6 +183,37 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    from lakehouse import postgres
+    from lakehouse.config import load_config
+    from lakehouse.postgres import PostgresServer
+    from lakehouse.scenario.sources import load_source_databases
+
+    config = load_config(args.conf_file)
+    server = PostgresServer.from_config(config)
+    where = f"{server.host}:{server.port}"
+    if args.action == "start":
+        postgres.start(server)
+        print(f"PostgreSQL running on {where} (data: {server.data_dir}, log: {server.log_file})")
+    elif args.action == "stop":
+        print(f"stopped PostgreSQL on {where}" if postgres.stop(server) else f"no server was running from {server.data_dir}")
+    elif args.action == "status":
+        running = postgres.is_running(server)
+        print(f"PostgreSQL on {where}: {'running' if running else 'not running'}")
+        return 0 if running else 3
+    elif args.action == "load":
+        loaded = load_source_databases(config)
+        for name, counts in loaded.items():
+            print(f"loaded {name}: " + ", ".join(f"{table} {rows:,}" for table, rows in counts.items()))
+        if not loaded:
+            print(f"every source database is already loaded on {where}")
+    elif args.action == "dump":
+        target = Path(args.out or f"{args.database}.sql")
+        postgres.pg_dump(server, args.database, target)
+        print(f"wrote {target}")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from lakehouse.config import load_config
     from lakehouse.scenario.app_events import write_app_event_logs
@@ -297,6 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
     ui = table_command("mlflow-ui", "start the MLflow UI on 127.0.0.1 over the lakehouse's tracking store", cmd_mlflow_ui)
     ui.add_argument("--port", type=int, default=5000)
 
+    db = commands.add_parser(
+        "db", help="the application database (PostgreSQL on 127.0.0.1): start, stop, status, load, dump"
+    )
+    db.add_argument("action", choices=("start", "stop", "status", "load", "dump"),
+                    help="load: create and fill the source databases (conf/databases.yaml) that are missing; "
+                    "dump: write a plain-format pg_dump of --database")
+    db.add_argument("--conf-file", default=None)
+    db.add_argument("--database", default="appdb", help="database to dump (default: appdb)")
+    db.add_argument("--out", default=None, help="dump file (default: <database>.sql)")
+    db.set_defaults(func=cmd_db)
     generate = commands.add_parser("generate", help="write the scenario's application event logs")
     generate.add_argument("--conf-file", default=None)
     generate.add_argument("--days", type=int, default=1, help="days of logs to write")

@@ -32,10 +32,30 @@ def ordered_declarations() -> list[TableDeclaration]:
     return ordered
 
 
-def pipeline_job_names() -> list[str]:
-    """The jobs that write the declared tables, each once, in dependency order."""
+def upstream_closure(table_names: list[str]) -> set[str]:
+    """The named tables and every table they are built from, transitively."""
+    by_name = {d.name: d for d in DECLARATIONS}
+    wanted: set[str] = set()
+    pending = list(table_names)
+    while pending:
+        name = pending.pop()
+        if name in wanted:
+            continue
+        if name not in by_name:
+            raise KeyError(f"no declared table {name!r}")
+        wanted.add(name)
+        pending.extend(by_name[name].upstreams)
+    return wanted
+
+
+def pipeline_job_names(select: list[str] | None = None) -> list[str]:
+    """The jobs that write the declared tables, each once, in dependency order; with ``select``,
+    only the jobs of those tables and of their upstreams."""
+    wanted = upstream_closure(select) if select else None
     names: list[str] = []
     for declaration in ordered_declarations():
+        if wanted is not None and declaration.name not in wanted:
+            continue
         if declaration.job is not None and declaration.job not in names:
             names.append(declaration.job)
     return names

@@ -16,6 +16,7 @@ from typing import Iterator, Mapping
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
+from lakehouse import faults
 from lakehouse.catalog import current_version, register_table
 from lakehouse.config import LakehouseConfig
 from lakehouse.tables import TableDeclaration
@@ -163,6 +164,7 @@ def _save(spark, config, declaration: TableDeclaration, df: DataFrame, commit: C
     before = current_version(spark, path)
     rows = check_schema(df, declaration)
     rows.write.format("delta").options(**writer_options(commit)).mode(mode).save(path)
+    faults.after_commit(declaration.name)
     return write_result(spark, declaration, path, before)
 
 
@@ -214,4 +216,5 @@ def insert_new_rows(
             .whenNotMatchedInsertAll()
             .execute()
         )
+    faults.after_commit(declaration.name)
     return write_result(spark, declaration, path, before)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,12 +16,43 @@ from lakehouse.config import LakehouseConfig, load_config
 from lakehouse.paths import DEFAULT_CONF_FILE
 
 
+# The suite's own PostgreSQL (started once, on a free port, in a folder the server account can enter).
+_PG_DATA_DIR = Path(tempfile.mkdtemp(prefix="lakehouse-test-pg-"))
+_PG_DATA_DIR.chmod(0o755)
+atexit.register(shutil.rmtree, _PG_DATA_DIR, True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+_PG_PORT = _free_port()
+
+
 def make_config(root: Path) -> LakehouseConfig:
-    """``conf/local.yaml`` with its warehouse and landing folders moved under ``root``."""
+    """``conf/local.yaml`` with its warehouse and landing folders moved under ``root`` and the suite's
+    PostgreSQL server as the application database."""
     return load_config(
         DEFAULT_CONF_FILE,
-        environ={"LAKEHOUSE_WAREHOUSE": str(root / "warehouse"), "LAKEHOUSE_LANDING": str(root / "landing")},
+        environ={
+            "LAKEHOUSE_WAREHOUSE": str(root / "warehouse"),
+            "LAKEHOUSE_LANDING": str(root / "landing"),
+            "LAKEHOUSE_PG_PORT": str(_PG_PORT),
+            "LAKEHOUSE_PG_DATA_DIR": str(_PG_DATA_DIR / "data"),
+        },
     )
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL on 127.0.0.1 for the whole suite (initdb + pg_ctl), stopped at the end."""
+    from lakehouse import postgres
+
+    server = postgres.start(postgres.PostgresServer(_PG_DATA_DIR / "data", _PG_PORT))
+    yield server
+    postgres.stop(server)
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,12 @@ def test_upstreams_come_first_and_jobs_follow_the_dag():
     for declaration in DECLARATIONS:
         for upstream in declaration.upstreams:
             assert order.index(upstream) < order.index(declaration.name)
-    assert pipeline_job_names() == ["ingest_app_events", "build_silver_events", "build_gold_user_activity"]
+    jobs = pipeline_job_names()
+    assert set(jobs) == {d.job for d in DECLARATIONS if d.job}
+    assert jobs.index("ingest_image_manifests") < jobs.index("build_silver_images")
+    assert pipeline_job_names(select=["gold.user_activity_daily"]) == [
+        "ingest_app_events", "build_silver_events", "build_gold_user_activity"
+    ]
 
 
 def test_quarantine_table_is_derived_from_its_parent():

@@ -23,7 +23,7 @@ GOLD_COLUMNS = ["user_id", "day_index", "n_events", "n_logins", "n_views", "n_li
 
 
 def run_pipeline(spark, config):
-    for name in pipeline_job_names():
+    for name in pipeline_job_names(select=["gold.user_activity_daily"]):
         run_job(name, load_job(name).run, argparse.Namespace(), spark=spark, config=config)
 
 

@@ -41,6 +41,7 @@ class GeneratedLogs:
     valid_events: int = 0
     duplicate_lines: int = 0
     bad_lines: dict[str, int] = field(default_factory=dict)
+    uploads: list[tuple[int, int, datetime]] = field(default_factory=list)  # (photo_id, user_id, time)
 
     @property
     def total_bad_lines(self) -> int:
@@ -104,7 +105,7 @@ def _bad_line(kind: str, event: dict) -> str:
 
 
 def write_app_event_logs(
-    out_dir: str | Path,
+    out_dir: str | Path | None,
     seed: int = 42,
     scale: float = 1.0,
     days: int = 7,
@@ -117,10 +118,13 @@ def write_app_event_logs(
 
     Files land as ``<out_dir>/app-events-YYYY-MM-DD-HH.jsonl``; days before ``compress_before_day``
     (default: all but the last day) are written gzip-compressed as ``.jsonl.gz``, as log rotation does.
-    Calling it again with a later ``first_day`` adds new files and leaves the old ones alone.
+    Calling it again with a later ``first_day`` adds new files and leaves the old ones alone. With
+    ``out_dir=None`` nothing is written: the result still says what would be (and which photos were
+    uploaded, for the application database).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(f"{seed}:{first_day}")
     n_users = max(10, int(BASE_USERS * scale))
     events_per_file = max(1, int(BASE_EVENTS_PER_DAY * scale) // FILES_PER_DAY)
@@ -136,6 +140,8 @@ def write_app_event_logs(
             for i in range(events_per_file):
                 moment = file_start + timedelta(seconds=i * (86_400 / FILES_PER_DAY) / events_per_file)
                 event = factory.event(moment)
+                if event["event_type"] == "upload":  # the app stored the photo whatever became of the log line
+                    result.uploads.append((event["photo_id"], event["user_id"], moment))
                 if rng.random() < bad_line_rate:
                     kind = rng.choice(tuple(BAD_LINE_KINDS))
                     lines.append(_bad_line(kind, event))
@@ -153,6 +159,9 @@ def write_app_event_logs(
                     result.duplicate_lines += 1
             stamp = file_start.strftime("%Y-%m-%d-%H")
             body = ("\n".join(lines) + "\n").encode()
+            result.lines += len(lines)
+            if out is None:
+                continue
             if day < compress_before:
                 path = out / f"app-events-{stamp}.jsonl.gz"
                 path.write_bytes(gzip.compress(body, mtime=0))
@@ -160,5 +169,4 @@ def write_app_event_logs(
                 path = out / f"app-events-{stamp}.jsonl"
                 path.write_bytes(body)
             result.files.append(path)
-            result.lines += len(lines)
     return result

@@ -97,11 +97,13 @@ def block_rows(lines: DataFrame, block: CopyBlock) -> DataFrame:
     """The rows of one block: a string column per COPY column (decoded), ``value`` (the raw line) and
     ``__error`` (``wrong_field_count:<n>`` when the line does not have one field per column)."""
     body = lines.where((F.col(LINE_NUMBER) > block.header_line) & (F.col(LINE_NUMBER) < block.end_line))
-    split = body.select("value", F.split("value", "\t", -1).alias(FIELDS))
+    # decode inside one higher-order function: the same expression for every field keeps the generated
+    # code small whatever the column count (one expression per column overflows Java's method size)
+    split = body.select("value", F.transform(F.split("value", "\t", -1), unescape).alias(FIELDS))
     n = len(block.columns)
     error = F.when(F.size(FIELDS) != n, F.concat(F.lit("wrong_field_count:"), F.size(FIELDS).cast("string")))
     return split.select(
         "value",
         error.alias("__error"),
-        *[F.when(error.isNull(), unescape(F.col(FIELDS)[i])).alias(name) for i, name in enumerate(block.columns)],
+        *[F.when(error.isNull(), F.col(FIELDS)[i]).alias(name) for i, name in enumerate(block.columns)],
     )

@@ -6,6 +6,9 @@ so the source database and its bronze snapshots cannot disagree on a column.
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import datetime
 from pathlib import Path
 
 from pyspark.sql import types as T
@@ -60,6 +63,21 @@ def copy_csv_in(server: PostgresServer, database: SourceDatabase, table: SourceT
     return row_count(server, database, table)
 
 
+def copy_rows_in(server: PostgresServer, database: SourceDatabase, table: SourceTable, rows: list[tuple]) -> int:
+    """Load Python rows (in the column file's order; ``None`` = NULL, datetimes in UTC) into a table."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in rows:
+        writer.writerow(["\\N" if v is None else (v.isoformat() if isinstance(v, datetime) else v) for v in row])
+    columns = ", ".join(f'"{f.name}"' for f in load_schema(table.columns_file).fields)
+    postgres.psql(
+        server, database.name,
+        f"\\copy {database.schema}.\"{table.name}\" ({columns}) FROM pstdin WITH (FORMAT csv, NULL '\\N')",
+        stdin=buffer.getvalue(),
+    )
+    return row_count(server, database, table)
+
+
 def copy_csv_out(server: PostgresServer, database: SourceDatabase, table: SourceTable, csv_path: Path) -> Path:
     """Export a table as CSV with a header row (``csv_null_value`` for NULL): a per-table CSV export."""
     null = database.csv_null_value.replace("'", "''")
@@ -74,5 +92,18 @@ def row_count(server: PostgresServer, database: SourceDatabase, table: SourceTab
     return int(postgres.psql(server, database.name, f'SELECT count(*) FROM {database.schema}."{table.name}"').strip())
 
 
-def database_exists(server: PostgresServer, name: str) -> bool:
-    return bool(postgres.psql(server, "postgres", f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip())
+LOADED_MARK = "loaded by lakehouse"
+
+
+def mark_loaded(server: PostgresServer, database: SourceDatabase) -> None:
+    """Record that every table of ``database`` was loaded (a load that died half-way leaves no mark)."""
+    postgres.psql(server, database.name, f"COMMENT ON DATABASE \"{database.name}\" IS '{LOADED_MARK}'")
+
+
+def is_loaded(server: PostgresServer, name: str) -> bool:
+    """True when database ``name`` exists and a load into it finished."""
+    comment = postgres.psql(
+        server, "postgres",
+        f"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '{name}'",
+    ).strip()
+    return comment == LOADED_MARK
