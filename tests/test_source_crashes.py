@@ -1,0 +1,122 @@
+"""Every ingestion killed with SIGKILL half-way (a real spark-submit process) and re-run: no partial and no
+duplicate data. The job is stopped by a fail point right after one of its commits, where a crash hurts most:
+some tables (or the batch's quarantine) committed, the rest and the stream checkpoint not."""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from pyspark.sql import functions as F
+
+from lakehouse.catalog import read_table
+from lakehouse.datasets import logstalgia_access_log
+from lakehouse.faults import PAUSE_AFTER_COMMIT, PAUSE_MARKER
+from lakehouse.job import run_job
+from lakehouse.paths import DEFAULT_CONF_FILE, PROJECT_ROOT
+from lakehouse.pipeline import load_job
+from lakehouse.postgres import PostgresServer
+from lakehouse.scenario.sources import load_source_databases
+from lakehouse.sources import postgres_loading as loading
+from lakehouse.sources.databases import get_database
+
+pytestmark = pytest.mark.e2e
+
+
+def conf_file(config, tmp_path) -> Path:
+    """The test's configuration as a file a separate spark-submit process can read."""
+    conf = yaml.safe_load(DEFAULT_CONF_FILE.read_text())
+    conf["paths"] = {"warehouse": config.warehouse, "landing": config.landing}
+    conf["postgres"] = {"host": config.postgres.host, "port": config.postgres.port, "data_dir": config.postgres.data_dir}
+    path = tmp_path / "crash.yaml"
+    path.write_text(yaml.safe_dump(conf))
+    return path
+
+
+def kill_after_commit(job: str, table: str, config, tmp_path, *job_args: str) -> None:
+    """Run ``job`` with spark-submit until it has committed to ``table``, then SIGKILL its process group."""
+    marker = tmp_path / f"paused-{job}"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        PAUSE_AFTER_COMMIT: table,
+        PAUSE_MARKER: str(marker),
+    }
+    log = open(tmp_path / f"{job}.log", "w")
+    process = subprocess.Popen(
+        ["spark-submit", f"jobs/{job}.py", "--conf-file", str(conf_file(config, tmp_path)), *job_args],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while not marker.exists():
+            if process.poll() is not None:
+                pytest.fail(f"{job} ended ({process.returncode}) before pausing: {(tmp_path / f'{job}.log').read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{job} did not reach its commit to {table} in 300 s")
+            time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        log.close()
+    assert process.returncode == -signal.SIGKILL
+
+
+def rerun(spark, config, job: str, **options):
+    module = load_job(job)
+    return run_job(job, module.run, argparse.Namespace(**options), spark=spark, config=config)
+
+
+def test_access_log_ingestion_killed_after_its_commit_lands_each_line_once(spark, config, tmp_path):
+    landing = Path(config.landing_path("access_logs"))
+    landing.mkdir(parents=True)
+    shutil.copy(logstalgia_access_log(), landing / "access.log")
+    kill_after_commit("ingest_access_logs", "bronze.access_logs", config, tmp_path)
+    assert read_table(spark, config, "bronze.access_logs").count() == 3260  # committed, checkpoint not
+
+    rerun(spark, config, "ingest_access_logs")  # replays the batch: its transaction was already committed
+    bronze = read_table(spark, config, "bronze.access_logs")
+    assert bronze.count() == 3260
+    assert bronze.select("run_id").distinct().count() == 1  # the killed run's rows, not a second copy
+
+
+def test_snapshot_ingestion_killed_between_tables_leaves_whole_snapshots(spark, config, pg_server, tmp_path):
+    load_source_databases(config)
+    appdb = get_database("appdb")
+    kill_after_commit("ingest_database", "bronze.appdb_users", config, tmp_path, "--database", "appdb")
+    assert read_table(spark, config, "bronze.appdb_users").count() > 0
+
+    rerun(spark, config, "ingest_database", database=["appdb"], table=None, method="jdbc", dump_file=None, csv_dir=None)
+    server = PostgresServer.from_config(config)
+    for table in appdb.tables:
+        bronze = read_table(spark, config, table.bronze_name)
+        assert bronze.select("_snapshot_id").distinct().count() == 1, table.name
+        assert bronze.count() == loading.row_count(server, appdb, table), table.name
+
+
+def test_image_validation_killed_between_quarantine_and_images_commits_is_replayed_once(spark, config, tmp_path):
+    from datetime import datetime, timezone
+
+    from lakehouse.scenario.app_db import write_app_database
+
+    landing = Path(config.landing)
+    uploads = [(p, 1, datetime(2026, 11, 1, tzinfo=timezone.utc)) for p in range(1, 121)]
+    db = write_app_database(uploads, 3, landing / "objects" / "photos", landing / "image_manifests", seed=4,
+                            bad_object_rate=0.1)
+    bad = sum(db.bad_objects.values())
+    rerun(spark, config, "ingest_image_manifests")
+    kill_after_commit("build_silver_images", "silver.images_quarantine", config, tmp_path)
+    assert read_table(spark, config, "silver.images_quarantine").count() == bad
+    assert read_table(spark, config, "silver.images").count() == 0
+
+    rerun(spark, config, "build_silver_images")
+    assert read_table(spark, config, "silver.images_quarantine").count() == bad  # not twice
+    references = read_table(spark, config, "silver.image_references")
+    assert references.count() == len(uploads) - bad
+    assert references.where(F.col("content_hash").isNull()).count() == 0
