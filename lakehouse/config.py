@@ -134,7 +134,7 @@ def load_config(conf_file: str | os.PathLike | None = None, environ: Mapping[str
             value = environ[variable]
             if section == "quality":
                 value = value.lower() not in ("0", "false", "no", "off")
-            raw.setdefault(section, {})[key] = value
+            raw[section] = {**(raw.get(section) or {}), key: value}  # `mlflow:` with only comments is None
 
     spark = raw.get("spark") or {}
     paths = raw.get("paths") or {}

@@ -1,9 +1,10 @@
-"""One-time set-up steps run by ``make setup`` (``lakehouse setup``): jars and Spark defaults."""
+"""One-time set-up steps run by ``make setup`` (``lakehouse setup``): jars, Spark defaults, real data sets."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from lakehouse.datasets import fetch_all
 from lakehouse.jars import fetch_jars
 from lakehouse.session import jvm_settings
 
@@ -28,7 +29,9 @@ def write_spark_defaults(jars: list[str]) -> Path:
 
 
 def run_setup(force: bool = False) -> None:
-    """Fetch the jars (once) and write Spark's defaults; print what was done."""
+    """Fetch the jars and the real data sets (once each) and write Spark's defaults; print what was done."""
     jars = fetch_jars(force=force)
     print(f"jars: {len(jars)} cached in {Path(jars[0]).parent}")
     print(f"spark defaults: {write_spark_defaults(jars)}")
+    for name, path in fetch_all().items():
+        print(f"{name}: {path}")

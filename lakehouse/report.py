@@ -32,12 +32,13 @@ def table_statuses(spark: SparkSession, config: LakehouseConfig) -> list[TableSt
 
 def format_statuses(statuses: list[TableStatus]) -> str:
     """A fixed-width text table of :func:`table_statuses`."""
-    header = f"{'table':<30} {'version':>7} {'rows':>10}  location"
+    width = max([len("table"), *(len(s.name) for s in statuses)])
+    header = f"{'table':<{width}} {'version':>7} {'rows':>10}  location"
     lines = [header, "-" * len(header)]
     for status in statuses:
         version = "-" if status.version is None else str(status.version)
         rows = "-" if status.rows is None else f"{status.rows:,}"
-        lines.append(f"{status.name:<30} {version:>7} {rows:>10}  {status.path}")
+        lines.append(f"{status.name:<{width}} {version:>7} {rows:>10}  {status.path}")
     return "\n".join(lines)
 
 
@@ -57,9 +58,13 @@ def quality_summary(spark: SparkSession, config: LakehouseConfig, since) -> str:
         .orderBy("table_name", "rule")
         .collect()
     )
-    header = f"{'table':<26} {'rule':<34} {'action':<10} {'outcome':<11} {'failing rows':>12}"
+    table_width = max([len("table"), *(len(row.table_name) for row in rows)])
+    rule_width = max([len("rule"), *(len(row.rule) for row in rows)])
+    header = f"{'table':<{table_width}} {'rule':<{rule_width}} {'action':<10} {'outcome':<11} {'failing rows':>12}"
     lines = [header, "-" * len(header)]
     for row in rows:
         failing = "-" if row.rows_failing is None else f"{row.rows_failing:,}"
-        lines.append(f"{row.table_name:<26} {row.rule:<34} {row.action:<10} {row.outcome:<11} {failing:>12}")
+        lines.append(
+            f"{row.table_name:<{table_width}} {row.rule:<{rule_width}} {row.action:<10} {row.outcome:<11} {failing:>12}"
+        )
     return "\n".join(lines)

@@ -20,6 +20,12 @@ def test_environment_overrides_and_uri_warehouse():
     assert config.warehouse == "s3a://bucket/wh"
     assert config.table_path("gold.x") == "s3a://bucket/wh/gold/x"
     assert config.loader_cache == "s3a://bucket/wh/_cache/petastorm"
+    # conf/local.yaml's `mlflow:` section holds only comments (None in YAML): overriding into it works
+    overridden = load_config(
+        DEFAULT_CONF_FILE, environ={"MLFLOW_TRACKING_URI": "sqlite:///x.db", "LAKEHOUSE_PG_PORT": "6543"}
+    )
+    assert overridden.mlflow_tracking_uri == "sqlite:///x.db"
+    assert overridden.postgres.port == 6543 and overridden.postgres.jdbc_url("appdb").endswith(":6543/appdb")
 
 
 def test_missing_file_and_bad_keys_fail_clearly(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from lakehouse.paths import DEFAULT_CONF_FILE, PROJECT_ROOT
+from lakehouse.pipeline import available_jobs
 from lakehouse.scenario.app_events import write_app_event_logs
 
 BIN = Path(sys.executable).parent
@@ -47,12 +48,17 @@ def test_spark_submit_runs_a_job_with_delta(tmp_path):
 
 def test_cli_lists_jobs_and_shows_job_help():
     listed = subprocess.run([BIN / "lakehouse", "jobs"], capture_output=True, text=True, check=True)
-    for job in ("ingest_app_events", "build_silver_events", "build_gold_user_activity", "pipeline"):
+    for job in available_jobs():
         assert job in listed.stdout
-    helped = subprocess.run(
-        [BIN / "lakehouse", "job", "ingest_app_events", "--help"], capture_output=True, text=True, check=True
-    )
-    assert "--source-dir" in helped.stdout and "--conf-file" in helped.stdout
+    options = {
+        "ingest_app_events": "--source-dir",
+        "ingest_access_logs": "--source-dir",
+        "ingest_image_manifests": "--source-dir",
+        "ingest_database": "--dump-file",
+    }
+    for job, option in options.items():
+        helped = subprocess.run([BIN / "lakehouse", "job", job, "--help"], capture_output=True, text=True, check=True)
+        assert option in helped.stdout and "--conf-file" in helped.stdout, job
     unknown = subprocess.run([BIN / "lakehouse", "job", "nope"], capture_output=True, text=True)
     assert unknown.returncode == 2 and "no job 'nope'" in unknown.stderr
 

@@ -127,7 +127,6 @@ def test_app_database_snapshots_follow_changes_and_repeat_as_no_ops(spark, confi
 
 @pytest.mark.e2e
 def test_bad_rows_in_dumps_and_exports_are_quarantined_with_the_reason(spark, config, tmp_path):
-    appdb = get_database("appdb")
     dump = tmp_path / "appdb.sql"
     dump.write_text(
         "COPY public.users (user_id, email, display_name, country, created_at, updated_at) FROM stdin;\n"
