@@ -21,8 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     source_dir = getattr(args, "source_dir", None) or ctx.config.landing_path("access_logs")
     check_landing_folder(source_dir, "copy access logs there, or run the main job (`make demo`) to stage the sample")
-    result = ingest_new_lines(ctx, TARGET, source_dir, transform=parse_access_log_lines)
-    return result
+    return ingest_new_lines(ctx, TARGET, source_dir, transform=parse_access_log_lines, rescued_column="parse_error")
 
 
 def main(argv=None) -> int:

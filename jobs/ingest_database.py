@@ -49,16 +49,21 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     landed = unchanged = quarantined = 0
     for name in names:
         database = get_database(name)
-        for raw in _raw_snapshots(ctx, args, database):
-            path = ctx.config.table_path(raw.table.bronze_name)
-            before = current_version(ctx.spark, path)
-            outcome = snapshots.land_snapshot(ctx.spark, ctx.config, raw, ctx.job_name, ctx.run_id)
-            result.writes.append(write_result(ctx.spark, get_table(outcome.table), path, before))
-            landed += outcome.landed
-            unchanged += not outcome.landed
-            quarantined += outcome.quarantined
-            state = f"snapshot {outcome.snapshot_id}" + ("" if outcome.landed else " unchanged: nothing landed")
-            print(f"  {outcome.table}: {state}, {outcome.rows} rows, {outcome.quarantined} quarantined")
+        raw_snapshots = _raw_snapshots(ctx, args, database)
+        try:
+            for raw in raw_snapshots:
+                path = ctx.config.table_path(raw.table.bronze_name)
+                before = current_version(ctx.spark, path)
+                outcome = snapshots.land_snapshot(ctx.spark, ctx.config, raw, ctx.job_name, ctx.run_id)
+                result.writes.append(write_result(ctx.spark, get_table(outcome.table), path, before))
+                landed += outcome.landed
+                unchanged += not outcome.landed
+                quarantined += outcome.quarantined
+                state = f"snapshot {outcome.snapshot_id}" + ("" if outcome.landed else " unchanged: nothing landed")
+                print(f"  {outcome.table}: {state}, {outcome.rows} rows, {outcome.quarantined} quarantined")
+        finally:
+            for raw in raw_snapshots:
+                raw.release()
     result.counts.update({"snapshots landed": landed, "snapshots unchanged": unchanged, "rows quarantined": quarantined})
     return result
 

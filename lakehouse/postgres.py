@@ -98,6 +98,18 @@ def _hand_to_server_user(path: Path) -> None:
         os.chown(path, account.pw_uid, account.pw_gid)
 
 
+def _check_reachable(data_dir: Path) -> None:
+    """As root, the server runs as ``postgres``: every folder above the data folder must let it through."""
+    if os.geteuid() != 0:
+        return
+    probe = subprocess.run(_as_server_user(["test", "-x", str(data_dir.parent)]), capture_output=True)
+    if probe.returncode != 0:
+        raise PostgresError(
+            f"the '{SERVER_USER}' account cannot reach {data_dir} (a parent folder is private): "
+            "set LAKEHOUSE_PG_DATA_DIR (or postgres.data_dir) to a folder under a readable path such as /var/tmp"
+        )
+
+
 def is_running(server: PostgresServer) -> bool:
     """True when a server answers on the server's host and port."""
     result = subprocess.run(
@@ -113,6 +125,7 @@ def start(server: PostgresServer) -> PostgresServer:
         return server
     if not (data_dir / "PG_VERSION").is_file():
         data_dir.mkdir(parents=True, exist_ok=True)
+        _check_reachable(data_dir)
         data_dir.chmod(0o700)
         _hand_to_server_user(data_dir)
         _run(

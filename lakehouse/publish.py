@@ -143,7 +143,14 @@ def publish_table(
     """
     staging = staging_path(config, declaration)
     check_schema(df, declaration).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(staging)
-    staged = spark.read.format("delta").load(staging)
+    staged = spark.read.format("delta").load(staging).persist()
+    try:
+        return _audit_and_publish(spark, config, declaration, staged, commit)
+    finally:
+        staged.unpersist()
+
+
+def _audit_and_publish(spark, config, declaration: TableDeclaration, staged: DataFrame, commit: Commit) -> PublishResult:
     published_path = config.table_path(declaration.name)
     previous_version = current_version(spark, published_path)
     previous_rows = spark.read.format("delta").load(published_path).count() if previous_version is not None else None

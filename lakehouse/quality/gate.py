@@ -117,7 +117,9 @@ def validate(
     name = suite.table
     expectations = [rule.to_expectation(**resolve_runtime_kwargs(rule, previous_rows, now)) for rule in suite.rules]
     gx_suite = context.suites.add_or_update(gx.ExpectationSuite(name=name, expectations=expectations))
-    source = context.data_sources.add_or_update_spark(name="lakehouse")
+    # persist=False: callers hand over DataFrames they persisted themselves (and unpersist after); GX's own
+    # persist would cache a second copy and never release it
+    source = context.data_sources.add_or_update_spark(name="lakehouse", persist=False)
     asset = source.get_asset(name) if name in source.get_asset_names() else source.add_dataframe_asset(name=name)
     try:
         batch_definition = asset.get_batch_definition("whole")

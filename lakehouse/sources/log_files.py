@@ -18,7 +18,7 @@ from lakehouse.job import JobContext, JobResult
 from lakehouse.publish import publish_rows
 from lakehouse.streams import for_each_new_batch, text_file_lines
 from lakehouse.tables import TableDeclaration
-from lakehouse.writer import Commit, Transaction, ensure_table, write_result
+from lakehouse.writer import Commit, Transaction, check_schema, ensure_table, write_result
 
 LineTransform = Callable[[DataFrame], DataFrame]
 
@@ -34,27 +34,35 @@ def ingest_new_lines(
     target: TableDeclaration,
     source_dir: str,
     transform: LineTransform | None = None,
+    rescued_column: str | None = None,
 ) -> JobResult:
     """Land every line of the files new in ``source_dir`` into ``target`` (one micro-batch per run's files).
 
     ``transform`` turns the raw lines (``value``, ``source_file``, ``source_modified_at``) into the
     table's columns before ``ingest_time`` and ``run_id`` are added; by default lines land as they are.
+    Rows with a non-null ``rescued_column`` (a parse error) are counted as rescued lines.
     """
     spark, config = ctx.spark, ctx.config
     path = ensure_table(spark, config, target)
     before = current_version(spark, path)
-    lines_read = 0
+    counts = {"lines read": 0, "lines rescued": 0}
 
     def land(batch: DataFrame, transaction: Transaction) -> None:
-        nonlocal lines_read
         rows = transform(batch) if transform else batch
         rows = rows.withColumn("ingest_time", F.current_timestamp()).withColumn("run_id", F.lit(ctx.run_id))
-        result = publish_rows(spark, config, target, rows, Commit(ctx.job_name, ctx.run_id, transaction=transaction))
-        lines_read += result.rows_in
+        rows = check_schema(rows, target).persist()  # the plan publish_rows caches: parsed once, counted twice
+        try:
+            result = publish_rows(spark, config, target, rows, Commit(ctx.job_name, ctx.run_id, transaction=transaction))
+            counts["lines read"] += result.rows_in
+            if rescued_column:
+                counts["lines rescued"] += rows.where(F.col(rescued_column).isNotNull()).count()
+        finally:
+            rows.unpersist()
 
     batches = for_each_new_batch(
         text_file_lines(spark, source_dir), config.checkpoint_path(ctx.job_name), ctx.job_name, land
     )
     result = JobResult(ctx.job_name, ctx.run_id, writes=[write_result(spark, target, path, before)])
-    result.counts.update({"file batches": batches, "lines read": lines_read})
+    result.counts["file batches"] = batches
+    result.counts.update(counts if rescued_column else {"lines read": counts["lines read"]})
     return result

@@ -43,6 +43,12 @@ class RawSnapshot:
     rows: DataFrame
     source: str
     taken_at: datetime
+    cached: DataFrame | None = None  # a persisted input several snapshots share (a dump's lines)
+
+    def release(self) -> None:
+        """Drop the shared cached input (after every snapshot read from it was landed)."""
+        if self.cached is not None:
+            self.cached.unpersist()
 
 
 @dataclass(frozen=True)
@@ -105,16 +111,21 @@ def read_pg_dump(spark: SparkSession, dump_path: str, database: SourceDatabase,
     is an error naming the tables it does hold."""
     taken_at = file_time(spark, dump_path)
     lines = pg_copy.numbered_lines(spark, dump_path)
-    blocks = pg_copy.find_blocks(lines, dump_path)
+    try:
+        blocks = pg_copy.find_blocks(lines, dump_path)
+    except pg_copy.DumpFormatError:
+        lines.unpersist()
+        raise
     snapshots = []
     for table in tables:
         qualified = f"{database.schema}.{table.name}"
         if qualified not in blocks:
+            lines.unpersist()
             raise pg_copy.DumpFormatError(
                 f"{dump_path} holds no COPY block for {qualified}; it holds: {', '.join(blocks) or 'none'}"
             )
         rows = pg_copy.block_rows(lines, blocks[qualified]).withColumnRenamed("__error", ERROR)
-        snapshots.append(RawSnapshot(table, rows, f"pg_dump:{dump_path}#{qualified}", taken_at))
+        snapshots.append(RawSnapshot(table, rows, f"pg_dump:{dump_path}#{qualified}", taken_at, cached=lines))
     return snapshots
 
 
