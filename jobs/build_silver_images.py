@@ -52,7 +52,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
                 checked.where(F.col(REJECT_COLUMN).isNotNull()).select(*classified.columns), allowMissingColumns=False
             )
             for row in rejected.groupBy(REJECT_COLUMN).count().collect():
-                outcomes[row[REJECT_COLUMN].split(":")[0]] += row["count"]
+                outcomes[f"quarantined {row[REJECT_COLUMN].split(':')[0]}"] += row["count"]
             good = checked.where(F.col(REJECT_COLUMN).isNull())
             now = F.current_timestamp()
             images = first_per_content(good).select(
@@ -68,8 +68,8 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
                 rejected=quarantine_records(rejected, "build_silver_images", ctx.run_id),
             )
             reference_result = publish_rows(spark, config, REFERENCES, references, commit, mode="insert_new")
-            outcomes["references kept"] += reference_result.rows_in - reference_result.rows_quarantined
-            outcomes["distinct images in batch"] += image_result.rows_in
+            outcomes["kept"] += reference_result.rows_in - reference_result.rows_quarantined
+            outcomes["with content new in their batch"] += image_result.rows_in
         finally:
             checked.unpersist()
             classified.unpersist()

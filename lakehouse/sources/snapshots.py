@@ -188,7 +188,11 @@ def typed_rows(raw: RawSnapshot, declaration: TableDeclaration) -> DataFrame:
         reason = F.lit(f"bad_value:{f.name}")
         first_bad_value = F.when(does_not_cast, reason) if first_bad_value is None else first_bad_value.when(does_not_cast, reason)
     error = F.coalesce(F.col(ERROR), first_bad_value)
-    record = F.coalesce(F.col(RAW_RECORD), F.to_json(F.struct(*[F.col(f.name).cast("string") for f in fields])))
+    # the raw text is only kept for rows going to quarantine (the snapshot is cached: no copy of every line)
+    record = F.when(
+        error.isNotNull(),
+        F.coalesce(F.col(RAW_RECORD), F.to_json(F.struct(*[F.col(f.name).cast("string") for f in fields]))),
+    )
     return rows.select(
         *[casts[f.name].alias(f.name) for f in fields],
         error.alias(ERROR),
