@@ -9,6 +9,7 @@ is handed to it). Clients (psql, pg_dump, Spark's JDBC reader) connect over TCP 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -54,7 +55,7 @@ class PostgresServer:
     def from_config(cls, config) -> "PostgresServer":
         """The server a :class:`~lakehouse.config.LakehouseConfig` points at."""
         pg = config.postgres
-        return cls(Path(pg.data_dir) if pg.data_dir else None, pg.port, pg.host, pg.user)
+        return cls(reachable_data_dir(Path(pg.data_dir)) if pg.data_dir else None, pg.port, pg.host, pg.user)
 
     def managed_data_dir(self) -> Path:
         if self.data_dir is None:
@@ -96,6 +97,21 @@ def _hand_to_server_user(path: Path) -> None:
     if os.geteuid() == 0:
         account = pwd.getpwnam(SERVER_USER)
         os.chown(path, account.pw_uid, account.pw_gid)
+
+
+def _server_user_can_enter(folder: Path) -> bool:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # folders still to be made get the default mode, which lets it through
+    return subprocess.run(_as_server_user(["test", "-x", str(folder)]), capture_output=True).returncode == 0
+
+
+def reachable_data_dir(data_dir: Path) -> Path:
+    """``data_dir``, or, when we are root and the ``postgres`` account cannot reach it (a clone under a
+    private home folder), a stand-in under /var/tmp named after it (the same one every time)."""
+    if os.geteuid() != 0 or _server_user_can_enter(data_dir.parent):
+        return data_dir
+    tag = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:10]
+    return Path("/var/tmp") / f"lakehouse-postgres-{tag}" / data_dir.name
 
 
 def _check_reachable(data_dir: Path) -> None:

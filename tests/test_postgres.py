@@ -2,6 +2,7 @@
 
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +31,14 @@ def test_a_data_folder_the_server_account_cannot_reach_is_refused_with_advice(tm
     private.mkdir(mode=0o700)
     with pytest.raises(PostgresError, match="LAKEHOUSE_PG_DATA_DIR"):
         postgres.start(PostgresServer(private / "data", 1))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the data folder to the postgres account")
+def test_a_configured_data_folder_out_of_reach_moves_to_a_stable_stand_in(config, tmp_path):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    moved = replace(config, postgres=replace(config.postgres, data_dir=str(private / "pg")))
+    server = PostgresServer.from_config(moved)
+    assert server.data_dir.parent.parent == Path("/var/tmp") and server.data_dir.name == "pg"
+    assert PostgresServer.from_config(moved).data_dir == server.data_dir  # stop/status find the same server
+    assert PostgresServer.from_config(config).data_dir == Path(config.postgres.data_dir)  # reachable: kept
