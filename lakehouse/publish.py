@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import reduce
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -104,7 +105,10 @@ def publish_rows(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
-    df = check_schema(df, declaration).persist()
+    df = check_schema(df, declaration)
+    cached_by_caller = df.storageLevel != StorageLevel.NONE  # the caller cached this very plan: reuse it
+    if not cached_by_caller:
+        df.persist()
     try:
         rows_in = df.count()
         report, kept, flagged = _gate(spark, config, declaration, df, commit)
@@ -126,7 +130,8 @@ def publish_rows(
             record_results(spark, config, report, commit, version_checked=write.version)
         return PublishResult(write, quarantine_write, report, rows_in, rows_quarantined)
     finally:
-        df.unpersist()
+        if not cached_by_caller:
+            df.unpersist()
 
 
 def publish_table(
