@@ -55,6 +55,14 @@ class PostgresConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """Where the pseudonymisation key comes from when ``LAKEHOUSE_PSEUDONYM_KEY`` is not set: a local
+    file generated once (``None``: the variable is required)."""
+
+    key_file: str | None = None
+
+
+@dataclass(frozen=True)
 class QualityConfig:
     """How quality gates run (they always run in production; switching them off is for benchmarks)."""
 
@@ -94,6 +102,7 @@ class LakehouseConfig:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     mlflow_tracking_uri: str | None = None
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     source_file: str | None = None
 
     def table_path(self, table_name: str) -> str:
@@ -156,6 +165,7 @@ def load_config(conf_file: str | os.PathLike | None = None, environ: Mapping[str
         mlflow_tracking_uri=(raw.get("mlflow") or {}).get("tracking_uri")
         or f"sqlite:///{warehouse.removeprefix('file:')}/_mlflow/mlflow.db",
         postgres=_postgres(raw.get("postgres") or {}, path),
+        privacy=_privacy(raw.get("privacy") or {}, path),
         source_file=str(path.resolve()),
     )
 
@@ -195,6 +205,13 @@ def _postgres(raw: Mapping[str, Any], path: Path) -> PostgresConfig:
         user=str(raw.get("user", defaults.user)),
         data_dir=_resolve(raw["data_dir"]) if raw.get("data_dir") else None,
     )
+
+
+def _privacy(raw: Mapping[str, Any], path: Path) -> PrivacyConfig:
+    unknown = set(raw) - set(PrivacyConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{path}: unknown privacy keys: {sorted(unknown)}")
+    return PrivacyConfig(key_file=_resolve(raw["key_file"]) if raw.get("key_file") else None)
 
 
 def _retention(raw: Mapping[str, Any], path: Path) -> RetentionConfig:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import reduce
+from typing import Callable, Union
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -27,6 +28,8 @@ from lakehouse.tables import TableDeclaration
 from lakehouse.writer import Commit, WriteResult, append_rows, check_schema, insert_new_rows, overwrite_table
 
 MODES = ("append", "insert_new")
+# A custom commit step (e.g. a MERGE): (spark, config, declaration, kept rows, commit) -> WriteResult.
+Writer = Callable[[SparkSession, LakehouseConfig, TableDeclaration, DataFrame, Commit], WriteResult]
 
 
 @dataclass(frozen=True)
@@ -94,17 +97,18 @@ def publish_rows(
     declaration: TableDeclaration,
     df: DataFrame,
     commit: Commit,
-    mode: str = "append",
+    mode: Union[str, Writer] = "append",
     rejected: DataFrame | None = None,
 ) -> PublishResult:
-    """Gate ``df`` and commit it (``append``, or ``insert_new`` = MERGE on the declared keys).
+    """Gate ``df`` and commit it (``append``, ``insert_new`` = MERGE on the declared keys, or a
+    :data:`Writer` function that commits the kept rows its own way).
 
     ``rejected`` holds rows the caller already turned away (e.g. unparseable lines), in the quarantine
     schema; they go to the quarantine table in the same commit as the gate's own rejects. With a
     ``commit.transaction``, a replay after a crash commits nothing twice.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}")
+    if not callable(mode) and mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES} or a writer function")
     df = check_schema(df, declaration)
     cached_by_caller = df.storageLevel != StorageLevel.NONE  # the caller cached this very plan: reuse it
     if not cached_by_caller:
@@ -124,7 +128,7 @@ def publish_rows(
             # this commit (same transaction) and classifies the rest exactly as before.
             quarantine_write = append_rows(spark, config, declaration.quarantine, to_quarantine, commit)
             to_quarantine.unpersist()
-        writer = append_rows if mode == "append" else insert_new_rows
+        writer = mode if callable(mode) else append_rows if mode == "append" else insert_new_rows
         write = writer(spark, config, declaration, kept, commit)
         if report is not None:
             record_results(spark, config, report, commit, version_checked=write.version)

@@ -14,7 +14,7 @@ from pyspark.sql import types as T
 
 from lakehouse.paths import EXPECTATIONS_DIR
 from lakehouse.schemas import load_schema
-from lakehouse.sources.databases import SNAPSHOT_STAMP_SCHEMA, SourceTable, source_databases
+from lakehouse.sources.databases import SNAPSHOT_STAMP_SCHEMA, PrivateColumn, SourceTable, source_databases
 
 LAYERS = ("bronze", "silver", "gold", "quality", "ops")
 QUARANTINE_SCHEMA_FILE = "quarantine.yaml"
@@ -35,6 +35,7 @@ class TableDeclaration:
     properties: Mapping[str, str] = field(default_factory=dict, hash=False)
     has_quarantine: bool = False
     stamp_schema_file: str | None = None  # columns appended after the schema file's (e.g. snapshot stamps)
+    private_columns: tuple[PrivateColumn, ...] = ()  # schema-file columns replaced by pseudonyms or dropped
 
     @property
     def layer(self) -> str:
@@ -46,7 +47,7 @@ class TableDeclaration:
 
     @property
     def schema(self) -> T.StructType:
-        schema = load_schema(self.schema_file)
+        schema = _pseudonymised(load_schema(self.schema_file), self.private_columns)
         if self.stamp_schema_file:
             schema = T.StructType([*schema.fields, *load_schema(self.stamp_schema_file).fields])
         return schema
@@ -72,6 +73,20 @@ class TableDeclaration:
             job=self.job,
             upstreams=self.upstreams,
         )
+
+
+def _pseudonymised(schema: T.StructType, private: tuple[PrivateColumn, ...]) -> T.StructType:
+    """``schema`` with each private column renamed to its pseudonym (same type) or dropped."""
+    by_name = {column.name: column for column in private}
+    fields = []
+    for f in schema.fields:
+        column = by_name.get(f.name)
+        if column is None:
+            fields.append(f)
+        elif column.silver_name is not None:
+            comment = f"keyed hash (pseudonym, purpose '{column.purpose}') of the source's {f.name}"
+            fields.append(T.StructField(column.silver_name, f.dataType, f.nullable, {"comment": comment}))
+    return T.StructType(fields)
 
 
 _CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
@@ -141,6 +156,47 @@ DECLARATIONS: tuple[TableDeclaration, ...] = (
         upstreams=("silver.events",),
         keys=("user_id", "event_date"),
     ),
+    # build_analyst_marts writes the three marts below; the pipeline runs a job where its first table falls
+    # in dependency order, so every upstream of all three must come before that one.
+    TableDeclaration(
+        name="silver.access_requests",
+        description="Web requests from the access logs, typed, one row per request; client addresses and users "
+        "are keyed hashes (raw values stay in bronze); unparsed lines go to the quarantine table with the reason.",
+        schema_file="silver/access_requests.yaml",
+        expectations_file="silver/access_requests.yaml",
+        job="build_silver_access_requests",
+        upstreams=("bronze.access_logs",),
+        keys=("request_id",),
+        partition_by=("request_date",),
+        has_quarantine=True,
+    ),
+    TableDeclaration(
+        name="gold.flight_delays_monthly",
+        description="Per carrier and month: flights, cancellations, mean/median/p90 delays and on-time share.",
+        schema_file="gold/flight_delays_monthly.yaml",
+        expectations_file="gold/flight_delays_monthly.yaml",
+        job="build_analyst_marts",
+        upstreams=("silver.flights", "silver.airlines"),
+        keys=("carrier", "year", "month"),
+    ),
+    TableDeclaration(
+        name="gold.daily_active_users",
+        description="Per UTC day: distinct active users, events, and events of each type.",
+        schema_file="gold/daily_active_users.yaml",
+        expectations_file="gold/daily_active_users.yaml",
+        job="build_analyst_marts",
+        upstreams=("silver.events",),
+        keys=("event_date",),
+    ),
+    TableDeclaration(
+        name="gold.http_status_daily",
+        description="Per UTC day and HTTP status: requests, clients, bytes and the status's share of the day.",
+        schema_file="gold/http_status_daily.yaml",
+        expectations_file="gold/http_status_daily.yaml",
+        job="build_analyst_marts",
+        upstreams=("silver.access_requests",),
+        keys=("request_date", "status"),
+    ),
     TableDeclaration(
         name="quality.results",
         description="Every quality rule's outcome for every validation run (appended by the quality gate).",
@@ -172,10 +228,48 @@ def snapshot_declaration(table: SourceTable) -> TableDeclaration:
     )
 
 
-SNAPSHOT_DECLARATIONS: tuple[TableDeclaration, ...] = tuple(
-    snapshot_declaration(table) for database in source_databases().values() for table in database.tables
+def current_state_declaration(table: SourceTable) -> TableDeclaration:
+    """``silver.<table>``: one row per key as of the latest snapshot (type 1), private columns pseudonymised."""
+    return TableDeclaration(
+        name=table.silver_name,
+        description=f"Current state of {table.database}.{table.name}: one row per key as of the latest snapshot "
+        "(updated and deleted by MERGE), personal columns replaced by keyed hashes.",
+        schema_file=table.columns_file,
+        stamp_schema_file=CURRENT_STATE_STAMP_SCHEMA,
+        private_columns=table.private,
+        expectations_file="silver/snapshot_current.yaml",
+        job="build_silver_snapshots",
+        upstreams=(table.bronze_name,),
+        keys=table.silver_keys,
+        has_quarantine=True,
+    )
+
+
+def history_declaration(table: SourceTable) -> TableDeclaration:
+    """``silver.<table>_history``: every version of every key with its validity interval (type 2)."""
+    return TableDeclaration(
+        name=table.history_name,
+        description=f"History of {table.database}.{table.name}: each version of each key valid from one snapshot "
+        "to the next that changed or deleted it (valid_to null while current), personal columns pseudonymised.",
+        schema_file=table.columns_file,
+        stamp_schema_file=HISTORY_STAMP_SCHEMA,
+        private_columns=table.private,
+        job="build_silver_snapshots",
+        upstreams=(table.bronze_name,),
+        keys=(*table.silver_keys, "valid_from"),
+    )
+
+
+CURRENT_STATE_STAMP_SCHEMA = "silver/_current_state.yaml"
+HISTORY_STAMP_SCHEMA = "silver/_history.yaml"
+_SOURCE_TABLES = [table for database in source_databases().values() for table in database.tables]
+SNAPSHOT_DECLARATIONS: tuple[TableDeclaration, ...] = tuple(snapshot_declaration(table) for table in _SOURCE_TABLES)
+SILVER_SNAPSHOT_DECLARATIONS: tuple[TableDeclaration, ...] = tuple(
+    declaration
+    for table in _SOURCE_TABLES
+    for declaration in (current_state_declaration(table), history_declaration(table))
 )
-DECLARATIONS = SNAPSHOT_DECLARATIONS + DECLARATIONS
+DECLARATIONS = SNAPSHOT_DECLARATIONS + SILVER_SNAPSHOT_DECLARATIONS + DECLARATIONS
 
 
 def all_tables(include_quarantine: bool = True) -> list[TableDeclaration]:

@@ -1,0 +1,128 @@
+"""Apply a database snapshot to silver with Delta MERGE: current state (type 1) and history (type 2).
+
+The open-source counterpart of "auto CDC from snapshot": given the full rows of a source table at one
+moment, :func:`merge_current_state` makes the current-state table equal to them (update what changed,
+insert what is new, delete what is gone) and :func:`merge_history` closes the versions that changed or
+disappeared and opens new ones. Applying the same snapshot twice changes nothing, and each commit
+carries the caller's transaction so a replay after a crash is skipped by Delta itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse import faults
+from lakehouse.catalog import current_version
+from lakehouse.config import LakehouseConfig
+from lakehouse.tables import TableDeclaration
+from lakehouse.transforms.snapshot_changes import MERGE_KEY_PREFIX, SNAPSHOT_STAMPS, history_merge_source, values_differ
+from lakehouse.writer import Commit, WriteResult, check_schema, commit_context, ensure_table, write_result, writer_options
+
+HISTORY_STAMPS = ("valid_from", "valid_to", "is_current", "deleted", "_snapshot_id")
+
+
+def value_columns(declaration: TableDeclaration, stamps: tuple[str, ...]) -> list[str]:
+    """The declared columns that are neither keys nor stamps: a change in any of them is a new version."""
+    return [c for c in declaration.schema.names if c not in declaration.keys and c not in stamps]
+
+
+def _is_empty(spark: SparkSession, path: str) -> bool:
+    return spark.read.format("delta").load(path).limit(1).count() == 0
+
+
+def _append(spark, declaration: TableDeclaration, path: str, rows: DataFrame, commit: Commit) -> None:
+    check_schema(rows, declaration).write.format("delta").options(**writer_options(commit)).mode("append").save(path)
+
+
+def merge_current_state(
+    spark: SparkSession, config: LakehouseConfig, declaration: TableDeclaration, rows: DataFrame, commit: Commit
+) -> WriteResult:
+    """Make the table hold exactly ``rows`` (one per key): changed rows updated, new inserted, missing deleted.
+
+    An unchanged row keeps its ``_snapshot_id``/``_snapshot_time``: they name the snapshot that last changed it.
+    """
+    path = ensure_table(spark, config, declaration)
+    before = current_version(spark, path)
+    rows = check_schema(rows, declaration)
+    if _is_empty(spark, path):
+        _append(spark, declaration, path, rows, commit)
+    else:
+        keys_match = " AND ".join(f"t.{k} = s.{k}" for k in declaration.keys)
+        changed = values_differ("t", "s", value_columns(declaration, SNAPSHOT_STAMPS))
+        with commit_context(spark, commit):
+            (
+                DeltaTable.forPath(spark, path).alias("t")
+                .merge(rows.alias("s"), keys_match)
+                .whenMatchedUpdateAll(condition=changed)
+                .whenNotMatchedInsertAll()
+                .whenNotMatchedBySourceDelete()
+                .execute()
+            )
+    faults.after_commit(declaration.name)
+    return write_result(spark, declaration, path, before)
+
+
+def merge_history(
+    spark: SparkSession,
+    config: LakehouseConfig,
+    declaration: TableDeclaration,
+    rows: DataFrame,
+    snapshot_id: str,
+    taken_at: datetime,
+    commit: Commit,
+) -> WriteResult:
+    """Apply one snapshot's ``rows`` (source columns, keyed) to a type-2 history table.
+
+    Versions whose values changed get ``valid_to = taken_at``; keys absent from the snapshot get the
+    same and ``deleted = true``; new and changed rows open versions valid from ``taken_at``. Snapshots
+    must be applied oldest first (:func:`last_applied` says where the table is).
+    """
+    path = ensure_table(spark, config, declaration)
+    before = current_version(spark, path)
+    keys = tuple(k for k in declaration.keys if k != "valid_from")
+    values = value_columns(declaration, HISTORY_STAMPS)
+    source_columns = [*keys, *values]
+    snapshot = rows.select(*source_columns)
+    moment = F.lit(taken_at).cast("timestamp")
+    opened = {
+        "valid_from": moment,
+        "valid_to": F.lit(None).cast("timestamp"),
+        "is_current": F.lit(True),
+        "deleted": F.lit(False),
+        "_snapshot_id": F.lit(snapshot_id),
+    }
+    if _is_empty(spark, path):
+        _append(spark, declaration, path, snapshot.select("*", *[c.alias(n) for n, c in opened.items()]), commit)
+    else:
+        table = DeltaTable.forPath(spark, path)
+        current_versions = table.toDF().where("is_current").select(*source_columns)
+        source = history_merge_source(snapshot, current_versions, keys, values)
+        matches = " AND ".join(f"t.{k} = s.{MERGE_KEY_PREFIX}{k}" for k in keys) + " AND t.is_current"
+        closed = {"valid_to": moment, "is_current": F.lit(False)}
+        with commit_context(spark, commit):
+            (
+                table.alias("t")
+                .merge(source.alias("s"), matches)
+                .whenMatchedUpdate(condition=values_differ("t", "s", values), set={**closed, "deleted": F.lit(False)})
+                .whenNotMatchedInsert(values={**{c: F.col(f"s.{c}") for c in source_columns}, **opened})
+                .whenNotMatchedBySourceUpdate(condition="t.is_current", set={**closed, "deleted": F.lit(True)})
+                .execute()
+            )
+    faults.after_commit(declaration.name)
+    return write_result(spark, declaration, path, before)
+
+
+def last_applied(spark: SparkSession, config: LakehouseConfig, declaration: TableDeclaration) -> datetime | None:
+    """Time of the newest snapshot applied to a history table (every applied snapshot opened or closed a
+    version, because bronze lands a snapshot only when it differs from the one before); None if none."""
+    path = config.table_path(declaration.name)
+    if current_version(spark, path) is None:
+        return None
+    row = spark.read.format("delta").load(path).select(
+        F.greatest(F.max("valid_from"), F.max("valid_to")).alias("latest")
+    ).first()
+    return row.latest if row else None
