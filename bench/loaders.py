@@ -30,7 +30,7 @@ from lakehouse.session import get_spark
 from lakehouse.tables import get_table
 from lakehouse.writer import Commit, overwrite_table
 
-COLUMNS = ["user_id", "n_events", "n_views"]
+COLUMNS = ["user_key", "n_events", "n_views"]
 
 
 def consume(batches) -> int:
@@ -68,7 +68,7 @@ def main() -> None:
     spark = get_spark(config)
     gold = get_table("gold.user_activity_daily")
     df = spark.range(args.rows).selectExpr(
-        "id AS user_id", "DATE'2026-11-01' AS event_date", "CAST(id % 30 AS INT) AS day_index",
+        "id AS user_key", "DATE'2026-11-01' AS event_date", "CAST(id % 30 AS INT) AS day_index",
         "id % 97 AS n_events", "id % 5 AS n_logins", "id % 89 AS n_views", "id % 7 AS n_likes", "id % 3 AS n_uploads",
     ).repartition(4)
     overwrite_table(spark, config, gold, df, Commit("bench", "loaders"))

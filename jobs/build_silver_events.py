@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame
 
 from lakehouse.catalog import current_version, read_table
 from lakehouse.job import JobContext, JobResult, exit_with, job_main
+from lakehouse.privacy import pseudonym_key
 from lakehouse.publish import publish_rows
 from lakehouse.streams import delta_table_changes, for_each_new_batch
 from lakehouse.tables import get_table
@@ -37,6 +38,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     paths = {table: ensure_table(spark, config, table) for table in (TARGET, QUARANTINE)}
     before = {table: current_version(spark, path) for table, path in paths.items()}
     outcomes: Counter = Counter()
+    key = pseudonym_key(config)
 
     def handle_batch(batch: DataFrame, transaction: Transaction) -> None:
         published_ids = read_table(spark, config, TARGET.name).select("event_id")
@@ -49,7 +51,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
                 spark,
                 config,
                 TARGET,
-                accepted_events(marked),
+                accepted_events(marked, key),
                 Commit(ctx.job_name, ctx.run_id, {SOURCE.name: source_version}, transaction),
                 mode="insert_new",
                 rejected=rejected_events(marked, rule="parse_app_events", run_id=ctx.run_id),

@@ -16,8 +16,11 @@ from lakehouse.report import format_statuses, quality_summary, table_statuses
 from lakehouse.scenario.sources import stage_sources
 
 JOB_NAME = "pipeline"
-TRAINING_TABLE = "gold.user_activity_daily"
-LOADER_COLUMNS = ("user_id", "day_index", "n_events", "n_logins", "n_views", "n_likes", "n_uploads")
+TRAINING_TABLE = "gold.photo_popularity_training"
+LOADER_COLUMNS = (
+    "photo_id", "upload_hour", "predicted_class", "prediction_confidence", "author_followers",
+    "author_logins_before", "author_uploads_before", "author_likes_received_before", "author_likes_received_7d", "likes_24h",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +37,7 @@ def check_loader(ctx: JobContext, batch_size: int) -> dict[str, int]:
     ) as loader:
         for batch in loader:
             batches += 1
-            rows += len(batch["user_id"])
+            rows += len(batch["photo_id"])
             if batches == 1:
                 shapes = ", ".join(f"{name}{tuple(t.shape)}:{t.dtype}" for name, t in batch.items())
                 print(f"first batch from {TRAINING_TABLE}: {shapes}")

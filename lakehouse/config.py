@@ -23,6 +23,7 @@ ENV_OVERRIDES = {
     "LAKEHOUSE_PG_HOST": ("postgres", "host"),
     "LAKEHOUSE_PG_PORT": ("postgres", "port"),
     "LAKEHOUSE_PG_DATA_DIR": ("postgres", "data_dir"),
+    "LAKEHOUSE_SCALE": ("scenario", "scale"),
 }
 
 

@@ -136,6 +136,18 @@ DECLARATIONS: tuple[TableDeclaration, ...] = (
         has_quarantine=True,
     ),
     TableDeclaration(
+        name="silver.image_predictions",
+        description="What the image classifier sees in each image: class, label, confidence and all class "
+        "probabilities, one row per image and model version (the hash of the weights); images that do not "
+        "decode go to the quarantine table with the reason.",
+        schema_file="silver/image_predictions.yaml",
+        expectations_file="silver/image_predictions.yaml",
+        job="build_image_predictions",
+        upstreams=("silver.images",),
+        keys=("content_hash", "model_version"),
+        has_quarantine=True,
+    ),
+    TableDeclaration(
         name="silver.events",
         description="Application events, typed and deduplicated on event_id.",
         schema_file="silver/events.yaml",
@@ -154,7 +166,7 @@ DECLARATIONS: tuple[TableDeclaration, ...] = (
         expectations_file="gold/user_activity_daily.yaml",
         job="build_gold_user_activity",
         upstreams=("silver.events",),
-        keys=("user_id", "event_date"),
+        keys=("user_key", "event_date"),
     ),
     # build_analyst_marts writes the three marts below; the pipeline runs a job where its first table falls
     # in dependency order, so every upstream of all three must come before that one.
@@ -196,6 +208,20 @@ DECLARATIONS: tuple[TableDeclaration, ...] = (
         job="build_analyst_marts",
         upstreams=("silver.access_requests",),
         keys=("request_date", "status"),
+    ),
+    TableDeclaration(
+        name="gold.photo_popularity_training",
+        description="The nightly training table of the photo popularity model: one row per photo with its metadata, "
+        "the author's activity as of the upload (point-in-time correct), the classifier's outputs, the image "
+        "and the label (likes in the first 24 hours).",
+        schema_file="gold/photo_popularity_training.yaml",
+        expectations_file="gold/photo_popularity_training.yaml",
+        job="build_gold_photo_popularity",
+        upstreams=(
+            "silver.photos", "silver.users", "silver.follows_history", "silver.events",
+            "silver.image_references", "silver.images", "silver.image_predictions",
+        ),
+        keys=("photo_id",),
     ),
     TableDeclaration(
         name="quality.results",

@@ -20,7 +20,7 @@ from lakehouse.tables import get_table
 from lakehouse.writer import Commit, append_rows, overwrite_table
 
 GOLD = get_table("gold.user_activity_daily")
-COLUMNS = ["user_id", "day_index", "n_events", "n_views"]
+COLUMNS = ["user_key", "day_index", "n_events", "n_views"]
 
 
 def write_versions(spark, config):
@@ -50,8 +50,8 @@ def test_yields_exactly_sparks_rows_at_each_version(spark, config):
         expected = [tuple(r) for r in read_table(spark, config, GOLD.name, version=version).select(*COLUMNS).collect()]
         assert sorted(loaded_rows(loader)) == sorted(expected)
     batch = next(iter(arrow_dataloader(spark, config, GOLD.name, version=v3, columns=COLUMNS, batch_size=64)))
-    assert batch["user_id"].dtype == torch.int64 and batch["day_index"].dtype == torch.int32
-    assert len(batch["user_id"]) == 64
+    assert batch["user_key"].dtype == torch.int64 and batch["day_index"].dtype == torch.int32
+    assert len(batch["user_key"]) == 64
 
 
 def test_every_row_once_per_epoch_across_ranks_and_workers_with_seeded_shuffle(spark, config):
@@ -63,12 +63,12 @@ def test_every_row_once_per_epoch_across_ranks_and_workers_with_seeded_shuffle(s
         for rank in range(3):
             dataset = DeltaArrowDataset(snapshot, batch_size=50, shuffle_seed=7, rank=rank, world_size=3)
             dataset.set_epoch(epoch)
-            ids = [u for b in DataLoader(dataset, batch_size=None, num_workers=2) for u in b["user_id"].tolist()]
+            ids = [u for b in DataLoader(dataset, batch_size=None, num_workers=2) for u in b["user_key"].tolist()]
             seen.update(ids)
             orders[(epoch, rank)] = ids
         assert seen == Counter(range(1000, 1600))  # each row exactly once across the three ranks
     again = DeltaArrowDataset(snapshot, batch_size=50, shuffle_seed=7, rank=0, world_size=3)
-    assert [u for b in DataLoader(again, batch_size=None, num_workers=2) for u in b["user_id"].tolist()] == orders[(0, 0)]
+    assert [u for b in DataLoader(again, batch_size=None, num_workers=2) for u in b["user_key"].tolist()] == orders[(0, 0)]
     assert orders[(0, 0)] != orders[(1, 0)]  # a new epoch, a new order
 
 
@@ -85,11 +85,11 @@ def test_transform_runs_in_the_workers(spark, config):
 def test_refuses_what_it_cannot_read_faithfully(spark, config):
     write_versions(spark, config)
     with pytest.raises(UnsupportedColumnError, match=r"event_date \(date\)"):
-        resolve_snapshot(spark, config, GOLD.name, columns=["user_id", "event_date"])
+        resolve_snapshot(spark, config, GOLD.name, columns=["user_key", "event_date"])
     silver = get_table("silver.events")
     spark.createDataFrame([], silver.schema).write.format("delta").partitionBy("event_date").save(config.table_path(silver.name))
     with pytest.raises(UnsupportedTableError, match="partition columns"):
-        resolve_snapshot(spark, config, silver.name, columns=["user_id", "event_date"])
+        resolve_snapshot(spark, config, silver.name, columns=["user_key", "event_date"])
     spark.sql(f"ALTER TABLE delta.`{config.table_path(GOLD.name)}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
     with pytest.raises(UnsupportedTableError, match="deletion vectors"):
         resolve_snapshot(spark, config, GOLD.name, columns=COLUMNS)

@@ -62,7 +62,7 @@ def test_training_run_records_versions_and_reproduces_its_frame(spark, config):
     quarantine = ensure_table(spark, config, SILVER.quarantine)
     assert current_version(spark, quarantine) == empty_version
 
-    frame = TrainingFrame(GOLD.name, gold_version, columns=("user_id", "n_events", "n_views"), where="n_events > 0")
+    frame = TrainingFrame(GOLD.name, gold_version, columns=("user_key", "n_events", "n_views"), where="n_events > 0")
     with mlflow.start_run() as run:
         trained_on = log_training_frame(spark, config, frame)
         side = spark.read.format("delta").option("versionAsOf", empty_version).load(quarantine)

@@ -19,7 +19,7 @@ from lakehouse.writer import Commit, overwrite_table
 
 pytestmark = pytest.mark.e2e
 
-GOLD_COLUMNS = ["user_id", "day_index", "n_events", "n_logins", "n_views", "n_likes", "n_uploads"]
+GOLD_COLUMNS = ["user_key", "day_index", "n_events", "n_logins", "n_views", "n_likes", "n_uploads"]
 
 
 def run_pipeline(spark, config):
@@ -100,7 +100,7 @@ def test_loader_names_columns_it_cannot_turn_into_tensors(spark, config):
     gold = get_table("gold.user_activity_daily")
     overwrite_table(spark, config, gold, spark.createDataFrame([], gold.schema), Commit("test", "run"))
     with pytest.raises(UnsupportedColumnError, match=r"event_date \(date\)"):
-        with petastorm_dataloader(spark, config, "gold.user_activity_daily", columns=["user_id", "event_date"]):
+        with petastorm_dataloader(spark, config, "gold.user_activity_daily", columns=["user_key", "event_date"]):
             pass
 
 

@@ -87,7 +87,7 @@ def test_write_audit_publish_keeps_the_published_version_when_the_audit_fails(sp
 
     # readers still see exactly the audited version, by path and by name
     assert current_version(spark, config.table_path(GOLD.name)) == published_version
-    assert sorted((r.user_id, r.n_events) for r in spark.table(GOLD.name).collect()) == [(1, 3), (2, 5)]
+    assert sorted((r.user_key, r.n_events) for r in spark.table(GOLD.name).collect()) == [(1, 3), (2, 5)]
     refused = results(spark, config, "wap-3")["row_count_near_previous_version"]
     assert (refused.outcome, refused.version_checked, refused.observed) == ("failed", None, "10")
     assert results(spark, config, "wap-1")["row_count_near_previous_version"].outcome == "passed"

@@ -42,10 +42,10 @@ def test_table_level_rules_of_each_kind_exist():
          r"rule 'r3': action must be one of"),
         ("  - {name: r4, expectation: expect_table_row_count_to_be_between, kwargs: {min_value: 1}, action: quarantine}\n",
          r"rule 'r4': only row-level expectations can quarantine"),
-        ("  - {name: r5, expectation: expect_column_values_to_be_between, kwargs: {column: user_id, mni_value: 1}, action: warn}\n",
+        ("  - {name: r5, expectation: expect_column_values_to_be_between, kwargs: {column: user_key, mni_value: 1}, action: warn}\n",
          r"rule 'r5': invalid kwargs"),
         ("  - {name: r6, expectation: expect_column_values_to_not_be_null, kwargs: {column: event_id}, action: warn}\n"
-         "  - {name: r6, expectation: expect_column_values_to_not_be_null, kwargs: {column: user_id}, action: warn}\n",
+         "  - {name: r6, expectation: expect_column_values_to_not_be_null, kwargs: {column: user_key}, action: warn}\n",
          r"rule 'r6' is defined twice"),
         ("  - {expectation: expect_column_values_to_not_be_null}\n", r"rule 1 needs 'name'"),
     ],
@@ -64,7 +64,7 @@ def test_suite_must_name_its_table(tmp_path):
 def test_quarantine_needs_a_quarantine_table(tmp_path):
     (tmp_path / "g.yaml").write_text(
         "suite: gold.user_activity_daily\nrules:\n"
-        "  - {name: q, expectation: expect_column_values_to_not_be_null, kwargs: {column: user_id}, action: quarantine}\n"
+        "  - {name: q, expectation: expect_column_values_to_not_be_null, kwargs: {column: user_key}, action: quarantine}\n"
     )
     gold = replace(get_table("gold.user_activity_daily"), expectations_file=str(tmp_path / "g.yaml"))
     with pytest.raises(SuiteError, match="declares none"):

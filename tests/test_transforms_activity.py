@@ -18,7 +18,7 @@ def test_counts_per_user_and_day(spark):
             (1, "like", date(2026, 11, 2)),
             (2, "upload", date(2026, 11, 1)),
         ],
-        "user_id bigint, event_type string, event_date date",
+        "user_key bigint, event_type string, event_date date",
     )
     expected = spark.createDataFrame(
         [
@@ -26,7 +26,7 @@ def test_counts_per_user_and_day(spark):
             (1, date(2026, 11, 2), NOV_1 + 1, 1, 0, 0, 1, 0),
             (2, date(2026, 11, 1), NOV_1, 1, 0, 0, 0, 1),
         ],
-        "user_id bigint, event_date date, day_index int, n_events bigint, n_logins bigint, "
+        "user_key bigint, event_date date, day_index int, n_events bigint, n_logins bigint, "
         "n_views bigint, n_likes bigint, n_uploads bigint",
     )
     result = user_activity_daily(events)

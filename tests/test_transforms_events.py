@@ -6,6 +6,7 @@ from datetime import datetime
 import pytest
 from helpers import assert_same_rows
 
+from lakehouse.privacy import python_pseudonym_id
 from lakehouse.tables import get_table
 from lakehouse.transforms.events import (
     accepted_events,
@@ -53,6 +54,9 @@ def test_each_kind_of_line_gets_its_reason(spark, line, reason):
     assert row.reject_reason == reason
 
 
+KEY = b"key of the event tests, long enough"
+
+
 def test_good_line_is_typed(spark):
     row = parse_app_events(bronze_rows(spark, [event(user_id="42")])).first()
     assert (row.event_id, row.user_id, row.event_type, row.photo_id) == ("e1", 42, "view", 3)
@@ -63,9 +67,10 @@ def test_good_line_is_typed(spark):
 def test_every_line_comes_out_once_and_accepted_rows_fit_the_declared_schema(spark):
     lines = [event(event_id=f"e{i}") for i in range(5)] + ["garbage", ""]
     marked = mark_duplicates(parse_app_events(bronze_rows(spark, lines)))
-    accepted = accepted_events(marked)
+    accepted = accepted_events(marked, KEY)
     rejected = rejected_events(marked, rule="parse", run_id="r1")
     assert accepted.count() == 5 and rejected.count() == 2
+    assert {r.user_key for r in accepted.collect()} == {python_pseudonym_id(7, KEY, "user")}  # never the raw id
     check_schema(accepted, get_table("silver.events"))
     check_schema(rejected, get_table("silver.events_quarantine"))
     assert {r.record for r in rejected.collect()} == {"garbage", ""}

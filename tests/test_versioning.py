@@ -27,7 +27,7 @@ SILVER = get_table("silver.events")
 
 
 def activity(spark, rows):
-    """gold rows from {user_id: n_events}."""
+    """gold rows from {user_key: n_events}."""
     return spark.createDataFrame(
         [(user, date(2026, 11, 1), 1, n, n, 0, 0, 0) for user, n in rows.items()], GOLD.schema
     )
@@ -54,7 +54,7 @@ def age_removal(spark, path, removed_by, hours):
 
 
 def users(df):
-    return sorted((r.user_id, r.n_events) for r in df.collect())
+    return sorted((r.user_key, r.n_events) for r in df.collect())
 
 
 def test_tags_read_by_version_tag_sql_and_survive_a_new_session(spark, config):
@@ -104,7 +104,7 @@ def test_keyed_diff_counts_added_removed_changed(spark, config):
     assert diff.counts() == {"added": 1, "removed": 1, "changed": 1}
     assert users(diff.added) == [(4, 4)] and users(diff.removed) == [(3, 3)]
     change = diff.changed.first()
-    assert (change.user_id, change.before.n_events, change.after.n_events) == (2, 2, 5)
+    assert (change.user_key, change.before.n_events, change.after.n_events) == (2, 2, 5)
     assert diff_versions(spark, config, GOLD.name, v2, v1).counts() == {"added": 1, "removed": 1, "changed": 1}
 
 
@@ -119,7 +119,7 @@ def test_change_feed_diff_nets_out_changes_per_key(spark, config):
     insert_new_rows(spark, config, SILVER, events("d", "e"), Commit("job", "r2"))
     table = DeltaTable.forPath(spark, config.table_path(SILVER.name))
     table.delete("event_id IN ('a', 'e')")                     # e: added then removed -> not in the diff
-    table.update("event_id = 'b'", {"user_id": F.lit(8)})      # b: changed
+    table.update("event_id = 'b'", {"user_key": F.lit(8)})      # b: changed
     end = current_version(spark, config.table_path(SILVER.name))
     diff = diff_versions(spark, config, SILVER.name, start, end)
     assert diff.method == "change data feed"
@@ -127,7 +127,7 @@ def test_change_feed_diff_nets_out_changes_per_key(spark, config):
     assert [r.event_id for r in diff.added.collect()] == ["d"]
     assert [r.event_id for r in diff.removed.collect()] == ["a"]
     change = diff.changed.first()
-    assert (change.event_id, change.before.user_id, change.after.user_id) == ("b", 7, 8)
+    assert (change.event_id, change.before.user_key, change.after.user_key) == ("b", 7, 8)
 
 
 def test_restore_is_a_new_version_and_respects_tags(spark, config):

@@ -21,23 +21,23 @@ from lakehouse.writer import (
 )
 
 GOLD = get_table("gold.user_activity_daily")
-COLUMNS = "user_id bigint, event_date date, day_index int, n_events bigint, n_logins bigint, n_views bigint, n_likes bigint, n_uploads bigint"
+COLUMNS = "user_key bigint, event_date date, day_index int, n_events bigint, n_logins bigint, n_views bigint, n_likes bigint, n_uploads bigint"
 
 
-def activity(spark, *user_ids):
+def activity(spark, *user_keys):
     return spark.createDataFrame(
-        [(u, date(2026, 11, 1), 1, 1, 1, 0, 0, 0) for u in user_ids], COLUMNS
+        [(u, date(2026, 11, 1), 1, 1, 1, 0, 0, 0) for u in user_keys], COLUMNS
     )
 
 
 def test_schema_mismatch_names_the_table_file_and_columns(spark):
     df = activity(spark, 1).drop("n_likes").withColumn("extra", F.lit(1))
     with pytest.raises(SchemaMismatchError) as error:
-        check_schema(df.withColumn("user_id", df.user_id.cast("int")), GOLD)
+        check_schema(df.withColumn("user_key", df.user_key.cast("int")), GOLD)
     message = str(error.value)
     assert "gold/user_activity_daily.yaml" in message
     assert "missing column 'n_likes'" in message and "undeclared column 'extra'" in message
-    assert "'user_id' is int, declared bigint" in message
+    assert "'user_key' is int, declared bigint" in message
 
 
 def test_overwrite_keeps_history_and_records_job_and_inputs(spark, config):
@@ -64,9 +64,9 @@ def test_a_replayed_transaction_commits_nothing(spark, config):
 
 
 def test_insert_new_rows_only_inserts_unknown_keys(spark, config):
-    keyed = replace(GOLD, keys=("user_id",))
+    keyed = replace(GOLD, keys=("user_key",))
     insert_new_rows(spark, config, keyed, activity(spark, 1, 2), Commit("job", "run"))
     result = insert_new_rows(spark, config, keyed, activity(spark, 2, 3), Commit("job", "run"))
     assert result.rows_written == 1
-    assert sorted(r.user_id for r in read_table(spark, config, GOLD.name).collect()) == [1, 2, 3]
+    assert sorted(r.user_key for r in read_table(spark, config, GOLD.name).collect()) == [1, 2, 3]
     assert current_version(spark, config.table_path(GOLD.name)) == 2

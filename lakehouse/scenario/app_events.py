@@ -55,13 +55,22 @@ def _timestamp(moment: datetime) -> str:
 class _EventFactory:
     """Draws plausible events: a few heavy users, most light; likes follow views."""
 
-    def __init__(self, rng: random.Random, n_users: int, first_event_number: int):
+    def __init__(self, rng: random.Random, n_users: int, first_event_number: int, scale: float = 1.0):
         self.rng = rng
         self.n_users = n_users
         self.weights = [rng.paretovariate(1.3) for _ in range(n_users)]
         self.next_event = first_event_number
         self.next_photo = 1 + first_event_number // 10
         self.photos: list[int] = list(range(1, self.next_photo))
+        self.author_weight: dict[int, float] = {}
+        self.recent_pool = max(50, int(200 * scale))  # about a day and a half of uploads at any scale
+
+    def photo_to_act_on(self) -> int:
+        """A recent photo; popular authors' photos win more often (best of three by author weight), so
+        likes depend on who posted, which the training table's author features can learn."""
+        recent = self.photos[-self.recent_pool:]
+        candidates = [self.rng.choice(recent) for _ in range(3)]
+        return max(candidates, key=lambda photo: self.author_weight.get(photo, 1.0) * self.rng.random())
 
     def event(self, moment: datetime) -> dict:
         rng = self.rng
@@ -74,8 +83,9 @@ class _EventFactory:
             photo_id = self.next_photo
             self.next_photo += 1
             self.photos.append(photo_id)
+            self.author_weight[photo_id] = self.weights[user_id - 1]
         elif kind in ("view", "like"):
-            photo_id = rng.choice(self.photos[-500:])
+            photo_id = self.photo_to_act_on()
         self.next_event += 1
         return {
             "event_id": f"evt-{self.next_event:09d}",
@@ -128,7 +138,7 @@ def write_app_event_logs(
     rng = random.Random(f"{seed}:{first_day}")
     n_users = max(10, int(BASE_USERS * scale))
     events_per_file = max(1, int(BASE_EVENTS_PER_DAY * scale) // FILES_PER_DAY)
-    factory = _EventFactory(rng, n_users, first_event_number=first_day * 10_000_000)
+    factory = _EventFactory(rng, n_users, first_event_number=first_day * 10_000_000, scale=scale)
     compress_before = first_day + days - 1 if compress_before_day is None else compress_before_day
     result = GeneratedLogs(bad_lines={kind: 0 for kind in BAD_LINE_KINDS})
     recent: list[str] = []

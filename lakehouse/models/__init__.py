@@ -1,0 +1,1 @@
+"""Models trained and applied by the platform: their code, their versions and where their weights live."""
