@@ -21,7 +21,7 @@ from lakehouse.transforms.snapshot_changes import (
     rejected_rows,
     snapshot_rows,
 )
-from lakehouse.writer import Commit, Transaction, WriteResult
+from lakehouse.writer import Commit, Transaction, WriteResult, ensure_table
 
 JOB_NAME = "build_silver_snapshots"
 
@@ -92,6 +92,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
             print(f"  {table.bronze_name}: not landed yet (run ingest_database): skipped")
             continue
         bronze = read_table(spark, config, table.bronze_name, version=bronze_version)
+        ensure_table(spark, config, get_table(table.silver_name).quarantine)  # queryable even while empty
         done_until = last_applied(spark, config, get_table(table.history_name))
         snapshots = landed_snapshots(bronze)
         pending = [s for s in snapshots if done_until is None or s.taken_at > done_until]

@@ -125,8 +125,10 @@ def publish_rows(
             to_quarantine = reduce(DataFrame.unionByName, parts).persist()
             rows_quarantined = to_quarantine.count()
             # Quarantine first: a crash between the two commits replays the batch, which then skips
-            # this commit (same transaction) and classifies the rest exactly as before.
-            quarantine_write = append_rows(spark, config, declaration.quarantine, to_quarantine, commit)
+            # this commit (same transaction) and classifies the rest exactly as before. Nothing to
+            # quarantine, no commit (an empty append would still cost a Delta commit).
+            if rows_quarantined:
+                quarantine_write = append_rows(spark, config, declaration.quarantine, to_quarantine, commit)
             to_quarantine.unpersist()
         writer = mode if callable(mode) else append_rows if mode == "append" else insert_new_rows
         write = writer(spark, config, declaration, kept, commit)
