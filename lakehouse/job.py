@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
@@ -97,9 +97,21 @@ def run_job(
     check_suites(job_name)
     config = config or load_config(args.conf_file)
     spark = spark or get_spark(config, app_name=job_name)
+    # The Data Docs site is re-rendered from every stored result each time it is built: once per job,
+    # not once per validation (a job validates many batches and tables).
+    build_docs = config.quality.enabled and config.quality.data_docs
+    if build_docs:
+        config = replace(config, quality=replace(config.quality, data_docs=False))
     context = new_context(spark, config, job_name)
     started = time.monotonic()
-    result = run(context, args)
+    try:
+        result = run(context, args)
+    finally:
+        if build_docs:
+            from lakehouse.publish import quality_root
+            from lakehouse.quality.gate import build_data_docs
+
+            build_data_docs(quality_root(config))
     result.seconds = time.monotonic() - started
     return result
 

@@ -12,6 +12,8 @@ from lakehouse.job import new_context, run_job
 from lakehouse.loaders.columns import UnsupportedColumnError
 from lakehouse.loaders.petastorm_loader import petastorm_dataloader
 from lakehouse.pipeline import load_job, pipeline_job_names
+from lakehouse.publish import quality_root
+from lakehouse.quality.gate import data_docs_index
 from lakehouse.scenario.app_events import BAD_LINE_KINDS, write_app_event_logs
 from lakehouse.tables import get_table
 from lakehouse.versioning.history import table_history
@@ -57,6 +59,8 @@ def test_logs_to_tensors_reconcile_rerun_and_time_travel(spark, config):
     assert reasons == +expected
     assert bronze.where(F.col("source_file").endswith(".gz")).count() > 0  # rotated files were read
     assert quarantine.where(F.col("source").isNull()).count() == 0
+    # each job renders the Data Docs once, at its end (not once per validation)
+    assert data_docs_index(quality_root(config)).is_file()
 
     # every gate left its results: bronze warned about the empty lines (and kept them)
     results = read_table(spark, config, "quality.results")

@@ -74,6 +74,12 @@ def _file_context(root: str):
     return context
 
 
+def build_data_docs(root: str) -> Path:
+    """Render the static Data Docs site under ``root`` from every stored validation result."""
+    _file_context(root).build_data_docs()
+    return data_docs_index(root)
+
+
 def data_docs_index(root: str) -> Path:
     """Where the static Data Docs site's index page is written."""
     return Path(root) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
