@@ -20,7 +20,7 @@ from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
 from lakehouse.tables import TableDeclaration
 from lakehouse.transforms.snapshot_changes import MERGE_KEY_PREFIX, SNAPSHOT_STAMPS, history_merge_source, values_differ
-from lakehouse.writer import Commit, WriteResult, check_schema, commit_context, ensure_table, write_result, writer_options
+from lakehouse.writer import Commit, WriteResult, append_rows, check_schema, commit_context, ensure_table, write_result
 
 HISTORY_STAMPS = ("valid_from", "valid_to", "is_current", "deleted", "_snapshot_id")
 
@@ -34,10 +34,6 @@ def _is_empty(spark: SparkSession, path: str) -> bool:
     return spark.read.format("delta").load(path).limit(1).count() == 0
 
 
-def _append(spark, declaration: TableDeclaration, path: str, rows: DataFrame, commit: Commit) -> None:
-    check_schema(rows, declaration).write.format("delta").options(**writer_options(commit)).mode("append").save(path)
-
-
 def merge_current_state(
     spark: SparkSession, config: LakehouseConfig, declaration: TableDeclaration, rows: DataFrame, commit: Commit
 ) -> WriteResult:
@@ -46,22 +42,21 @@ def merge_current_state(
     An unchanged row keeps its ``_snapshot_id``/``_snapshot_time``: they name the snapshot that last changed it.
     """
     path = ensure_table(spark, config, declaration)
+    if _is_empty(spark, path):  # the first snapshot: nothing to match against
+        return append_rows(spark, config, declaration, rows, commit)
     before = current_version(spark, path)
     rows = check_schema(rows, declaration)
-    if _is_empty(spark, path):
-        _append(spark, declaration, path, rows, commit)
-    else:
-        keys_match = " AND ".join(f"t.{k} = s.{k}" for k in declaration.keys)
-        changed = values_differ("t", "s", value_columns(declaration, SNAPSHOT_STAMPS))
-        with commit_context(spark, commit):
-            (
-                DeltaTable.forPath(spark, path).alias("t")
-                .merge(rows.alias("s"), keys_match)
-                .whenMatchedUpdateAll(condition=changed)
-                .whenNotMatchedInsertAll()
-                .whenNotMatchedBySourceDelete()
-                .execute()
-            )
+    keys_match = " AND ".join(f"t.{k} = s.{k}" for k in declaration.keys)
+    changed = values_differ("t", "s", value_columns(declaration, SNAPSHOT_STAMPS))
+    with commit_context(spark, commit):
+        (
+            DeltaTable.forPath(spark, path).alias("t")
+            .merge(rows.alias("s"), keys_match)
+            .whenMatchedUpdateAll(condition=changed)
+            .whenNotMatchedInsertAll()
+            .whenNotMatchedBySourceDelete()
+            .execute()
+        )
     faults.after_commit(declaration.name)
     return write_result(spark, declaration, path, before)
 
@@ -82,7 +77,6 @@ def merge_history(
     must be applied oldest first (:func:`last_applied` says where the table is).
     """
     path = ensure_table(spark, config, declaration)
-    before = current_version(spark, path)
     keys = tuple(k for k in declaration.keys if k != "valid_from")
     values = value_columns(declaration, HISTORY_STAMPS)
     source_columns = [*keys, *values]
@@ -95,23 +89,24 @@ def merge_history(
         "deleted": F.lit(False),
         "_snapshot_id": F.lit(snapshot_id),
     }
-    if _is_empty(spark, path):
-        _append(spark, declaration, path, snapshot.select("*", *[c.alias(n) for n, c in opened.items()]), commit)
-    else:
-        table = DeltaTable.forPath(spark, path)
-        current_versions = table.toDF().where("is_current").select(*source_columns)
-        source = history_merge_source(snapshot, current_versions, keys, values)
-        matches = " AND ".join(f"t.{k} = s.{MERGE_KEY_PREFIX}{k}" for k in keys) + " AND t.is_current"
-        closed = {"valid_to": moment, "is_current": F.lit(False)}
-        with commit_context(spark, commit):
-            (
-                table.alias("t")
-                .merge(source.alias("s"), matches)
-                .whenMatchedUpdate(condition=values_differ("t", "s", values), set={**closed, "deleted": F.lit(False)})
-                .whenNotMatchedInsert(values={**{c: F.col(f"s.{c}") for c in source_columns}, **opened})
-                .whenNotMatchedBySourceUpdate(condition="t.is_current", set={**closed, "deleted": F.lit(True)})
-                .execute()
-            )
+    if _is_empty(spark, path):  # the first snapshot: every row opens a version
+        first_versions = snapshot.select("*", *[c.alias(n) for n, c in opened.items()])
+        return append_rows(spark, config, declaration, first_versions, commit)
+    before = current_version(spark, path)
+    table = DeltaTable.forPath(spark, path)
+    current_versions = table.toDF().where("is_current").select(*source_columns)
+    source = history_merge_source(snapshot, current_versions, keys, values)
+    matches = " AND ".join(f"t.{k} = s.{MERGE_KEY_PREFIX}{k}" for k in keys) + " AND t.is_current"
+    closed = {"valid_to": moment, "is_current": F.lit(False)}
+    with commit_context(spark, commit):
+        (
+            table.alias("t")
+            .merge(source.alias("s"), matches)
+            .whenMatchedUpdate(condition=values_differ("t", "s", values), set={**closed, "deleted": F.lit(False)})
+            .whenNotMatchedInsert(values={**{c: F.col(f"s.{c}") for c in source_columns}, **opened})
+            .whenNotMatchedBySourceUpdate(condition="t.is_current", set={**closed, "deleted": F.lit(True)})
+            .execute()
+        )
     faults.after_commit(declaration.name)
     return write_result(spark, declaration, path, before)
 
