@@ -1,4 +1,4 @@
-"""The main job: stage the scenario's sources where missing (logs, photos, the real access log, PostgreSQL databases), run every table's job in dependency order in one SparkSession, feed the gold table to a PyTorch DataLoader, and print what was built."""
+"""The main job: stage the scenario's sources where missing (logs, photos, the real access log, PostgreSQL databases), run every table's job in dependency order in one SparkSession, train the photo-popularity model on the gold table through a PyTorch DataLoader, and print what was built."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 import time
 from datetime import datetime, timezone
 
+from jobs import train_popularity
 from lakehouse.job import JobContext, JobResult, exit_with, job_main, run_job
-from lakehouse.loaders.petastorm_loader import petastorm_dataloader
 from lakehouse.pipeline import load_job, pipeline_job_names
 from lakehouse.publish import quality_root
 from lakehouse.quality.gate import data_docs_index
@@ -16,32 +16,21 @@ from lakehouse.report import format_statuses, quality_summary, table_statuses
 from lakehouse.scenario.sources import stage_sources
 
 JOB_NAME = "pipeline"
-TRAINING_TABLE = "gold.photo_popularity_training"
-LOADER_COLUMNS = (
-    "photo_id", "upload_hour", "predicted_class", "prediction_confidence", "author_followers",
-    "author_logins_before", "author_uploads_before", "author_likes_received_before", "author_likes_received_7d", "likes_24h",
-)
+TRAINING_JOB = "train_popularity"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=7, help="days of scenario to generate into an empty landing folder")
-    parser.add_argument("--batch-size", type=int, default=256, help="DataLoader batch size for the loader check")
-    parser.add_argument("--skip-loader", action="store_true", help="do not read the gold table through Petastorm")
+    parser.add_argument("--training-loader", choices=train_popularity.LOADERS, default="petastorm",
+                        help="the loader the training step reads gold through")
+    parser.add_argument("--skip-training", action="store_true", help="build the tables only")
 
 
-def check_loader(ctx: JobContext, batch_size: int) -> dict[str, int]:
-    """Read the gold table through Petastorm into tensors once; count rows and batches."""
-    rows = batches = 0
-    with petastorm_dataloader(
-        ctx.spark, ctx.config, TRAINING_TABLE, columns=LOADER_COLUMNS, batch_size=batch_size
-    ) as loader:
-        for batch in loader:
-            batches += 1
-            rows += len(batch["photo_id"])
-            if batches == 1:
-                shapes = ", ".join(f"{name}{tuple(t.shape)}:{t.dtype}" for name, t in batch.items())
-                print(f"first batch from {TRAINING_TABLE}: {shapes}")
-    return {"loader rows": rows, "loader batches": batches}
+def training_arguments(args: argparse.Namespace) -> argparse.Namespace:
+    """The training job's own defaults, with the loader this run asked for."""
+    parser = argparse.ArgumentParser()
+    train_popularity.add_arguments(parser)
+    return parser.parse_args(["--loader", args.training_loader])
 
 
 def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
@@ -55,8 +44,10 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
         step = run_job(name, job.run, argparse.Namespace(), spark=ctx.spark, config=ctx.config)
         print(step.summary())
         result.writes.extend(step.writes)
-    if not args.skip_loader:
-        result.counts.update(check_loader(ctx, args.batch_size))
+    if not args.skip_training:
+        step = run_job(TRAINING_JOB, train_popularity.run, training_arguments(args), spark=ctx.spark, config=ctx.config)
+        print(step.summary())
+        result.counts.update(step.counts)
     print()
     print(format_statuses(table_statuses(ctx.spark, ctx.config)))
     print("\nquality gates of this run (all runs: SELECT * FROM quality.results):")

@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        # argparse does not hand options like `--skip-loader` to a REMAINDER positional: pass them on
+        # argparse does not hand options like `--skip-training` to a REMAINDER positional: pass them on
         if args.command not in ("job", "pipeline"):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args.job_args = [*unknown, *args.job_args]

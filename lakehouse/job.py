@@ -104,10 +104,11 @@ def run_job(
         config = replace(config, quality=replace(config.quality, data_docs=False))
     context = new_context(spark, config, job_name)
     started = time.monotonic()
+    result = None
     try:
         result = run(context, args)
     finally:
-        if build_docs:
+        if build_docs and (result is None or result.writes):  # a job that wrote nothing validated nothing
             from lakehouse.publish import quality_root
             from lakehouse.quality.gate import build_data_docs
 

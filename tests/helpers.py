@@ -1,4 +1,4 @@
-"""Assertions shared by tests.
+"""Assertions and small tables shared by tests.
 
 pyspark 4.1's ``assertDataFrameEqual`` insists on pyarrow >= 15, but Petastorm needs pyarrow 14
 (see README, "Pinned versions"), so DataFrames are compared here on their schema and sorted rows.
@@ -19,3 +19,24 @@ def assert_same_rows(actual: DataFrame, expected: DataFrame, check_types: bool =
         expected_types = [f.dataType for f in expected.schema.fields]
         assert actual_types == expected_types, f"types {actual_types} != {expected_types}"
     assert sorted_rows(actual) == sorted_rows(expected)
+
+
+def write_loader_versions(spark, config):
+    """Three versions of gold.user_activity_daily in three files each: v1 users 0..299 (overwritten
+    next), v2 users 1000..1499, v3 = v2 + users 1500..1599 appended. Returns (v2, v3)."""
+    from datetime import date
+
+    from lakehouse.tables import get_table
+    from lakehouse.writer import Commit, append_rows, overwrite_table
+
+    gold = get_table("gold.user_activity_daily")
+
+    def rows(users):
+        return spark.createDataFrame(
+            [(u, date(2026, 11, 1), u % 7, u % 5 + 1, 1, u % 3, 0, 0) for u in users], gold.schema
+        ).repartition(3)
+
+    overwrite_table(spark, config, gold, rows(range(300)), Commit("t", "r1"))
+    v2 = overwrite_table(spark, config, gold, rows(range(1000, 1500)), Commit("t", "r2")).version
+    v3 = append_rows(spark, config, gold, rows(range(1500, 1600)), Commit("t", "r3")).version
+    return v2, v3

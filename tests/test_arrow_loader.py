@@ -1,39 +1,26 @@
 """The native Arrow loader yields exactly Spark's rows at the pinned version, sharded and shuffled."""
 
 from collections import Counter
-from datetime import date
 
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from helpers import write_loader_versions as write_versions
 from lakehouse.catalog import read_table
 from lakehouse.loaders.arrow_loader import (
-    CellDropout,
     DeltaArrowDataset,
     UnsupportedTableError,
     arrow_dataloader,
     resolve_snapshot,
 )
+from lakehouse.loaders.augment import CellDropout
 from lakehouse.loaders.columns import UnsupportedColumnError
+from lakehouse.loaders.split import Split
 from lakehouse.tables import get_table
-from lakehouse.writer import Commit, append_rows, overwrite_table
 
 GOLD = get_table("gold.user_activity_daily")
 COLUMNS = ["user_key", "day_index", "n_events", "n_views"]
-
-
-def write_versions(spark, config):
-    """v1: users 0..299 (overwritten next); v2: 1000..1499; v3: v2 + 1500..1599 appended."""
-    def rows(users):
-        return spark.createDataFrame(
-            [(u, date(2026, 11, 1), u % 7, u % 5 + 1, 1, u % 3, 0, 0) for u in users], GOLD.schema
-        ).repartition(3)
-
-    overwrite_table(spark, config, GOLD, rows(range(300)), Commit("t", "r1"))
-    v2 = overwrite_table(spark, config, GOLD, rows(range(1000, 1500)), Commit("t", "r2")).version
-    v3 = append_rows(spark, config, GOLD, rows(range(1500, 1600)), Commit("t", "r3")).version
-    return v2, v3
 
 
 def loaded_rows(batches):
@@ -93,3 +80,45 @@ def test_refuses_what_it_cannot_read_faithfully(spark, config):
     spark.sql(f"ALTER TABLE delta.`{config.table_path(GOLD.name)}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
     with pytest.raises(UnsupportedTableError, match="deletion vectors"):
         resolve_snapshot(spark, config, GOLD.name, columns=COLUMNS)
+
+
+def test_a_split_keeps_the_rows_sparks_where_keeps(spark, config):
+    _, v3 = write_versions(spark, config)
+    expected_holdout = {r.user_key for r in read_table(spark, config, GOLD.name, version=v3).where(Split("user_key", "holdout").where()).collect()}
+    seen = {}
+    for side in ("train", "holdout"):
+        loader = arrow_dataloader(spark, config, GOLD.name, version=v3, columns=COLUMNS, batch_size=64,
+                                  split=Split("user_key", side), num_workers=2)
+        seen[side] = [u for b in loader for u in b["user_key"].tolist()]
+    assert set(seen["holdout"]) == expected_holdout and 0.1 * 600 < len(expected_holdout) < 0.3 * 600
+    assert sorted(seen["train"] + seen["holdout"]) == list(range(1000, 1600))
+
+
+def _ddp_rank(rank: int, world_size: int, init_file: str, snapshot, out: dict) -> None:
+    """One data-parallel process: join the gloo group, read its shard with rank/world size left to
+    torch.distributed, gather every rank's keys."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        dataset = DeltaArrowDataset(snapshot, batch_size=32, shuffle_seed=3)
+        dataset.set_epoch(1)
+        mine = [u for b in DataLoader(dataset, batch_size=None) for u in b["user_key"].tolist()]
+        gathered = [None] * world_size
+        dist.all_gather_object(gathered, mine)
+        if rank == 0:
+            out["per_rank"] = gathered
+    finally:
+        dist.destroy_process_group()
+
+
+def test_data_parallel_ranks_from_torch_distributed_see_every_row_once(spark, config, tmp_path):
+    import torch.multiprocessing as mp
+
+    _, v3 = write_versions(spark, config)
+    snapshot = resolve_snapshot(spark, config, GOLD.name, version=v3, columns=COLUMNS)
+    with mp.Manager() as manager:
+        out = manager.dict()
+        mp.spawn(_ddp_rank, args=(2, str(tmp_path / "rendezvous"), snapshot, out), nprocs=2, join=True)
+        per_rank = out["per_rank"]
+    assert all(per_rank) and Counter(u for keys in per_rank for u in keys) == Counter(range(1000, 1600))

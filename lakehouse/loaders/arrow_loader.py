@@ -4,6 +4,8 @@ Spark resolves which files make up the table at the pinned version (removed file
 that no JVM is involved: each worker process reads whole row groups with pyarrow and hands columns to
 torch without copying where the types allow. Rows are dealt to ranks and workers by row group, so in
 one epoch every row is seen exactly once across all ranks; shuffling is seeded and changes per epoch.
+Binary image columns reach the transform as bytes, to be decoded (and augmented) in the workers; a
+:class:`~lakehouse.loaders.split.Split` keeps one side of a stable hash split of the key.
 
 Tables whose files do not hold all their rows' values are refused rather than read wrongly: deletion
 vectors (rows deleted without rewriting the file), column mapping (physical column names differ) and
@@ -12,6 +14,7 @@ partition columns (values live in the log, not in the file).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping, Sequence
 
@@ -25,9 +28,13 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
 from lakehouse.loaders.columns import UnsupportedColumnError, tensor_columns
+from lakehouse.loaders.split import Split
 from lakehouse.tables import get_table
 
-Batch = dict[str, torch.Tensor]
+# Tensors share Arrow's read-only buffers (no copy); torch warns that writing to them is undefined.
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+
+Batch = dict[str, torch.Tensor]  # before the transform, an encoded column holds a list of bytes
 Transform = Callable[[Batch], Batch]
 
 
@@ -43,6 +50,7 @@ class Snapshot:
     version: int
     files: tuple[str, ...]
     columns: tuple[str, ...]
+    encoded: tuple[str, ...] = ()
 
 
 def resolve_snapshot(
@@ -51,8 +59,12 @@ def resolve_snapshot(
     table: str,
     version: int | None = None,
     columns: Sequence[str] | None = None,
+    encoded: Sequence[str] = (),
 ) -> Snapshot:
-    """The files Spark would read for ``table`` at ``version`` (default latest), checked for loadability."""
+    """The files Spark would read for ``table`` at ``version`` (default latest), checked for loadability.
+
+    ``encoded`` names binary columns handed to the transform as bytes (see :func:`tensor_columns`).
+    """
     path = config.table_path(get_table(table).name)
     version = current_version(spark, path) if version is None else int(version)
     df = spark.read.format("delta").option("versionAsOf", version).load(path)
@@ -63,11 +75,12 @@ def resolve_snapshot(
     if properties.get("delta.columnMapping.mode", "none") != "none":
         raise UnsupportedTableError(f"{table} uses column mapping; the Arrow loader reads physical names only")
     wanted = list(columns) if columns else df.columns
+    wanted += [name for name in encoded if name not in wanted]
     partitioned = sorted(set(wanted) & set(detail.partitionColumns or []))
     if partitioned:
         raise UnsupportedTableError(f"{table}: partition columns {partitioned} are not stored in its files")
-    tensor_columns(df, wanted)  # raises UnsupportedColumnError naming strings, dates, nested types
-    return Snapshot(table, version, tuple(sorted(df.inputFiles())), tuple(wanted))
+    tensor_columns(df, wanted, encoded)  # raises UnsupportedColumnError naming strings, dates, nested types
+    return Snapshot(table, version, tuple(sorted(df.inputFiles())), tuple(wanted), tuple(encoded))
 
 
 def _local(uri: str) -> str:
@@ -101,12 +114,22 @@ def _to_tensor(name: str, column: pa.ChunkedArray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
+def distributed_rank_and_size(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """``rank``/``world_size`` as given, else torch.distributed's when a process group is up, else (0, 1)."""
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 class DeltaArrowDataset(IterableDataset):
     """Batches (dicts of column -> tensor) of a pinned snapshot, sharded, shuffled and transformed.
 
     Use with ``DataLoader(dataset, batch_size=None, num_workers=N)``: batching happens here, and each
-    worker reads its own row groups. ``transform`` runs in the workers (augmentation off the training
-    loop). Call :meth:`set_epoch` before each epoch for a new shuffle order.
+    worker reads its own row groups. ``transform`` runs in the workers (decoding and augmentation off
+    the training loop). Call :meth:`set_epoch` before each epoch for a new shuffle order. ``rank`` and
+    ``world_size`` default to torch.distributed's when a process group is initialised.
     """
 
     def __init__(
@@ -114,10 +137,12 @@ class DeltaArrowDataset(IterableDataset):
         snapshot: Snapshot,
         batch_size: int = 1024,
         shuffle_seed: int | None = None,
-        rank: int = 0,
-        world_size: int = 1,
+        rank: int | None = None,
+        world_size: int | None = None,
         transform: Transform | None = None,
+        split: Split | None = None,
     ):
+        rank, world_size = distributed_rank_and_size(rank, world_size)
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         self.snapshot = snapshot
@@ -126,7 +151,10 @@ class DeltaArrowDataset(IterableDataset):
         self.shuffle_seed = shuffle_seed
         self.rank, self.world_size = rank, world_size
         self.transform = transform
+        self.split = split
         self.epoch = 0
+        if split is not None and split.key not in snapshot.columns:
+            raise ValueError(f"split key {split.key!r} is not among the loaded columns {snapshot.columns}")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -147,6 +175,9 @@ class DeltaArrowDataset(IterableDataset):
         rng = np.random.default_rng([self.shuffle_seed or 0, self.epoch, self.rank, worker.id if worker else 0])
         for group in self._my_groups():
             table = pq.ParquetFile(_local(group.file)).read_row_group(group.index, columns=list(self.snapshot.columns))
+            if self.split is not None:
+                keys = table.column(self.split.key).to_numpy()
+                table = table.filter(pa.array(self.split.mask(keys)))
             if self.shuffle_seed is not None:
                 table = table.take(pa.array(rng.permutation(table.num_rows)))
             yield table
@@ -173,8 +204,16 @@ class DeltaArrowDataset(IterableDataset):
             yield self._batch(carry)
 
     def _batch(self, table: pa.Table) -> Batch:
-        batch = {name: _to_tensor(name, table.column(name)) for name in self.snapshot.columns}
-        return self.transform(batch) if self.transform else batch
+        batch = {
+            name: table.column(name).to_pylist() if name in self.snapshot.encoded else _to_tensor(name, table.column(name))
+            for name in self.snapshot.columns
+        }
+        if self.transform is not None:
+            batch = self.transform(batch)
+        left_encoded = [name for name, value in batch.items() if not isinstance(value, torch.Tensor)]
+        if left_encoded:
+            raise UnsupportedColumnError(f"columns {left_encoded} are still not tensors after the transform: decode them")
+        return batch
 
 
 def arrow_dataloader(
@@ -186,41 +225,34 @@ def arrow_dataloader(
     batch_size: int = 1024,
     num_workers: int = 0,
     shuffle_seed: int | None = None,
-    rank: int = 0,
-    world_size: int = 1,
+    rank: int | None = None,
+    world_size: int | None = None,
     transform: Transform | None = None,
+    encoded: Sequence[str] = (),
+    split: Split | None = None,
 ) -> DataLoader:
-    """A DataLoader over ``table`` at ``version``; pinned memory when a GPU is present."""
+    """A DataLoader over ``table`` at ``version``; pinned memory when a GPU is present.
+
+    Its dataset is ``loader.dataset``: call ``loader.dataset.set_epoch(n)`` for epoch n's order.
+    """
     dataset = DeltaArrowDataset(
-        resolve_snapshot(spark, config, table, version, columns),
+        resolve_snapshot(spark, config, table, version, columns, encoded),
         batch_size=batch_size,
         shuffle_seed=shuffle_seed,
         rank=rank,
         world_size=world_size,
         transform=transform,
+        split=split,
     )
-    return DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=torch.cuda.is_available())
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=num_workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=False,  # each epoch's workers see that epoch's set_epoch
+    )
 
 
 def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> Batch:
     """Move a batch to ``device``; non-blocking from pinned memory to a GPU."""
     return {name: tensor.to(device, non_blocking=device.type == "cuda") for name, tensor in batch.items()}
-
-
-class CellDropout:
-    """Tabular augmentation: blank each cell of ``columns`` with probability ``p`` (NaN; floats only).
-
-    The lecture's "delete some cells to simulate missing data". Runs in the loader's workers.
-    """
-
-    def __init__(self, columns: Sequence[str], p: float = 0.1, seed: int = 0):
-        self.columns, self.p = tuple(columns), p
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __call__(self, batch: Batch) -> Batch:
-        out = dict(batch)
-        for name in self.columns:
-            values = out[name].to(torch.float32)
-            mask = torch.rand(values.shape, generator=self.generator) < self.p
-            out[name] = values.masked_fill(mask, float("nan"))
-        return out

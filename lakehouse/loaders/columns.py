@@ -22,19 +22,29 @@ class UnsupportedColumnError(TypeError):
     """A column has a type that cannot become a tensor."""
 
 
-def tensor_columns(df: DataFrame, columns: Sequence[str] | None = None) -> list[str]:
+def tensor_columns(df: DataFrame, columns: Sequence[str] | None = None, encoded: Sequence[str] = ()) -> list[str]:
     """The columns to load: ``columns`` checked, or every column when none are named.
 
-    Raises :class:`UnsupportedColumnError` naming each column whose type is not numeric or boolean.
+    ``encoded`` names binary columns (images) that reach the loader's transform as bytes, for it to
+    decode. Raises :class:`UnsupportedColumnError` naming each other column whose type is not
+    numeric or boolean, and each ``encoded`` column that is not binary.
     """
     fields = {f.name: f.dataType for f in df.schema.fields}
     wanted = list(columns) if columns else list(fields)
-    missing = [name for name in wanted if name not in fields]
+    missing = [name for name in [*wanted, *encoded] if name not in fields]
     if missing:
         raise KeyError(f"no such columns: {missing}; the table has {sorted(fields)}")
-    unsupported = [f"{name} ({fields[name].simpleString()})" for name in wanted if not isinstance(fields[name], TENSOR_TYPES)]
+    not_binary = [f"{name} ({fields[name].simpleString()})" for name in encoded if not isinstance(fields[name], T.BinaryType)]
+    if not_binary:
+        raise UnsupportedColumnError("encoded columns must be binary: " + ", ".join(not_binary))
+    unsupported = [
+        f"{name} ({fields[name].simpleString()})"
+        for name in wanted
+        if name not in encoded and not isinstance(fields[name], TENSOR_TYPES)
+    ]
     if unsupported:
         raise UnsupportedColumnError(
-            "cannot turn these columns into tensors: " + ", ".join(unsupported) + "; select numeric columns"
+            "cannot turn these columns into tensors: " + ", ".join(unsupported)
+            + "; select numeric columns, or name binary image columns as encoded and decode them in a transform"
         )
     return wanted
