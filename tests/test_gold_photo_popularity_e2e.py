@@ -1,14 +1,22 @@
-"""The photo popularity training table end to end: PostgreSQL + logs + photos -> bronze -> silver -> gold."""
+"""The photo popularity training table end to end: PostgreSQL + logs + photos -> bronze -> silver -> gold,
+then into both loaders and the training job."""
 
 import argparse
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
+import torch
 from pyspark.sql import functions as F
 
 from helpers import sorted_rows
+from jobs import train_popularity
 from lakehouse.catalog import current_version, read_table
 from lakehouse.job import run_job
+from lakehouse.loaders.arrow_loader import arrow_dataloader
+from lakehouse.loaders.augment import DecodeImages
+from lakehouse.loaders.petastorm_loader import petastorm_dataloader
+from lakehouse.loaders.split import Split
 from lakehouse.pipeline import load_job, pipeline_job_names
 from lakehouse.privacy import pseudonym_key, python_pseudonym_id
 from lakehouse.scenario.sources import stage_sources
@@ -95,3 +103,68 @@ def test_same_silver_versions_give_byte_for_byte_the_same_gold(spark, built):
     second = current_version(spark, config.table_path(GOLD))
     assert second > first and again.counts["training rows"] == results["build_gold_photo_popularity"].counts["training rows"]
     assert sorted_rows(read_table(spark, config, GOLD, version=first)) == sorted_rows(read_table(spark, config, GOLD, version=second))
+
+
+def training_arguments(*options):
+    parser = argparse.ArgumentParser()
+    train_popularity.add_arguments(parser)
+    return parser.parse_args([*options, "--epochs", "2", "--workers", "1"])
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("loader", ["arrow", "petastorm"])
+def test_training_logs_per_epoch_metrics_the_model_and_the_exact_rows_it_read(spark, built, loader):
+    import mlflow
+    import mlflow.pytorch
+
+    from lakehouse.lineage.mlflow_runs import configure_mlflow, reproduce, run_inputs
+
+    config, _ = built
+    version = current_version(spark, config.table_path(GOLD))
+    result = run_job("train_popularity", train_popularity.run, training_arguments("--loader", loader), spark=spark, config=config)
+    counts, run_id = result.counts, result.counts["MLflow run"]
+    configure_mlflow(config, train_popularity.EXPERIMENT)
+    recorded = mlflow.get_run(run_id)
+    assert recorded.data.params["loader"] == loader and recorded.data.params["table_version"] == str(version)
+    history = mlflow.MlflowClient().get_metric_history(run_id, "holdout_mae")
+    assert [m.step for m in sorted(history, key=lambda m: m.step)] == [0, 1]
+    assert {(i["name"], i["version"], i["context"]) for i in run_inputs(run_id)} == {
+        (f"{GOLD}@v{version}", version, "training"), (f"{GOLD}@v{version}", version, "evaluation")}
+
+    gold = read_table(spark, config, GOLD, version=version)
+    trained_on = reproduce(spark, config, run_id)
+    assert trained_on.count() == counts["training rows"] and counts["training rows"] + counts["held-out rows"] == gold.count()
+    held_out = gold.join(trained_on.select("photo_id"), "photo_id", "left_anti")
+    assert held_out.count() == counts["held-out rows"] > 0.1 * gold.count()
+    lineage = mlflow.artifacts.load_text(f"runs:/{run_id}/lineage.txt")
+    assert f"{GOLD}@{version}" in lineage and "silver.events@" in lineage and "bronze.app_events@" in lineage
+
+    model = mlflow.pytorch.load_model(f"runs:/{run_id}/model")
+    with train_popularity.open_batches(
+        SimpleNamespace(spark=spark, config=config), training_arguments("--loader", loader), version,
+        Split("photo_id", "holdout"), epoch=0,
+    ) as batches:
+        batch = next(iter(batches))
+    predicted = model.eval()(batch)
+    assert predicted.shape == batch["photo_id"].shape and torch.isfinite(predicted).all()
+    assert counts["held-out MAE (likes)"] < counts["mean-predictor MAE (likes)"] * 1.5
+
+
+@pytest.mark.e2e
+def test_both_loaders_hand_over_the_pictures_spark_holds(spark, built):
+    config, _ = built
+    version = current_version(spark, config.table_path(GOLD))
+    split = Split("photo_id", "holdout")
+    expected = {
+        r.photo_id: DecodeImages("image")({"image": [r.image]})["image"][0]
+        for r in read_table(spark, config, GOLD, version=version).where(split.where()).select("photo_id", "image").collect()
+    }
+    options = dict(columns=["photo_id", "likes_24h"], encoded=["image"], transform=DecodeImages("image"), split=split, batch_size=50)
+    arrow = arrow_dataloader(spark, config, GOLD, version, num_workers=2, **options)
+    with petastorm_dataloader(spark, config, GOLD, version, via="batch_reader", **options) as petastorm:
+        for loader in (arrow, petastorm):
+            seen = {}
+            for batch in loader:
+                seen.update(zip(batch["photo_id"].tolist(), batch["image"]))
+            assert seen.keys() == expected.keys()
+            assert all(torch.equal(seen[photo], expected[photo]) for photo in expected)

@@ -126,8 +126,8 @@ def distributed_rank_and_size(rank: int | None, world_size: int | None) -> tuple
 class DeltaArrowDataset(IterableDataset):
     """Batches (dicts of column -> tensor) of a pinned snapshot, sharded, shuffled and transformed.
 
-    Use with ``DataLoader(dataset, batch_size=None, num_workers=N)``: batching happens here, and each
-    worker reads its own row groups. ``transform`` runs in the workers (decoding and augmentation off
+    Use with :func:`make_loader` (a ``DataLoader(dataset, batch_size=None, num_workers=N)`` also works):
+    batching happens here, and each worker reads its own row groups. ``transform`` runs in the workers (decoding and augmentation off
     the training loop). Call :meth:`set_epoch` before each epoch for a new shuffle order. ``rank`` and
     ``world_size`` default to torch.distributed's when a process group is initialised.
     """
@@ -141,6 +141,7 @@ class DeltaArrowDataset(IterableDataset):
         world_size: int | None = None,
         transform: Transform | None = None,
         split: Split | None = None,
+        chunk_batches: int = 1,
     ):
         rank, world_size = distributed_rank_and_size(rank, world_size)
         if not 0 <= rank < world_size:
@@ -148,6 +149,8 @@ class DeltaArrowDataset(IterableDataset):
         self.snapshot = snapshot
         self.groups = row_groups(snapshot)
         self.batch_size = batch_size
+        # Items yielded: ``chunk_batches`` whole batches at once (see :class:`ArrowLoader`).
+        self.chunk_rows = batch_size * max(1, chunk_batches)
         self.shuffle_seed = shuffle_seed
         self.rank, self.world_size = rank, world_size
         self.transform = transform
@@ -183,21 +186,22 @@ class DeltaArrowDataset(IterableDataset):
             yield table
 
     def __iter__(self) -> Iterator[Batch]:
-        # Slices of a row group are zero-copy; only a batch that spans two row groups is concatenated.
+        # Slices of a row group are zero-copy; only a chunk that spans two row groups is concatenated.
+        size = self.chunk_rows
         carry: pa.Table | None = None
         for table in self._tables():
             table = table.combine_chunks()
             offset = 0
             if carry is not None:
-                offset = min(self.batch_size - carry.num_rows, table.num_rows)
+                offset = min(size - carry.num_rows, table.num_rows)
                 carry = pa.concat_tables([carry, table.slice(0, offset)]).combine_chunks()
-                if carry.num_rows < self.batch_size:
+                if carry.num_rows < size:
                     continue
                 yield self._batch(carry)
                 carry = None
-            while offset + self.batch_size <= table.num_rows:
-                yield self._batch(table.slice(offset, self.batch_size))
-                offset += self.batch_size
+            while offset + size <= table.num_rows:
+                yield self._batch(table.slice(offset, size))
+                offset += size
             if offset < table.num_rows:
                 carry = table.slice(offset)
         if carry is not None and carry.num_rows:
@@ -216,6 +220,53 @@ class DeltaArrowDataset(IterableDataset):
         return batch
 
 
+CHUNK_ROWS = 65_536  # rows a worker hands over at once when no column needs decoding
+
+
+class ArrowLoader:
+    """A DataLoader over chunks of whole batches, handing out ``batch_size`` slices of each.
+
+    Moving a tensor from a worker process to the trainer costs about the same whatever its size, and
+    so does turning an Arrow column into a tensor: done once per chunk of many batches instead of once
+    per batch, both vanish next to the reading (see bench/loaders.py). Slices are views, no copies.
+    """
+
+    def __init__(self, loader: DataLoader, batch_size: int):
+        self.loader, self.batch_size = loader, batch_size
+
+    @property
+    def dataset(self) -> "DeltaArrowDataset":
+        return self.loader.dataset
+
+    def __iter__(self) -> Iterator[Batch]:
+        for chunk in self.loader:
+            rows = len(next(iter(chunk.values())))
+            if rows <= self.batch_size:
+                yield chunk
+                continue
+            for start in range(0, rows, self.batch_size):
+                yield {name: values[start : start + self.batch_size] for name, values in chunk.items()}
+
+
+def chunk_batches_for(snapshot: Snapshot, batch_size: int) -> int:
+    """Batches per chunk a worker hands over: one when a column needs decoding, else ~CHUNK_ROWS rows."""
+    return 1 if snapshot.encoded else max(1, CHUNK_ROWS // batch_size)
+
+
+def make_loader(dataset: "DeltaArrowDataset", num_workers: int = 0) -> ArrowLoader:
+    """Batches of ``dataset`` through ``num_workers`` worker processes; pinned memory when a GPU is present."""
+    return ArrowLoader(
+        DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=False,  # each epoch's workers see that epoch's set_epoch
+        ),
+        dataset.batch_size,
+    )
+
+
 def arrow_dataloader(
     spark: SparkSession,
     config: LakehouseConfig,
@@ -230,27 +281,25 @@ def arrow_dataloader(
     transform: Transform | None = None,
     encoded: Sequence[str] = (),
     split: Split | None = None,
-) -> DataLoader:
-    """A DataLoader over ``table`` at ``version``; pinned memory when a GPU is present.
+) -> ArrowLoader:
+    """Batches of ``table`` at ``version``; pinned memory when a GPU is present.
 
     Its dataset is ``loader.dataset``: call ``loader.dataset.set_epoch(n)`` for epoch n's order.
+    Workers hand over chunks of many batches at once, except when a column needs decoding (there
+    the work per row dwarfs the hand-over, and a chunk of decoded images would be large).
     """
+    snapshot = resolve_snapshot(spark, config, table, version, columns, encoded)
     dataset = DeltaArrowDataset(
-        resolve_snapshot(spark, config, table, version, columns, encoded),
+        snapshot,
         batch_size=batch_size,
         shuffle_seed=shuffle_seed,
         rank=rank,
         world_size=world_size,
         transform=transform,
         split=split,
+        chunk_batches=chunk_batches_for(snapshot, batch_size),
     )
-    return DataLoader(
-        dataset,
-        batch_size=None,
-        num_workers=num_workers,
-        pin_memory=torch.cuda.is_available(),
-        persistent_workers=False,  # each epoch's workers see that epoch's set_epoch
-    )
+    return make_loader(dataset, num_workers)
 
 
 def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> Batch:

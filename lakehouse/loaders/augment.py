@@ -74,6 +74,8 @@ class RandomCrop:
     def __call__(self, batch: dict) -> dict:
         images = batch[self.column]
         n, _, height, width = images.shape
+        if n == 0:  # a batch the split filter emptied
+            return batch
         padded = torch.nn.functional.pad(images, [self.padding] * 4)
         offsets = torch.randint(0, 2 * self.padding + 1, (n, 2), generator=self._random.generator())
         cropped = torch.stack(

@@ -12,6 +12,8 @@ Both read through Petastorm's ``BatchedDataLoader`` (whole batches; its row-at-a
 is several times slower), shard by row group for data-parallel training (``rank``/``world_size``),
 shuffle row groups and rows from a seed that changes per epoch, and run ``transform`` (decoding,
 augmentation) and the split filter in Petastorm's reader workers through a ``TransformSpec``.
+:func:`batch_reader_loader` is that reading part alone, given the Parquet files, without Spark (for
+processes that must not start it, such as ``bench/loaders.py``'s).
 """
 
 from __future__ import annotations
@@ -168,6 +170,44 @@ def reader_options(
 
 
 @contextmanager
+def batch_reader_loader(
+    urls: Sequence[str],
+    fields: Sequence[str] | None = None,
+    batch_size: int = 256,
+    workers_count: int = 2,
+    reader_pool_type: str = "thread",
+    transform: Transform | None = None,
+    encoded: Sequence[str] = (),
+    split: Split | None = None,
+    shuffle_seed: int | None = None,
+    epoch: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Iterator:
+    """Yield Petastorm's ``BatchedDataLoader`` over one epoch of the Parquet files ``urls``; no Spark.
+
+    ``fields``: the columns to read (all when ``None``). ``reader_pool_type``: ``"thread"`` or
+    ``"process"`` (a pool of ``workers_count``), or ``"dummy"`` (read in the calling thread).
+    ``transform``, ``encoded`` and ``split`` run in the reader workers (see :func:`petastorm_dataloader`).
+    """
+    from petastorm import make_batch_reader
+    from petastorm.pytorch import BatchedDataLoader
+
+    options = reader_options(shuffle_seed, epoch, rank, world_size, workers_count, reader_pool_type)
+    reader = make_batch_reader(
+        list(urls),
+        schema_fields=list(fields) if fields is not None else None,
+        transform_spec=_transform_spec(encoded, transform, split),
+        **options,
+    )
+    try:
+        yield BatchedDataLoader(reader, batch_size=batch_size)
+    finally:
+        reader.stop()
+        reader.join()
+
+
+@contextmanager
 def petastorm_dataloader(
     spark: SparkSession,
     config: LakehouseConfig,
@@ -193,9 +233,6 @@ def petastorm_dataloader(
     differently for each ``epoch``; with more than one worker Petastorm hands row groups over as they
     finish, so the order is reproducible with ``workers_count=1`` only.
     """
-    from petastorm import make_batch_reader
-    from petastorm.pytorch import BatchedDataLoader
-
     if via not in VIAS:
         raise ValueError(f"via must be one of {VIAS}, got {via!r}")
     rank, world_size = distributed_rank_and_size(rank, world_size)
@@ -210,12 +247,8 @@ def petastorm_dataloader(
     else:
         snapshot = resolve_snapshot(spark, config, table, version, columns, encoded)
         urls, fields, reader_split = list(snapshot.files), list(snapshot.columns), split
-    options = reader_options(shuffle_seed, epoch, rank, world_size, workers_count, reader_pool_type)
-    reader = make_batch_reader(
-        urls, schema_fields=fields, transform_spec=_transform_spec(encoded, transform, reader_split), **options
-    )
-    try:
-        yield BatchedDataLoader(reader, batch_size=batch_size)
-    finally:
-        reader.stop()
-        reader.join()
+    with batch_reader_loader(
+        urls, fields, batch_size, workers_count, reader_pool_type, transform, encoded, reader_split,
+        shuffle_seed, epoch, rank, world_size,
+    ) as loader:
+        yield loader

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lakehouse.loaders.arrow_loader import to_device
+
 TABLE = "gold.photo_popularity_training"
 KEY = "photo_id"
 LABEL = "likes_24h"
@@ -113,7 +115,7 @@ def evaluate(model: PopularityModel, batches, train_mean_likes: float, device: t
     sums = _Sums()
     with torch.no_grad():
         for batch in batches:
-            batch = {name: tensor.to(device) for name, tensor in batch.items()}
+            batch = to_device(batch, device)
             predicted_log = model(batch)
             predicted = torch.expm1(predicted_log).clamp_min(0.0)
             likes = batch[LABEL].to(torch.float32)
