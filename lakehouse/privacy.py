@@ -57,10 +57,19 @@ def pseudonym_key(config: LakehouseConfig, environ: Mapping[str, str] | None = N
 
 def _local_key(path: Path) -> bytes:
     if not path.is_file():
+        # Written aside, then linked into place: of two processes starting at once on a fresh checkout,
+        # the first link wins and both read that one complete key (never an empty or a second one).
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        draft = path.with_name(f".{path.name}.{os.getpid()}.draft")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return path.read_text().strip().encode()
 
 

@@ -90,6 +90,9 @@ def _pseudonymised(schema: T.StructType, private: tuple[PrivateColumn, ...]) -> 
 
 
 _CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
+# Training tables are read file by file by the Arrow loader (lakehouse/loaders/arrow_loader.py), which
+# cannot apply deletion vectors: their declarations rule them out (the loader refuses a table that has them).
+_LOADER_READABLE = {"delta.enableDeletionVectors": "false"}
 
 DECLARATIONS: tuple[TableDeclaration, ...] = (
     TableDeclaration(
@@ -167,6 +170,7 @@ DECLARATIONS: tuple[TableDeclaration, ...] = (
         job="build_gold_user_activity",
         upstreams=("silver.events",),
         keys=("user_key", "event_date"),
+        properties=_LOADER_READABLE,
     ),
     # build_analyst_marts writes the three marts below; the pipeline runs a job where its first table falls
     # in dependency order, so every upstream of all three must come before that one.
@@ -222,6 +226,7 @@ DECLARATIONS: tuple[TableDeclaration, ...] = (
             "silver.image_references", "silver.images", "silver.image_predictions",
         ),
         keys=("photo_id",),
+        properties=_LOADER_READABLE,
     ),
     TableDeclaration(
         name="quality.results",

@@ -86,6 +86,15 @@ def test_key_comes_from_the_environment_or_a_local_file(config, tmp_path):
     with pytest.raises(PseudonymKeyError, match="LAKEHOUSE_PSEUDONYM_KEY"):
         pseudonym_key(replace(config, privacy=PrivacyConfig(key_file=None)), environ={})
 
+    # processes that start at once on a fresh checkout all end up with one and the same complete key
+    import multiprocessing
+
+    fresh = replace(config, privacy=PrivacyConfig(key_file=str(tmp_path / "race" / "k")))
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        keys = pool.starmap(pseudonym_key, [(fresh, {})] * 16)
+    assert len(set(keys)) == 1 and len(keys[0]) == 64 and keys[0] == pseudonym_key(fresh, environ={})
+    assert sorted(p.name for p in (tmp_path / "race").iterdir()) == ["k"]  # no drafts left behind
+
 
 def test_null_and_repeated_keys_are_marked(spark):
     df = spark.createDataFrame([(1, "a"), (2, "b"), (2, "c"), (None, "d")], "k bigint, v string")
