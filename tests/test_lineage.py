@@ -1,5 +1,6 @@
 """Lineage: table versions back to source files, and MLflow runs pinned to the versions they read."""
 
+import os
 from datetime import date, datetime
 
 import mlflow
@@ -86,3 +87,20 @@ def test_reproduce_needs_a_recorded_frame(spark, config):
         mlflow.log_param("lr", 0.1)
     with pytest.raises(ValueError, match="recorded no training frame"):
         reproduce(spark, config, run.info.run_id)
+
+
+def test_configuring_mlflow_does_not_leak_its_store_to_child_processes(config, monkeypatch):
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; a child job with its own --conf-file must not
+    inherit this process's store (the variable overrides the configuration)."""
+    from lakehouse.config import load_config
+    from lakehouse.paths import DEFAULT_CONF_FILE
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    configure_mlflow(config)
+    assert mlflow.get_tracking_uri() == config.mlflow_tracking_uri
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert load_config(DEFAULT_CONF_FILE).mlflow_tracking_uri != config.mlflow_tracking_uri
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere/mlflow.db")  # a user's own choice stays
+    configure_mlflow(config)
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:////elsewhere/mlflow.db"

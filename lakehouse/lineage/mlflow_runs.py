@@ -8,6 +8,7 @@ path and version, then ``mlflow.log_input``), plus the exact selection it traine
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,7 +56,14 @@ def configure_mlflow(config: LakehouseConfig, experiment: str = DEFAULT_EXPERIME
     uri = config.mlflow_tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    exported = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
+    # mlflow also exports the URI to os.environ for child processes; a child given its own --conf-file
+    # (a job, the MLflow UI) would then read this store instead of its configuration's.
+    if exported is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = exported
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         artifacts = Path(config.warehouse.removeprefix("file:")) / "_mlflow" / "artifacts"
