@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.config import LakehouseConfig
@@ -14,28 +15,42 @@ def table_exists(spark: SparkSession, path: str) -> bool:
     return DeltaTable.isDeltaTable(spark, path)
 
 
-# Where this process registered each name (the session catalog does not survive the process).
-_registered_locations: dict[str, str] = {}
-
-
 def register_table(spark: SparkSession, declaration: TableDeclaration, path: str) -> None:
     """Make ``layer.table`` resolve to the Delta table at ``path`` in SQL.
 
-    An entry pointing elsewhere (another warehouse used earlier in the same session) is replaced;
-    dropping a table registered with a LOCATION removes only the catalog entry, never the data.
+    An entry already pointing there is kept (the shared metastore remembers it across processes); one
+    pointing elsewhere (another warehouse) is replaced. Dropping a table registered with a LOCATION
+    removes only the catalog entry, never the data.
     """
-    name = declaration.name
     session_catalog, identifier = _catalog_entry(spark, declaration)
     # The session catalog's own calls look at metadata only; Spark's public ones would open the
     # Delta table, and fail when its folder is gone.
     exists = session_catalog.tableExists(identifier)
-    if exists and _registered_locations.get(name) == path:
-        return
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {declaration.layer}")
+    if exists:
+        location = session_catalog.getTableMetadata(identifier).location().toString()
+        if _local_form(location) == _local_form(path):
+            return
+    else:
+        _tolerating_concurrent_creation(spark, f"CREATE DATABASE IF NOT EXISTS {declaration.layer}")
     if exists:
         session_catalog.dropTable(identifier, True, False)  # the entry only: the data stays
-    spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{path}'")
-    _registered_locations[name] = path
+    _tolerating_concurrent_creation(spark, f"CREATE TABLE {declaration.name} USING DELTA LOCATION '{path}'")
+
+
+def _tolerating_concurrent_creation(spark: SparkSession, statement: str) -> None:
+    """Run a CREATE; another process sharing the metastore may have created the same entry meanwhile."""
+    try:
+        spark.sql(statement)
+    except AnalysisException as exc:
+        if "ALREADY_EXISTS" not in str(exc) and "AlreadyExistsException" not in str(exc):
+            raise
+
+
+def _local_form(location: str) -> str:
+    """``file:/a/b``, ``file:///a/b/`` and ``/a/b`` are the same place."""
+    if location.startswith("file:"):
+        location = "/" + location.removeprefix("file:").lstrip("/")
+    return location.rstrip("/")
 
 
 def _catalog_entry(spark: SparkSession, declaration: TableDeclaration):

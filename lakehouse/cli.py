@@ -346,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--scale", type=float, default=None, help="override the scenario scale")
     generate.add_argument("--out", default=None, help="folder (default: <landing>/app_events)")
     generate.set_defaults(func=cmd_generate)
+
+    from lakehouse.cli_sql import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -354,9 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         # argparse does not hand options like `--skip-training` to a REMAINDER positional: pass them on
-        if args.command not in ("job", "pipeline"):
+        if args.command == "spark-sql":
+            args.spark_sql_args = [*unknown, *args.spark_sql_args]
+        elif args.command in ("job", "pipeline"):
+            args.job_args = [*unknown, *args.job_args]
+        else:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-        args.job_args = [*unknown, *args.job_args]
     from lakehouse.versioning.restore import RestoreRefused
     from lakehouse.versioning.tags import TagError
 

@@ -24,6 +24,7 @@ ENV_OVERRIDES = {
     "LAKEHOUSE_PG_PORT": ("postgres", "port"),
     "LAKEHOUSE_PG_DATA_DIR": ("postgres", "data_dir"),
     "LAKEHOUSE_SCALE": ("scenario", "scale"),
+    "LAKEHOUSE_METASTORE": ("catalog", "metastore"),
 }
 
 
@@ -53,6 +54,15 @@ class PostgresConfig:
 
     def jdbc_url(self, database: str) -> str:
         return f"jdbc:postgresql://{self.host}:{self.port}/{database}"
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    """Where table names live: ``postgres`` (a Hive metastore in ``database`` on the ``postgres:`` server,
+    shared by every process) or ``in-memory`` (one process's own catalog)."""
+
+    metastore: str = "postgres"
+    database: str = "lakehouse_metastore"
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,7 @@ class LakehouseConfig:
     mlflow_tracking_uri: str | None = None
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
     source_file: str | None = None
 
     def table_path(self, table_name: str) -> str:
@@ -167,6 +178,7 @@ def load_config(conf_file: str | os.PathLike | None = None, environ: Mapping[str
         or f"sqlite:///{warehouse.removeprefix('file:')}/_mlflow/mlflow.db",
         postgres=_postgres(raw.get("postgres") or {}, path),
         privacy=_privacy(raw.get("privacy") or {}, path),
+        catalog=_catalog(raw.get("catalog") or {}, path),
         source_file=str(path.resolve()),
     )
 
@@ -213,6 +225,17 @@ def _privacy(raw: Mapping[str, Any], path: Path) -> PrivacyConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown privacy keys: {sorted(unknown)}")
     return PrivacyConfig(key_file=_resolve(raw["key_file"]) if raw.get("key_file") else None)
+
+
+def _catalog(raw: Mapping[str, Any], path: Path) -> CatalogConfig:
+    unknown = set(raw) - set(CatalogConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{path}: unknown catalog keys: {sorted(unknown)}")
+    defaults = CatalogConfig()
+    metastore = str(raw.get("metastore", defaults.metastore))
+    if metastore not in ("postgres", "in-memory"):
+        raise ConfigError(f"{path}: catalog.metastore must be 'postgres' or 'in-memory', got {metastore!r}")
+    return CatalogConfig(metastore=metastore, database=str(raw.get("database", defaults.database)))
 
 
 def _retention(raw: Mapping[str, Any], path: Path) -> RetentionConfig:

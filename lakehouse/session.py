@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Mapping
 
 from pyspark.sql import SparkSession
 
 from lakehouse.config import LakehouseConfig
 from lakehouse.jars import local_jars
+from lakehouse.metastore import (
+    create_schema,
+    metastore_ready,
+    metastore_settings,
+    prepare_metastore,
+    quiet_metastore_warnings,
+    schema_creation_lock,
+    uses_shared_metastore,
+)
 
 DELTA_SQL_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -23,8 +33,12 @@ def jvm_settings(jars: list[str]) -> dict[str, str]:
     The set-up step also writes them to ``spark-defaults.conf`` so that a plain ``spark-submit``
     (whose JVM starts before any Python runs) gets the same.
     """
+    # The metastore's JDBC driver must be on the JVM's own class path: java.sql.DriverManager ignores
+    # drivers that only spark.jars' class loader sees ("No suitable driver").
+    driver_jars = [jar for jar in jars if "postgresql" in Path(jar).name]
     return {
         "spark.jars": ",".join(jars),
+        "spark.driver.extraClassPath": os.pathsep.join(driver_jars),
         **DELTA_SQL_CONF,
         # Python workers must run the same interpreter (and packages) as the driver.
         "spark.pyspark.python": sys.executable,
@@ -38,6 +52,7 @@ def spark_settings(config: LakehouseConfig) -> dict[str, str]:
         **jvm_settings(local_jars()),
         "spark.sql.warehouse.dir": config.warehouse + "/_spark_sql",
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={config.warehouse}/_derby",
+        **metastore_settings(config),
     }
     settings.update(config.spark_conf)
     return settings
@@ -48,8 +63,8 @@ def get_spark(config: LakehouseConfig, app_name: str | None = None, extra_conf: 
 
     Under ``spark-submit`` the JVM is already running; settings that only apply at JVM start
     (jars, driver memory) then come from ``spark-defaults.conf`` written by ``make setup``.
-    Declared tables that exist are registered by name (``silver.events``) in the session catalog, and
-    every tag as a view (``silver.events__<tag>``).
+    Declared tables that exist are registered by name (``silver.events``) in the catalog (the shared
+    metastore by default, see :mod:`lakehouse.metastore`), and every tag as a view (``silver.events__<tag>``).
     """
     # A session started from Python launches its workers with $PYSPARK_PYTHON (default: whatever
     # `python3` is on PATH), not with spark.pyspark.python: pin them to this interpreter and its packages.
@@ -59,8 +74,17 @@ def get_spark(config: LakehouseConfig, app_name: str | None = None, extra_conf: 
         builder = builder.master(config.spark_master)
     for key, value in {**spark_settings(config), **(extra_conf or {})}.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    already_running = SparkSession.getActiveSession() is not None  # its catalog is fixed by now
+    if not already_running and uses_shared_metastore(config) and not prepare_metastore(config):
+        with schema_creation_lock(config):  # the first session creates Hive's schema, one process at a time
+            spark = builder.getOrCreate()
+            if not metastore_ready(config):  # another process may have created it while this one waited
+                create_schema(spark, config)
+    else:
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    if uses_shared_metastore(config):
+        quiet_metastore_warnings(spark)
 
     from lakehouse.catalog import register_existing_tables
     from lakehouse.versioning.views import register_tag_views

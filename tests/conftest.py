@@ -33,7 +33,7 @@ _PG_PORT = _free_port()
 
 def make_config(root: Path) -> LakehouseConfig:
     """``conf/local.yaml`` with its warehouse and landing folders moved under ``root`` and the suite's
-    PostgreSQL server as the application database."""
+    PostgreSQL server as the application database, and an in-memory catalog."""
     return load_config(
         DEFAULT_CONF_FILE,
         environ={
@@ -41,6 +41,9 @@ def make_config(root: Path) -> LakehouseConfig:
             "LAKEHOUSE_LANDING": str(root / "landing"),
             "LAKEHOUSE_PG_PORT": str(_PG_PORT),
             "LAKEHOUSE_PG_DATA_DIR": str(_PG_DATA_DIR / "data"),
+            # Each process its own catalog: the suite's tests use many warehouses in one session.
+            # tests/test_sql_server.py covers the shared metastore.
+            "LAKEHOUSE_METASTORE": "in-memory",
         },
     )
 

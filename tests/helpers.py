@@ -40,3 +40,22 @@ def write_loader_versions(spark, config):
     v2 = overwrite_table(spark, config, gold, rows(range(1000, 1500)), Commit("t", "r2")).version
     v3 = append_rows(spark, config, gold, rows(range(1500, 1600)), Commit("t", "r3")).version
     return v2, v3
+
+
+def write_conf_file(config, path, **sections):
+    """``config`` as a YAML file another process can read (``--conf-file``): conf/local.yaml with this
+    config's folders, PostgreSQL server and catalog; ``sections`` replace whole sections."""
+    from pathlib import Path
+
+    import yaml
+
+    from lakehouse.paths import DEFAULT_CONF_FILE
+
+    conf = yaml.safe_load(DEFAULT_CONF_FILE.read_text())
+    conf["paths"] = {"warehouse": config.warehouse, "landing": config.landing}
+    conf["postgres"] = {"host": config.postgres.host, "port": config.postgres.port, "data_dir": config.postgres.data_dir}
+    conf["catalog"] = {"metastore": config.catalog.metastore, "database": config.catalog.database}
+    conf["privacy"] = {"key_file": config.privacy.key_file}
+    conf.update(sections)
+    Path(path).write_text(yaml.safe_dump(conf))
+    return Path(path)

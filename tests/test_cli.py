@@ -17,6 +17,7 @@ GOLD = get_table("gold.user_activity_daily")
 def conf_file(config, tmp_path):
     conf = yaml.safe_load(DEFAULT_CONF_FILE.read_text())
     conf["paths"] = {"warehouse": config.warehouse, "landing": config.landing}
+    conf["catalog"] = {"metastore": config.catalog.metastore}
     path = tmp_path / "cli.yaml"
     path.write_text(yaml.safe_dump(conf))
     return str(path)

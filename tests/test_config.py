@@ -51,3 +51,21 @@ def test_cluster_conf_loads():
     config = load_config(Path(PROJECT_ROOT / "conf" / "cluster.yaml"), environ={})
     assert config.spark_master is None
     assert config.warehouse.startswith("s3a://")
+
+
+def test_catalog_defaults_to_the_shared_metastore_and_checks_its_keys(tmp_path):
+    from lakehouse.metastore import metastore_settings
+
+    config = load_config(DEFAULT_CONF_FILE, environ={"LAKEHOUSE_PG_PORT": "6543"})
+    assert (config.catalog.metastore, config.catalog.database) == ("postgres", "lakehouse_metastore")
+    settings = metastore_settings(config)
+    assert settings["spark.sql.catalogImplementation"] == "hive"
+    assert settings["spark.hadoop.javax.jdo.option.ConnectionURL"] == "jdbc:postgresql://127.0.0.1:6543/lakehouse_metastore"
+    in_memory = load_config(DEFAULT_CONF_FILE, environ={"LAKEHOUSE_METASTORE": "in-memory"})
+    assert metastore_settings(in_memory) == {"spark.sql.catalogImplementation": "in-memory"}
+    for text, complaint in (("catalog: {metastore: derby}\n", "must be 'postgres' or 'in-memory'"),
+                            ("catalog: {databse: x}\n", "databse")):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("paths: {warehouse: w}\n" + text)
+        with pytest.raises(ConfigError, match=complaint):
+            load_config(bad, environ={})

@@ -1,15 +1,20 @@
-"""The photo popularity training table end to end: PostgreSQL + logs + photos -> bronze -> silver -> gold,
-then into both loaders and the training job."""
+"""The demo lakehouse built once (PostgreSQL + logs + photos -> bronze -> silver -> gold) and what reads it:
+the photo popularity training table through both loaders and the training job, the notebooks, and the
+SQL server with real clients on the shared catalog."""
 
 import argparse
+import re
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 from pyspark.sql import functions as F
 
-from helpers import sorted_rows
+from helpers import sorted_rows, write_conf_file
 from jobs import train_popularity
 from lakehouse.catalog import current_version, read_table
 from lakehouse.job import run_job
@@ -17,11 +22,14 @@ from lakehouse.loaders.arrow_loader import arrow_dataloader
 from lakehouse.loaders.augment import DecodeImages
 from lakehouse.loaders.petastorm_loader import petastorm_dataloader
 from lakehouse.loaders.split import Split
+from lakehouse.paths import PROJECT_ROOT
 from lakehouse.pipeline import load_job, pipeline_job_names
 from lakehouse.privacy import pseudonym_key, python_pseudonym_id
 from lakehouse.scenario.sources import stage_sources
 
+BIN = Path(sys.executable).parent
 GOLD = "gold.photo_popularity_training"
+ACTIVITY = "gold.user_activity_daily"
 APPDB_ONLY = {"ingest_database": {"database": ["appdb"]}, "build_silver_snapshots": {"database": ["appdb"]}}
 
 
@@ -37,7 +45,7 @@ def built(spark, tmp_path_factory, pg_server):
     config = make_config(tmp_path_factory.mktemp("popularity"))
     config = replace(config, privacy=replace(config.privacy, key_file=str(tmp_path_factory.mktemp("key") / "key")))
     stage_sources(config)
-    results = {name: run(spark, config, name) for name in pipeline_job_names(select=[GOLD])}
+    results = {name: run(spark, config, name) for name in pipeline_job_names(select=[GOLD, ACTIVITY])}
     return config, results
 
 
@@ -168,3 +176,125 @@ def test_both_loaders_hand_over_the_pictures_spark_holds(spark, built):
                 seen.update(zip(batch["photo_id"].tolist(), batch["image"]))
             assert seen.keys() == expected.keys()
             assert all(torch.equal(seen[photo], expected[photo]) for photo in expected)
+
+
+@pytest.mark.e2e
+def test_every_notebook_runs_top_to_bottom_on_the_lakehouse(spark, built, tmp_path):
+    from lakehouse.catalog import register_existing_tables
+    from lakehouse.notebooks.runner import run_notebook
+
+    config, _ = built
+    register_existing_tables(spark, config)  # names may point at another test's warehouse in this session
+    notebooks = sorted((PROJECT_ROOT / "notebooks").glob("*.py"))
+    assert [path.stem[:2] for path in notebooks] == ["01", "02", "03", "04"]
+    runs = {path.stem: run_notebook(path, spark, config, out_dir=tmp_path) for path in notebooks}
+    for run in runs.values():
+        assert run.ok and run.cells_run == run.cells_total > 3, run.summary()
+        assert all(figure.stat().st_size > 5_000 for figure in run.figures)
+    assert [len(runs[name].figures) for name in sorted(runs)] == [1, 0, 1, 2]
+    photos = read_table(spark, config, GOLD).count()
+    assert f"{photos} photos" in runs["04_training_data"].output
+    assert re.search(r"gold\s+photo_popularity_training\s+False", runs["01_data_flow"].output)  # SHOW TABLES
+
+
+@pytest.mark.e2e
+def test_an_exported_notebook_runs_in_ipython_with_the_sql_magic(spark, built, tmp_path, monkeypatch, capsys):
+    import nbformat
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from lakehouse.notebooks.export import export_ipynb
+
+    config, _ = built
+    monkeypatch.setenv("LAKEHOUSE_CONF", str(write_conf_file(config, tmp_path / "notebook.yaml")))
+    exported = export_ipynb(PROJECT_ROOT / "notebooks" / "03_quality_results.py", tmp_path)
+    notebook = nbformat.read(str(exported), as_version=4)
+    nbformat.validate(notebook)
+    assert notebook.cells[0].source == "%load_ext lakehouse.notebooks.magics"
+    assert any(cell.source.startswith("%%sql\n") for cell in notebook.cells)
+    assert any(cell.cell_type == "markdown" for cell in notebook.cells)
+
+    shell = InteractiveShell.instance()
+    try:
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                result = shell.run_cell(cell.source)
+                assert result.success, f"{cell.source}\n{result.error_before_exec or result.error_in_exec}"
+        checked = spark.sql("SELECT DISTINCT table_name FROM quality.results").count()
+        assert f"{checked} tables checked" in capsys.readouterr().out
+    finally:
+        InteractiveShell.clear_instance()
+
+
+@pytest.mark.e2e
+def test_sql_server_answers_beeline_pyhive_and_spark_sql_on_the_shared_catalog(spark, built, tmp_path, pg_server):
+    import socket
+
+    from pyhive import hive
+    from pyhive.exc import OperationalError
+
+    from lakehouse.install import spark_home
+
+    config, _ = built
+    conf = write_conf_file(config, tmp_path / "sql.yaml", catalog={"metastore": "postgres", "database": "metastore_e2e"})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    def lakehouse(*args, timeout=300):
+        done = subprocess.run(
+            [str(BIN / "lakehouse"), *args, "--conf-file", str(conf)], capture_output=True, text=True, timeout=timeout
+        )
+        assert done.returncode == 0, f"lakehouse {' '.join(args)}:\n{done.stdout}\n{done.stderr[-3000:]}"
+        return done.stdout
+
+    # Two processes open the new, empty metastore at once: one creates Hive's schema, both register.
+    together = [
+        subprocess.Popen([str(BIN / "lakehouse"), "catalog", "--conf-file", str(conf)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    listings = [process.communicate(timeout=300) for process in together]
+    for process, (out, err) in zip(together, listings):
+        assert process.returncode == 0, err[-3000:]
+    gold_line = [line for line in listings[0][0].splitlines() if line.startswith("gold: ")]
+    assert gold_line and "photo_popularity_training" in gold_line[0]
+    assert gold_line == [line for line in listings[1][0].splitlines() if line.startswith("gold: ")]
+
+    started = lakehouse("sql-server", "start", "--port", str(port), "--driver-memory", "1g")
+    assert f"SQL server on 127.0.0.1:{port}" in started
+    try:
+        shown = subprocess.run(
+            [str(spark_home() / "bin" / "beeline"), "-u", f"jdbc:hive2://127.0.0.1:{port}/default",
+             "--outputformat=csv2", "--silent=true", "-e", "SHOW TABLES IN gold"],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert shown.returncode == 0, shown.stderr[-2000:]
+        assert {"photo_popularity_training", "user_activity_daily"} <= set(re.findall(r"gold,(\w+)", shown.stdout))
+
+        cursor = hive.connect(host="127.0.0.1", port=port, username="analyst").cursor()
+        cursor.execute(f"SELECT count(*) FROM {GOLD} g JOIN silver.photos p ON g.photo_id = p.photo_id")
+        gold = read_table(spark, config, GOLD)
+        assert cursor.fetchall() == [(gold.join(read_table(spark, config, "silver.photos"), "photo_id").count(),)]
+        for version in (1, current_version(spark, config.table_path(GOLD))):
+            cursor.execute(f"SELECT count(*) FROM {GOLD} VERSION AS OF {version}")
+            assert cursor.fetchall() == [(read_table(spark, config, GOLD, version=version).count(),)]
+
+        for query, error in (("SELECT * FROM gold.no_such_table", "TABLE_OR_VIEW_NOT_FOUND"),
+                             ("SELEC 1", "PARSE_SYNTAX_ERROR")):
+            with pytest.raises(OperationalError, match=error):
+                cursor.execute(query)
+        cursor.execute("SELECT 1")  # the same connection still serves
+        assert cursor.fetchall() == [(1,)]
+
+        # A table a job creates now is there for the running server, and for spark-sql, another process.
+        lakehouse("job", "ingest_access_logs")
+        cursor.execute("SELECT count(*) FROM bronze.access_logs")
+        landed = read_table(spark, config, "bronze.access_logs").count()
+        assert cursor.fetchall() == [(landed,)] and landed > 0
+        answered = lakehouse("spark-sql", "-S", "-e", "SELECT count(*) FROM bronze.access_logs")
+        assert answered.split()[-1] == str(landed)
+    finally:
+        stopped = lakehouse("sql-server", "stop")
+    assert "SQL server stopped" in stopped
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0

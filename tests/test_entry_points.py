@@ -24,6 +24,7 @@ def env_with_venv():
 def write_conf(tmp_path):
     conf = yaml.safe_load(DEFAULT_CONF_FILE.read_text())
     conf["paths"] = {"warehouse": str(tmp_path / "warehouse"), "landing": str(tmp_path / "landing")}
+    conf["catalog"] = {"metastore": "in-memory"}
     path = tmp_path / "test.yaml"
     path.write_text(yaml.safe_dump(conf))
     return path

@@ -44,6 +44,7 @@ def model_config(tmp_path_factory):
     root = tmp_path_factory.mktemp("predictions")
     config = load_config(DEFAULT_CONF_FILE, environ={
         "LAKEHOUSE_WAREHOUSE": str(root / "warehouse"), "LAKEHOUSE_LANDING": str(root / "landing"),
+        "LAKEHOUSE_METASTORE": "in-memory",
     })
     started = time.monotonic()
     model = ensure_model(config)

@@ -33,6 +33,7 @@ def conf_file(config, tmp_path) -> Path:
     """The test's configuration as a file a separate spark-submit process can read."""
     conf = yaml.safe_load(DEFAULT_CONF_FILE.read_text())
     conf["paths"] = {"warehouse": config.warehouse, "landing": config.landing}
+    conf["catalog"] = {"metastore": config.catalog.metastore}
     conf["postgres"] = {"host": config.postgres.host, "port": config.postgres.port, "data_dir": config.postgres.data_dir}
     path = tmp_path / "crash.yaml"
     path.write_text(yaml.safe_dump(conf))

@@ -1,0 +1,140 @@
+"""``lakehouse`` commands for people who do not write jobs: the catalog, the SQL server, spark-sql, notebooks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    """Register every declared table that exists (and every tag view) in the catalog; list them."""
+    from lakehouse.config import load_config
+    from lakehouse.metastore import uses_shared_metastore
+    from lakehouse.session import get_spark
+
+    config = load_config(args.conf_file)
+    spark = get_spark(config)  # registers declared tables and tag views as it starts
+    where = (
+        f"metastore database '{config.catalog.database}' on {config.postgres.host}:{config.postgres.port}"
+        if uses_shared_metastore(config) else "this process's in-memory catalog"
+    )
+    print(f"catalog: {where}")
+    for database in sorted(row[0] for row in spark.sql("SHOW DATABASES").collect()):
+        names = sorted(row.tableName for row in spark.sql(f"SHOW TABLES IN {database}").collect())
+        print(f"{database}: {', '.join(names) if names else '(no tables)'}")
+    return 0
+
+
+def cmd_sql_server(args: argparse.Namespace) -> int:
+    from lakehouse import sql_server
+    from lakehouse.config import load_config
+    from lakehouse.metastore import uses_shared_metastore
+
+    config = load_config(args.conf_file)
+    if args.action == "start":
+        if not uses_shared_metastore(config):
+            print("warning: catalog.metastore is in-memory: the server will see no table a job registers",
+                  file=sys.stderr)
+        if sql_server.running_pid(sql_server.sql_server(config)) is None:
+            _sync_catalog(config)
+        server = sql_server.start(config, port=args.port, driver_memory=args.driver_memory)
+        print(f"SQL server on {server.host}:{server.port} (pid {sql_server.running_pid(server)}, log {server.log_file})")
+        print(f"  beeline -u {server.jdbc_url} -e 'SHOW TABLES IN gold'")
+        return 0
+    if args.action == "stop":
+        stopped = sql_server.stop(config)
+        print("SQL server stopped" if stopped else "no SQL server was running")
+        return 0
+    server = sql_server.sql_server(config)
+    pid = sql_server.running_pid(server)
+    print(f"SQL server on {server.host}:{server.port}: " + (f"running (pid {pid})" if pid else "not running"))
+    return 0 if pid else 3
+
+
+def _sync_catalog(config) -> None:
+    """Register the declared tables in the shared metastore (a short Spark session of its own)."""
+    from lakehouse.catalog import register_existing_tables
+    from lakehouse.metastore import uses_shared_metastore
+    from lakehouse.session import get_spark
+
+    if not uses_shared_metastore(config):
+        return  # the server's own in-memory catalog starts empty; nothing to share
+    spark = get_spark(config, app_name="lakehouse-catalog-sync")
+    print(f"catalog: {len(register_existing_tables(spark, config))} tables registered")
+    spark.stop()
+
+
+def cmd_spark_sql(args: argparse.Namespace) -> int:
+    """Replace this process with ``spark-sql`` configured like the environment's jobs."""
+    from lakehouse.config import load_config
+    from lakehouse.install import spark_home
+    from lakehouse.metastore import prepare_metastore, uses_shared_metastore
+    from lakehouse.session import spark_settings
+
+    passed_on = list(args.spark_sql_args)
+    conf_file = args.conf_file
+    if "--conf-file" in passed_on:  # given after spark-sql's own options: ours all the same
+        at = passed_on.index("--conf-file")
+        conf_file = passed_on[at + 1]
+        del passed_on[at:at + 2]
+    config = load_config(conf_file)
+    if uses_shared_metastore(config):
+        prepare_metastore(config)
+    command = [str(spark_home() / "bin" / "spark-sql"), "--master", config.spark_master or "local[*]"]
+    for key, value in spark_settings(config).items():
+        command += ["--conf", f"{key}={value}"]
+    command += passed_on
+    os.execv(command[0], command)
+    return 0
+
+
+def cmd_notebook(args: argparse.Namespace) -> int:
+    from lakehouse.config import load_config
+    from lakehouse.notebooks.export import export_ipynb
+    from lakehouse.notebooks.runner import run_notebook
+
+    paths = [Path(p) for p in args.notebooks] or sorted(Path("notebooks").glob("*.py"))
+    if args.action == "export":
+        for path in paths:
+            print(f"wrote {export_ipynb(path, Path(args.out) if args.out else None)}")
+        return 0
+    from lakehouse.session import get_spark
+
+    config = load_config(args.conf_file)
+    spark = get_spark(config)
+    failed = 0
+    for path in paths:
+        result = run_notebook(path, spark, config, out_dir=Path(args.out) if args.out else None)
+        print(result.summary())
+        failed += not result.ok
+    return 1 if failed else 0
+
+
+def add_commands(commands) -> None:
+    """Add these commands to the ``lakehouse`` parser's sub-commands."""
+    catalog = commands.add_parser("catalog", help="register every declared table in the shared catalog and list them")
+    catalog.add_argument("--conf-file", default=None)
+    catalog.set_defaults(func=cmd_catalog)
+
+    server = commands.add_parser("sql-server", help="the Thrift (HiveServer2) SQL server on 127.0.0.1: start, stop, status")
+    server.add_argument("action", choices=("start", "stop", "status"))
+    server.add_argument("--port", type=int, default=10000)
+    server.add_argument("--driver-memory", default=None, help="default: spark.driver.memory from conf/")
+    server.add_argument("--conf-file", default=None)
+    server.set_defaults(func=cmd_sql_server)
+
+    spark_sql = commands.add_parser(
+        "spark-sql", help="the spark-sql shell on the shared catalog (arguments go to spark-sql, e.g. -e 'SHOW TABLES')"
+    )
+    spark_sql.add_argument("--conf-file", default=None)
+    spark_sql.add_argument("spark_sql_args", nargs=argparse.REMAINDER)
+    spark_sql.set_defaults(func=cmd_spark_sql)
+
+    notebook = commands.add_parser("notebook", help="run Databricks-format notebooks locally, or export them to .ipynb")
+    notebook.add_argument("action", choices=("run", "export"))
+    notebook.add_argument("notebooks", nargs="*", help="default: every notebook in notebooks/")
+    notebook.add_argument("--out", default=None, help="run: where figures and the cell log go; export: the folder")
+    notebook.add_argument("--conf-file", default=None)
+    notebook.set_defaults(func=cmd_notebook)

@@ -1,0 +1,1 @@
+"""Databricks-format source notebooks (``notebooks/*.py``): parsed, run locally, exported to Jupyter."""
