@@ -34,6 +34,15 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return load_job("pipeline").main(args.job_args)
 
 
+def cmd_dag(args: argparse.Namespace) -> int:
+    from lakehouse.dag import format_dag, write_svg
+
+    print(format_dag())
+    if args.svg:
+        print(f"drawn in {write_svg(Path(args.svg))}")
+    return 0
+
+
 def cmd_tables(args: argparse.Namespace) -> int:
     from lakehouse.config import load_config
     from lakehouse.report import format_statuses, table_statuses
@@ -259,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline = commands.add_parser("pipeline", help="the main job: every table, in dependency order", add_help=False)
     pipeline.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for jobs/pipeline.py")
     pipeline.set_defaults(func=cmd_pipeline)
+
+    dag = commands.add_parser("dag", help="the pipeline's steps in dependency order, derived from the table declarations")
+    dag.add_argument("--svg", default=None, help="also draw the table graph here (e.g. docs/dag.svg)")
+    dag.set_defaults(func=cmd_dag)
 
     tables = commands.add_parser("tables", help="every declared table with its version, rows and location")
     tables.add_argument("--conf-file", default=None)

@@ -1,0 +1,125 @@
+"""The pipeline as a graph, derived from the table declarations (never written by hand).
+
+A table's ``upstreams`` are its edges; a job is a step that writes one or more tables. ``lakehouse dag``
+prints the graph and draws it (SVG, one column per layer) for the README.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+from lakehouse.pipeline import ordered_declarations
+from lakehouse.tables import TableDeclaration
+
+LAYERS = ("bronze", "silver", "gold")
+LAYER_COLOURS = {"bronze": "#e8c39e", "silver": "#d9dde3", "gold": "#f2d675"}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One job: the tables it writes and the tables (written by other jobs) it reads."""
+
+    job: str
+    outputs: tuple[str, ...]
+    inputs: tuple[str, ...]
+    upstream_jobs: tuple[str, ...]
+
+
+def pipeline_tables() -> list[TableDeclaration]:
+    """The declarations jobs write, upstreams first (quarantine tables are drawn with their table)."""
+    return [d for d in ordered_declarations() if d.job is not None and not d.name.endswith("_quarantine")]
+
+
+def pipeline_steps() -> list[Step]:
+    """Every job once, in dependency order, with its inputs and the jobs that must run before it."""
+    tables = [d for d in ordered_declarations() if d.job is not None]
+    writer = {d.name: d.job for d in tables}
+    steps: dict[str, dict[str, list[str]]] = {}
+    for declaration in tables:
+        step = steps.setdefault(declaration.job, {"outputs": [], "inputs": []})
+        step["outputs"].append(declaration.name)
+        step["inputs"].extend(u for u in declaration.upstreams if u not in step["inputs"])
+    result = []
+    for job, parts in steps.items():
+        inputs = tuple(name for name in parts["inputs"] if writer.get(name) != job)
+        upstream_jobs = tuple(dict.fromkeys(writer[name] for name in inputs if name in writer))
+        result.append(Step(job, tuple(parts["outputs"]), inputs, upstream_jobs))
+    return result
+
+
+def format_dag(steps: list[Step] | None = None) -> str:
+    """The graph as text: each step, what it reads, what it writes, in the order they run."""
+    steps = pipeline_steps() if steps is None else steps
+    width = max(len(step.job) for step in steps)
+    indent = " " * (width + 9)
+    lines = []
+
+    def listed(label: str, names: tuple[str, ...]) -> None:
+        text = textwrap.fill(", ".join(names), 110, initial_indent=f"{'':<{width}}  {label:<7}", subsequent_indent=indent)
+        lines.append(text)
+
+    for step in steps:
+        after = f"  after {', '.join(step.upstream_jobs)}" if step.upstream_jobs else "  (reads sources only)"
+        lines.append(f"{step.job:<{width}}{after}")
+        if step.inputs:
+            listed("reads", step.inputs)
+        listed("writes", step.outputs)
+    return "\n".join(lines)
+
+
+def render_svg(tables: list[TableDeclaration] | None = None) -> str:
+    """An SVG drawing of the table graph: one column per layer, an arrow from each upstream."""
+    tables = pipeline_tables() if tables is None else tables
+    box_width, box_height, row_gap, column_gap, margin = 250, 34, 10, 110, 20
+    columns = {layer: [d for d in tables if d.layer == layer] for layer in LAYERS}
+    position: dict[str, tuple[int, int]] = {}
+    for column, layer in enumerate(LAYERS):
+        for row, declaration in enumerate(columns[layer]):
+            x = margin + column * (box_width + column_gap)
+            y = margin + 30 + row * (box_height + row_gap)
+            position[declaration.name] = (x, y)
+    height = margin * 2 + 30 + max(len(c) for c in columns.values()) * (box_height + row_gap)
+    width = margin * 2 + len(LAYERS) * box_width + (len(LAYERS) - 1) * column_gap
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
+        'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+    ]
+    for column, layer in enumerate(LAYERS):
+        x = margin + column * (box_width + column_gap) + box_width // 2
+        parts.append(f'<text x="{x}" y="{margin + 12}" text-anchor="middle" font-weight="bold" font-size="14">{layer}</text>')
+    for declaration in tables:
+        x2, y2 = position[declaration.name]
+        for upstream in declaration.upstreams:
+            if upstream not in position:
+                continue
+            x1, y1 = position[upstream]
+            start, end = (x1 + box_width, y1 + box_height // 2), (x2, y2 + box_height // 2)
+            bend = (end[0] - start[0]) // 2
+            parts.append(
+                f'<path d="M {start[0]} {start[1]} C {start[0] + bend} {start[1]}, {end[0] - bend} {end[1]}, '
+                f'{end[0]} {end[1]}" fill="none" stroke="#555" stroke-width="1" marker-end="url(#arrow)"/>'
+            )
+    for declaration in tables:
+        x, y = position[declaration.name]
+        quarantine = " + quarantine" if declaration.has_quarantine else ""
+        parts += [
+            f'<rect x="{x}" y="{y}" width="{box_width}" height="{box_height}" rx="5" '
+            f'fill="{LAYER_COLOURS[declaration.layer]}" stroke="#444"/>',
+            f'<text x="{x + 8}" y="{y + 14}" font-weight="bold">{escape(declaration.name)}</text>',
+            f'<text x="{x + 8}" y="{y + 28}" fill="#333" font-size="10">{escape(declaration.job)}{quarantine}</text>',
+        ]
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def write_svg(path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_svg())
+    return path
