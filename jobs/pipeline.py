@@ -1,4 +1,4 @@
-"""The main job: stage the scenario's sources where missing (logs, photos, the real access log, PostgreSQL databases), run every table's job in dependency order in one SparkSession, train the photo-popularity model on the gold table through a PyTorch DataLoader, and print what was built."""
+"""The main job: stage the scenario's sources where missing (logs, photos, the real access log, PostgreSQL databases), run every table's job in dependency order in one SparkSession (skipping those whose inputs, code and configuration are unchanged: lakehouse.orchestration), train the photo-popularity model on the gold table through a PyTorch DataLoader, and print what was built."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from jobs import train_popularity
 from lakehouse.job import JobContext, JobResult, exit_with, job_main, run_job
-from lakehouse.pipeline import load_job, pipeline_job_names
+from lakehouse.orchestration import failures, run_pipeline
 from lakehouse.publish import quality_root
 from lakehouse.quality.gate import data_docs_index
 from lakehouse.report import format_statuses, quality_summary, table_statuses
@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--training-loader", choices=train_popularity.LOADERS, default="petastorm",
                         help="the loader the training step reads gold through")
     parser.add_argument("--skip-training", action="store_true", help="build the tables only")
+    parser.add_argument("--force", action="store_true",
+                        help="run every step, even those whose inputs, code and configuration are unchanged")
 
 
 def training_arguments(args: argparse.Namespace) -> argparse.Namespace:
@@ -39,11 +41,11 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     result = JobResult(JOB_NAME, ctx.run_id)
     for line in stage_sources(ctx.config, args.days).describe():
         print(line)
-    for name in pipeline_job_names():
-        job = load_job(name)
-        step = run_job(name, job.run, argparse.Namespace(), spark=ctx.spark, config=ctx.config)
-        print(step.summary())
-        result.writes.extend(step.writes)
+    outcomes = run_pipeline(ctx.spark, ctx.config, force=args.force)
+    result.writes.extend(write for outcome in outcomes for write in outcome.writes)
+    failed = failures(outcomes)
+    if failed:
+        raise RuntimeError(failed)
     if not args.skip_training:
         step = run_job(TRAINING_JOB, train_popularity.run, training_arguments(args), spark=ctx.spark, config=ctx.config)
         print(step.summary())

@@ -43,6 +43,23 @@ def cmd_dag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from lakehouse.orchestration import failures, run_pipeline
+
+    spark, config = _session(args)
+    outcomes = run_pipeline(spark, config, selected=args.select, upstream=not args.no_upstream,
+                            downstream=args.downstream, force=args.force)
+    counts = Counter(outcome.status for outcome in outcomes)
+    print(", ".join(f"{count} {status}" for status, count in sorted(counts.items())) + " (every step: ops.runs)")
+    problem = failures(outcomes)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_tables(args: argparse.Namespace) -> int:
     from lakehouse.config import load_config
     from lakehouse.report import format_statuses, table_statuses
@@ -272,6 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
     dag = commands.add_parser("dag", help="the pipeline's steps in dependency order, derived from the table declarations")
     dag.add_argument("--svg", default=None, help="also draw the table graph here (e.g. docs/dag.svg)")
     dag.set_defaults(func=cmd_dag)
+
+    run = commands.add_parser(
+        "run", help="run the pipeline's steps in dependency order, skipping those whose inputs, code and "
+        "configuration are unchanged since their last success",
+    )
+    run.add_argument("--select", nargs="+", default=None, metavar="TABLE_OR_JOB",
+                     help="only these (tables or jobs) and, by default, their upstream steps")
+    run.add_argument("--downstream", action="store_true", help="also every step downstream of the selection")
+    run.add_argument("--no-upstream", action="store_true", help="not the selection's upstream steps")
+    run.add_argument("--force", action="store_true", help="run the steps even when nothing changed")
+    run.add_argument("--conf-file", default=None)
+    run.set_defaults(func=cmd_run)
 
     tables = commands.add_parser("tables", help="every declared table with its version, rows and location")
     tables.add_argument("--conf-file", default=None)

@@ -241,6 +241,13 @@ DECLARATIONS: tuple[TableDeclaration, ...] = (
         job=None,
         keys=("table_name", "tag"),
     ),
+    TableDeclaration(
+        name="ops.runs",
+        description="Every step of every `lakehouse run`: status, the input and output versions, code and "
+        "configuration fingerprints, rows and error; a step whose fingerprint matches its last success is skipped.",
+        schema_file="ops/runs.yaml",
+        job=None,
+    ),
 )
 
 

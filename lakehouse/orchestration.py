@@ -1,0 +1,244 @@
+"""``lakehouse run``: the pipeline's steps in dependency order, recomputing only what changed by content.
+
+A step (a job) is skipped when the Delta versions of all its inputs, its code and the configuration
+are what they were at its last successful run, and its outputs were not written since. Steps that read
+only outside sources (files, databases) always run: they are incremental themselves (checkpoints,
+snapshot fingerprints), so an unchanged source lands nothing and their downstream steps are skipped.
+A failing step blocks its descendants; independent branches go on; the run exits non-zero naming it,
+and the next run resumes from it (whatever succeeded is skipped). Every step is a row of ``ops.runs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Callable
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.catalog import current_version
+from lakehouse.config import LakehouseConfig
+from lakehouse.dag import Step, pipeline_steps
+from lakehouse.paths import PROJECT_ROOT
+from lakehouse.tables import get_table
+
+RUNS_TABLE = "ops.runs"
+# What a step's result depends on besides its inputs: all of the platform's code and table definitions
+# (coarse on purpose: a change anywhere re-runs everything rather than risk a stale table).
+CODE_FOLDERS = ("jobs", "lakehouse", "schemas", "expectations", "conf/databases.yaml")
+
+
+@dataclass
+class StepOutcome:
+    """What happened to one step in one run."""
+
+    step: Step
+    status: str  # succeeded | skipped | failed | blocked
+    reason: str
+    inputs: dict[str, int] = field(default_factory=dict)
+    outputs: dict[str, int] = field(default_factory=dict)
+    rows_written: int = 0
+    seconds: float = 0.0
+    job_run_id: str | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    writes: list = field(default_factory=list)  # the job's WriteResults
+    job_summary: str = ""  # the job's own report (counts), when it ran
+
+    def line(self) -> str:
+        written = ", ".join(f"{table} v{version}" for table, version in self.outputs.items())
+        detail = {
+            "succeeded": f"ran ({self.reason}) in {self.seconds:.1f}s, +{self.rows_written:,} rows; {written}",
+            "skipped": f"skipped ({self.reason}); {written}",
+            "failed": f"FAILED after {self.seconds:.1f}s: {self.error.strip().splitlines()[-1] if self.error else ''}",
+            "blocked": f"not run ({self.reason})",
+        }[self.status]
+        return f"{self.step.job}: {detail}"
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """A fingerprint of every source file a step's result can depend on."""
+    digest = hashlib.sha256()
+    for folder in CODE_FOLDERS:
+        root = PROJECT_ROOT / folder
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        for path in files:
+            digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def config_fingerprint(config: LakehouseConfig) -> str:
+    """A fingerprint of the configuration, less what cannot change a table's rows (where the file was
+    read from, the Data Docs site, the catalog and the MLflow store)."""
+    settings = dataclasses.asdict(dataclasses.replace(
+        config, source_file=None, quality=dataclasses.replace(config.quality, data_docs=True),
+        catalog=None, mlflow_tracking_uri=None,
+    ))
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _versions(spark: SparkSession, config: LakehouseConfig, tables) -> dict[str, int]:
+    found = {name: current_version(spark, config.table_path(name)) for name in tables}
+    return {name: -1 if version is None else int(version) for name, version in found.items()}
+
+
+def last_success(spark: SparkSession, config: LakehouseConfig, job: str):
+    """The latest ``succeeded`` row of ``job`` in ops.runs, or None."""
+    path = config.table_path(RUNS_TABLE)
+    if current_version(spark, path) is None:
+        return None
+    rows = (
+        spark.read.format("delta").load(path)
+        .where((F.col("step") == job) & (F.col("status") == "succeeded"))
+        .orderBy(F.col("ended_at").desc()).limit(1).collect()
+    )
+    return rows[0] if rows else None
+
+
+def decide(spark: SparkSession, config: LakehouseConfig, step: Step, inputs: dict[str, int]) -> tuple[bool, str]:
+    """Whether ``step`` can be skipped, and why (or why it must run): skipped when its last success saw
+    the same input versions, code and configuration, and its outputs are still what it left."""
+    if not step.inputs:
+        return False, "reads outside sources"  # always asks them what is new
+    previous = last_success(spark, config, step.job)
+    if previous is None:
+        return False, "no successful run yet"
+    before = json.loads(previous.inputs)
+    if before != inputs:
+        changed = [f"{name} v{before.get(name)}->v{version}" for name, version in inputs.items() if before.get(name) != version]
+        return False, "inputs changed: " + ", ".join(changed)
+    if previous.code_version != code_version():
+        return False, "code changed"
+    if previous.config_hash != config_fingerprint(config):
+        return False, "configuration changed"
+    if json.loads(previous.outputs) != _versions(spark, config, step.outputs):
+        return False, "an output was written since"  # a restore, an ad-hoc job
+    return True, "inputs, code and configuration unchanged"
+
+
+def select_steps(steps: list[Step], selected: list[str], upstream: bool = True, downstream: bool = False) -> list[Step]:
+    """The steps that write (or are) ``selected``, with their upstream and/or downstream steps, in order."""
+    by_job = {step.job: step for step in steps}
+    writer = {table: step.job for step in steps for table in step.outputs}
+    wanted: set[str] = set()
+    for name in selected:
+        if name in by_job:
+            wanted.add(name)
+        elif name in writer:
+            wanted.add(writer[name])
+        else:
+            raise KeyError(f"no step or table {name!r} (see `lakehouse dag`)")
+    closure = set(wanted)
+    if upstream:
+        pending = list(wanted)
+        while pending:
+            for job in by_job[pending.pop()].upstream_jobs:
+                if job not in closure:
+                    closure.add(job)
+                    pending.append(job)
+    if downstream:
+        found = set(wanted)
+        for step in steps:  # in dependency order: one pass reaches every descendant
+            if set(step.upstream_jobs) & found:
+                found.add(step.job)
+        closure |= found
+    return [step for step in steps if step.job in closure]
+
+
+def _record(spark: SparkSession, config: LakehouseConfig, run_id: str, outcome: StepOutcome) -> None:
+    from lakehouse.writer import Commit, append_rows
+
+    declaration = get_table(RUNS_TABLE)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    row = (
+        run_id, outcome.step.job, outcome.status, outcome.reason, outcome.started_at or now, now,
+        json.dumps(outcome.inputs, sort_keys=True), json.dumps(outcome.outputs, sort_keys=True),
+        int(outcome.rows_written), code_version(), config_fingerprint(config), outcome.job_run_id, outcome.error,
+    )
+    rows = spark.createDataFrame([row], declaration.schema)
+    append_rows(spark, config, declaration, rows, Commit("lakehouse-run", run_id))
+
+
+def run_pipeline(
+    spark: SparkSession,
+    config: LakehouseConfig,
+    selected: list[str] | None = None,
+    upstream: bool = True,
+    downstream: bool = False,
+    force: bool = False,
+    job_arguments: dict[str, argparse.Namespace] | None = None,
+    progress: Callable[[str], None] = print,
+) -> list[StepOutcome]:
+    """Run the selected steps (default: all) in dependency order in ``spark``; return each one's outcome."""
+    steps = pipeline_steps()
+    if selected:
+        steps = select_steps(steps, selected, upstream=upstream, downstream=downstream)
+    run_id = f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    progress(f"{run_id}: {len(steps)} steps")
+    outcomes: list[StepOutcome] = []
+    failed_jobs: set[str] = set()
+    for number, step in enumerate(steps, 1):
+        started_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        blocked_by = [job for job in step.upstream_jobs if job in failed_jobs]
+        inputs = _versions(spark, config, step.inputs)
+        if blocked_by:
+            failed_jobs.add(step.job)
+            outcome = StepOutcome(step, "blocked", f"{', '.join(blocked_by)} did not succeed", inputs)
+        else:
+            skip, reason = (False, "forced") if force else decide(spark, config, step, inputs)
+            if skip:
+                outcome = StepOutcome(step, "skipped", reason, inputs, _versions(spark, config, step.outputs))
+            else:
+                outcome = _run_step(spark, config, step, inputs, reason, (job_arguments or {}).get(step.job))
+                if outcome.status == "failed":
+                    failed_jobs.add(step.job)
+        outcome.started_at = started_at
+        _record(spark, config, run_id, outcome)
+        outcomes.append(outcome)
+        if outcome.job_summary:
+            progress(outcome.job_summary)
+        progress(f"[{number}/{len(steps)}] {outcome.line()}")
+    return outcomes
+
+
+def _run_step(spark, config, step: Step, inputs: dict[str, int], reason: str, arguments) -> StepOutcome:
+    from lakehouse.job import run_job
+    from lakehouse.pipeline import load_job
+
+    started = time.monotonic()
+    try:
+        result = run_job(step.job, load_job(step.job).run, arguments or argparse.Namespace(), spark=spark, config=config)
+    except Exception as exc:  # noqa: BLE001 - any failure of a step is recorded and blocks its descendants
+        return StepOutcome(
+            step, "failed", reason, inputs, _versions(spark, config, step.outputs),
+            seconds=time.monotonic() - started, error="".join(traceback.format_exception_only(exc)),
+        )
+    return StepOutcome(
+        step, "succeeded", reason, inputs, _versions(spark, config, step.outputs),
+        rows_written=sum(write.rows_written for write in result.writes if write.committed),
+        seconds=time.monotonic() - started, job_run_id=result.run_id, writes=list(result.writes),
+        job_summary=result.summary(),
+    )
+
+
+def failures(outcomes: list[StepOutcome]) -> str | None:
+    """One line per failed step (with its error), or None when none failed."""
+    failed = [o for o in outcomes if o.status == "failed"]
+    if not failed:
+        return None
+    blocked = [o.step.job for o in outcomes if o.status == "blocked"]
+    lines = [f"{o.step.job} failed: {(o.error or '').strip().splitlines()[-1]}" for o in failed]
+    if blocked:
+        lines.append(f"not run because of it: {', '.join(blocked)} (a re-run resumes from the failed step)")
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""lakehouse run: dependency order, content-based skipping, failure that blocks only descendants, resume."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from jobs import build_silver_events
+from lakehouse.catalog import read_table
+from lakehouse.dag import pipeline_steps
+from lakehouse.orchestration import failures, run_pipeline, select_steps
+from lakehouse.privacy import KEY_VARIABLE
+from lakehouse.scenario.app_events import write_app_event_logs
+
+SELECTED = ["gold.user_activity_daily", "silver.access_requests"]
+ACCESS_LINE = '10.0.0.{n} - - [10/Oct/2026:13:55:36 +0000] "GET /page/{n} HTTP/1.1" 200 {n} "-" "Mozilla/5.0"'
+
+
+def test_selection_takes_upstreams_and_optionally_downstreams():
+    steps = pipeline_steps()
+    jobs = [step.job for step in select_steps(steps, SELECTED)]
+    assert jobs == ["ingest_app_events", "ingest_access_logs", "build_silver_events", "build_gold_user_activity",
+                    "build_silver_access_requests"]
+    position = {job: i for i, job in enumerate(jobs)}
+    assert position["ingest_app_events"] < position["build_silver_events"] < position["build_gold_user_activity"]
+    downstream = {step.job for step in select_steps(steps, ["silver.events"], upstream=False, downstream=True)}
+    assert downstream == {"build_silver_events", "build_gold_user_activity", "build_analyst_marts",
+                          "build_gold_photo_popularity"}
+    with pytest.raises(KeyError, match="no step or table 'gold.nope'"):
+        select_steps(steps, ["gold.nope"])
+
+
+def statuses(outcomes):
+    return {outcome.step.job: outcome.status for outcome in outcomes}
+
+
+@pytest.mark.e2e
+def test_only_what_changed_reruns_a_failure_blocks_its_descendants_and_the_next_run_resumes(
+    spark, config, monkeypatch
+):
+    monkeypatch.setenv(KEY_VARIABLE, "test-pseudonym-key-0123456789")
+    config = replace(config, quality=replace(config.quality, data_docs=False))
+    landing = Path(config.landing_path("app_events"))
+    access = Path(config.landing_path("access_logs"))
+    access.mkdir(parents=True)
+    (access / "access.log").write_text("\n".join(ACCESS_LINE.format(n=n) for n in range(1, 6)) + "\n")
+    write_app_event_logs(landing, seed=3, scale=0.02, days=1, first_day=0)
+
+    def run():
+        return run_pipeline(spark, config, selected=SELECTED, progress=lambda line: None)
+
+    first = run()
+    assert set(statuses(first).values()) == {"succeeded"} and len(first) == 5
+
+    write_app_event_logs(landing, seed=3, scale=0.02, days=1, first_day=1)  # a new day of one source
+    touched = run()  # the sources are asked what is new; only what depends on the new day runs
+    assert statuses(touched) == {
+        "ingest_app_events": "succeeded", "ingest_access_logs": "succeeded", "build_silver_events": "succeeded",
+        "build_gold_user_activity": "succeeded", "build_silver_access_requests": "skipped",
+    }
+    assert next(o for o in touched if o.step.job == "ingest_access_logs").rows_written == 0
+    silver_events = next(o for o in touched if o.step.job == "build_silver_events")
+    assert silver_events.reason == "inputs changed: bronze.app_events v1->v2"
+
+    def broken(ctx, args):
+        raise RuntimeError("the cluster went away")
+
+    write_app_event_logs(landing, seed=3, scale=0.02, days=1, first_day=2)
+    (access / "access-2.log").write_text(ACCESS_LINE.format(n=7) + "\n")
+    monkeypatch.setattr(build_silver_events, "run", broken)
+    failed = run()
+    assert statuses(failed) == {
+        "ingest_app_events": "succeeded", "ingest_access_logs": "succeeded", "build_silver_events": "failed",
+        "build_gold_user_activity": "blocked", "build_silver_access_requests": "succeeded",  # independent branch
+    }
+    report = failures(failed)
+    assert "build_silver_events failed: RuntimeError: the cluster went away" in report
+    assert "not run because of it: build_gold_user_activity" in report
+
+    monkeypatch.undo()
+    monkeypatch.setenv(KEY_VARIABLE, "test-pseudonym-key-0123456789")
+    resumed = run()
+    assert statuses(resumed) == {
+        "ingest_app_events": "succeeded", "ingest_access_logs": "succeeded", "build_silver_events": "succeeded",
+        "build_gold_user_activity": "succeeded", "build_silver_access_requests": "skipped",
+    }
+    forced = run_pipeline(spark, config, selected=["gold.user_activity_daily"], upstream=False, force=True,
+                          progress=lambda line: None)
+    assert [(o.step.job, o.status, o.reason) for o in forced] == [("build_gold_user_activity", "succeeded", "forced")]
+
+    runs = read_table(spark, config, "ops.runs")
+    assert runs.count() == 4 * 5 + 1
+    failure = runs.where("status = 'failed'").first()
+    assert failure.step == "build_silver_events" and "the cluster went away" in failure.error
+    assert json.loads(failure.inputs) == {"bronze.app_events": 3}
+    gold = runs.where("step = 'build_gold_user_activity' AND status = 'succeeded'").orderBy("ended_at").collect()
+    assert [json.loads(row.outputs)["gold.user_activity_daily"] for row in gold] == [1, 2, 3, 4]
