@@ -40,6 +40,13 @@ def cmd_dag(args: argparse.Namespace) -> int:
     print(format_dag())
     if args.svg:
         print(f"drawn in {write_svg(Path(args.svg))}")
+    if args.airflow:
+        from lakehouse.dag import render_airflow_dag
+
+        target = Path(args.airflow)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render_airflow_dag())
+        print(f"Airflow DAG written to {target}")
     return 0
 
 
@@ -288,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dag = commands.add_parser("dag", help="the pipeline's steps in dependency order, derived from the table declarations")
     dag.add_argument("--svg", default=None, help="also draw the table graph here (e.g. docs/dag.svg)")
+    dag.add_argument("--airflow", default=None, help="also write an Airflow DAG file here (e.g. dags/lakehouse_pipeline.py)")
     dag.set_defaults(func=cmd_dag)
 
     run = commands.add_parser(

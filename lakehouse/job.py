@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 from pyspark.sql import SparkSession
 
 from lakehouse.config import LakehouseConfig, load_config
+from lakehouse.locks import job_lock
 from lakehouse.writer import WriteResult
 
 
@@ -106,7 +107,8 @@ def run_job(
     started = time.monotonic()
     result = None
     try:
-        result = run(context, args)
+        with job_lock(config, job_name):  # one run of a job at a time per warehouse (lakehouse/locks.py)
+            result = run(context, args)
     finally:
         if build_docs and (result is None or result.writes):  # a job that wrote nothing validated nothing
             from lakehouse.publish import quality_root

@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
 from lakehouse.dag import Step, pipeline_steps
+from lakehouse.locks import job_lock
 from lakehouse.paths import PROJECT_ROOT
 from lakehouse.tables import get_table
 
@@ -191,20 +192,26 @@ def run_pipeline(
     for number, step in enumerate(steps, 1):
         started_at = datetime.now(timezone.utc).replace(tzinfo=None)
         blocked_by = [job for job in step.upstream_jobs if job in failed_jobs]
-        inputs = _versions(spark, config, step.inputs)
         if blocked_by:
             failed_jobs.add(step.job)
-            outcome = StepOutcome(step, "blocked", f"{', '.join(blocked_by)} did not succeed", inputs)
+            outcome = StepOutcome(step, "blocked", f"{', '.join(blocked_by)} did not succeed",
+                                  _versions(spark, config, step.inputs))
         else:
-            skip, reason = (False, "forced") if force else decide(spark, config, step, inputs)
-            if skip:
-                outcome = StepOutcome(step, "skipped", reason, inputs, _versions(spark, config, step.outputs))
-            else:
-                outcome = _run_step(spark, config, step, inputs, reason, (job_arguments or {}).get(step.job))
-                if outcome.status == "failed":
-                    failed_jobs.add(step.job)
-        outcome.started_at = started_at
-        _record(spark, config, run_id, outcome)
+            # Decided under the step's lock: a concurrent run that held it may have just done the work.
+            with job_lock(config, step.job, waiting=progress):
+                inputs = _versions(spark, config, step.inputs)
+                skip, reason = (False, "forced") if force else decide(spark, config, step, inputs)
+                if skip:
+                    outcome = StepOutcome(step, "skipped", reason, inputs, _versions(spark, config, step.outputs))
+                else:
+                    outcome = _run_step(spark, config, step, inputs, reason, (job_arguments or {}).get(step.job))
+                    if outcome.status == "failed":
+                        failed_jobs.add(step.job)
+                outcome.started_at = started_at
+                _record(spark, config, run_id, outcome)  # before the lock goes: the next holder reads it
+        if outcome.status == "blocked":
+            outcome.started_at = started_at
+            _record(spark, config, run_id, outcome)
         outcomes.append(outcome)
         if outcome.job_summary:
             progress(outcome.job_summary)
@@ -212,18 +219,38 @@ def run_pipeline(
     return outcomes
 
 
+# Delta's optimistic concurrency: another writer committed first. Every step is idempotent (checkpoints,
+# transactions, overwrites), so running it again is safe; past these attempts the conflict is reported.
+CONFLICT_ATTEMPTS = 3
+_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+              "ConcurrentTransactionException", "MetadataChangedException", "ProtocolChangedException",
+              "DELTA_CONCURRENT")
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """True for Delta's concurrent-modification errors (as raised through py4j or pyspark)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return any(name in text for name in _CONFLICTS)
+
+
 def _run_step(spark, config, step: Step, inputs: dict[str, int], reason: str, arguments) -> StepOutcome:
     from lakehouse.job import run_job
     from lakehouse.pipeline import load_job
 
     started = time.monotonic()
-    try:
-        result = run_job(step.job, load_job(step.job).run, arguments or argparse.Namespace(), spark=spark, config=config)
-    except Exception as exc:  # noqa: BLE001 - any failure of a step is recorded and blocks its descendants
-        return StepOutcome(
-            step, "failed", reason, inputs, _versions(spark, config, step.outputs),
-            seconds=time.monotonic() - started, error="".join(traceback.format_exception_only(exc)),
-        )
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            result = run_job(step.job, load_job(step.job).run, arguments or argparse.Namespace(), spark=spark,
+                             config=config)
+            break
+        except Exception as exc:  # noqa: BLE001 - any failure of a step is recorded and blocks its descendants
+            if is_write_conflict(exc) and attempt < CONFLICT_ATTEMPTS:
+                reason = f"{reason}; retried after a concurrent write"
+                continue
+            return StepOutcome(
+                step, "failed", reason, inputs, _versions(spark, config, step.outputs),
+                seconds=time.monotonic() - started, error="".join(traceback.format_exception_only(exc)),
+            )
     return StepOutcome(
         step, "succeeded", reason, inputs, _versions(spark, config, step.outputs),
         rows_written=sum(write.rows_written for write in result.writes if write.committed),

@@ -96,3 +96,33 @@ def test_only_what_changed_reruns_a_failure_blocks_its_descendants_and_the_next_
     assert json.loads(failure.inputs) == {"bronze.app_events": 3}
     gold = runs.where("step = 'build_gold_user_activity' AND status = 'succeeded'").orderBy("ended_at").collect()
     assert [json.loads(row.outputs)["gold.user_activity_daily"] for row in gold] == [1, 2, 3, 4]
+
+
+@pytest.mark.e2e
+def test_two_runs_at_once_share_their_steps_and_lose_or_repeat_nothing(spark, config, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from helpers import write_conf_file
+
+    key = "test-pseudonym-key-0123456789"
+    logs = write_app_event_logs(Path(config.landing_path("app_events")), seed=4, scale=0.02, days=2, first_day=0)
+    conf = write_conf_file(config, tmp_path / "run.yaml", quality={"enabled": True, "data_docs": False})
+    command = [str(Path(sys.executable).parent / "lakehouse"), "run", "--select", "gold.user_activity_daily",
+               "--conf-file", str(conf)]
+    runs = [subprocess.Popen(command, env={**os.environ, KEY_VARIABLE: key}, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    printed = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], printed
+
+    assert read_table(spark, config, "bronze.app_events").count() == logs.lines  # each line landed once
+    events = read_table(spark, config, "silver.events")
+    assert events.count() == events.select("event_id").distinct().count() > 0
+    records = read_table(spark, config, "ops.runs").collect()
+    assert len({row.run_id for row in records}) == 2
+    for step in ("build_silver_events", "build_gold_user_activity"):
+        # one run did the work; the other waited for the step's lock and found it done
+        assert sorted(row.status for row in records if row.step == step) == ["skipped", "succeeded"], printed
+    landed = [row.rows_written for row in records if row.step == "ingest_app_events"]
+    assert sorted(landed) == [0, logs.lines]
