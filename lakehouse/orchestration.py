@@ -107,25 +107,28 @@ def last_success(spark: SparkSession, config: LakehouseConfig, job: str):
     return rows[0] if rows else None
 
 
-def decide(spark: SparkSession, config: LakehouseConfig, step: Step, inputs: dict[str, int]) -> tuple[bool, str]:
+def decide(spark: SparkSession, config: LakehouseConfig, step: Step, inputs: dict[str, int]
+           ) -> tuple[dict[str, int] | None, str]:
     """Whether ``step`` can be skipped, and why (or why it must run): skipped when its last success saw
-    the same input versions, code and configuration, and its outputs are still what it left."""
+    the same input versions, code and configuration, and its outputs are still what it left. Returns
+    those output versions when it can be skipped, None when it must run."""
     if not step.inputs:
-        return False, "reads outside sources"  # always asks them what is new
+        return None, "reads outside sources"  # always asks them what is new
     previous = last_success(spark, config, step.job)
     if previous is None:
-        return False, "no successful run yet"
+        return None, "no successful run yet"
     before = json.loads(previous.inputs)
     if before != inputs:
         changed = [f"{name} v{before.get(name)}->v{version}" for name, version in inputs.items() if before.get(name) != version]
-        return False, "inputs changed: " + ", ".join(changed)
+        return None, "inputs changed: " + ", ".join(changed)
     if previous.code_version != code_version():
-        return False, "code changed"
+        return None, "code changed"
     if previous.config_hash != config_fingerprint(config):
-        return False, "configuration changed"
-    if json.loads(previous.outputs) != _versions(spark, config, step.outputs):
-        return False, "an output was written since"  # a restore, an ad-hoc job
-    return True, "inputs, code and configuration unchanged"
+        return None, "configuration changed"
+    outputs = _versions(spark, config, step.outputs)
+    if json.loads(previous.outputs) != outputs:
+        return None, "an output was written since"  # a restore, an ad-hoc job
+    return outputs, "inputs, code and configuration unchanged"
 
 
 def select_steps(steps: list[Step], selected: list[str], upstream: bool = True, downstream: bool = False) -> list[Step]:
@@ -200,9 +203,9 @@ def run_pipeline(
             # Decided under the step's lock: a concurrent run that held it may have just done the work.
             with job_lock(config, step.job, waiting=progress):
                 inputs = _versions(spark, config, step.inputs)
-                skip, reason = (False, "forced") if force else decide(spark, config, step, inputs)
-                if skip:
-                    outcome = StepOutcome(step, "skipped", reason, inputs, _versions(spark, config, step.outputs))
+                unchanged_outputs, reason = (None, "forced") if force else decide(spark, config, step, inputs)
+                if unchanged_outputs is not None:
+                    outcome = StepOutcome(step, "skipped", reason, inputs, unchanged_outputs)
                 else:
                     outcome = _run_step(spark, config, step, inputs, reason, (job_arguments or {}).get(step.job))
                     if outcome.status == "failed":
