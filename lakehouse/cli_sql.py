@@ -95,7 +95,12 @@ def cmd_notebook(args: argparse.Namespace) -> int:
     from lakehouse.notebooks.export import export_ipynb
     from lakehouse.notebooks.runner import run_notebook
 
-    paths = [Path(p) for p in args.notebooks] or sorted(Path("notebooks").glob("*.py"))
+    from lakehouse.paths import PROJECT_ROOT
+
+    paths = [Path(p) for p in args.notebooks] or sorted((PROJECT_ROOT / "notebooks").glob("*.py"))
+    if not paths:
+        print("no notebooks given and none in notebooks/", file=sys.stderr)
+        return 2
     if args.action == "export":
         for path in paths:
             print(f"wrote {export_ipynb(path, Path(args.out) if args.out else None)}")
