@@ -133,9 +133,10 @@ def _log_tail(server: SqlServer, lines: int = 40) -> str:
 def start(config: LakehouseConfig, port: int = DEFAULT_PORT, driver_memory: str | None = None,
           timeout_s: float = 300) -> SqlServer:
     """Start the server detached and wait until it accepts connections; no-op when it already runs."""
+    already = sql_server(config)  # the port it was started on, if it runs
+    if running_pid(already) is not None:
+        return already
     server = sql_server(config, port)
-    if running_pid(sql_server(config)) is not None:
-        return sql_server(config)
     if _port_open(server.host, server.port):
         raise SqlServerError(f"port {server.port} on {server.host} is taken by another program: pass --port")
     server.state_dir.mkdir(parents=True, exist_ok=True)
