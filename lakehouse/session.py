@@ -58,6 +58,16 @@ def spark_settings(config: LakehouseConfig) -> dict[str, str]:
     return settings
 
 
+def launched_by_spark_submit() -> bool:
+    """True when this Python runs under ``spark-submit`` (its JVM started first and handed over a gateway).
+
+    Then ``--master`` (or spark-defaults.conf, else local[*]) decides where the job runs, not the
+    configuration's ``spark.master``: ``spark-submit --master spark://... jobs/x.py --conf-file conf/local.yaml``
+    must run on that cluster.
+    """
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def get_spark(config: LakehouseConfig, app_name: str | None = None, extra_conf: Mapping[str, str] | None = None) -> SparkSession:
     """Return the active SparkSession or start one configured from ``config``.
 
@@ -70,7 +80,7 @@ def get_spark(config: LakehouseConfig, app_name: str | None = None, extra_conf: 
     # `python3` is on PATH), not with spark.pyspark.python: pin them to this interpreter and its packages.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name or config.app_name)
-    if config.spark_master:
+    if config.spark_master and not launched_by_spark_submit():
         builder = builder.master(config.spark_master)
     for key, value in {**spark_settings(config), **(extra_conf or {})}.items():
         builder = builder.config(key, value)

