@@ -26,6 +26,10 @@ ENV_OVERRIDES = {
     "LAKEHOUSE_SCALE": ("scenario", "scale"),
     "LAKEHOUSE_METASTORE": ("catalog", "metastore"),
 }
+# Environment variables that set one Spark setting (``spark.conf``), winning over the YAML's value.
+SPARK_CONF_OVERRIDES = {
+    "LAKEHOUSE_S3_ENDPOINT": "spark.hadoop.fs.s3a.endpoint",  # e.g. the local `lakehouse s3-server`
+}
 
 
 class ConfigError(ValueError):
@@ -166,7 +170,10 @@ def load_config(conf_file: str | os.PathLike | None = None, environ: Mapping[str
         environment=str(raw.get("environment", path.stem)),
         spark_master=spark.get("master"),
         app_name=str(spark.get("app_name", "lakehouse")),
-        spark_conf={str(k): str(v) for k, v in (spark.get("conf") or {}).items()},
+        spark_conf={
+            **{str(k): str(v) for k, v in (spark.get("conf") or {}).items()},
+            **{key: environ[variable] for variable, key in SPARK_CONF_OVERRIDES.items() if environ.get(variable)},
+        },
         warehouse=warehouse,
         landing=_resolve(paths.get("landing", "data/landing")),
         checkpoints=_resolve(paths.get("checkpoints") or _join(warehouse, "_checkpoints")),

@@ -11,6 +11,7 @@ Either way every rule's outcome is appended to ``quality.results``, and for ever
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from functools import reduce
 from typing import Callable, Union
@@ -21,6 +22,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
+from lakehouse.paths import CACHE_DIR
 from lakehouse.quality.gate import GateReport, QualityGateError, split_quarantined, validate
 from lakehouse.quality.results import record_results
 from lakehouse.quality.suites import load_suite
@@ -44,7 +46,12 @@ class PublishResult:
 
 
 def quality_root(config: LakehouseConfig) -> str:
-    """Folder of the Great Expectations project (suites run, results, Data Docs)."""
+    """Folder of the Great Expectations project (suites run, results, Data Docs): beside the warehouse, or
+    on this machine (``.cache/quality/<warehouse hash>``) when the warehouse is on object storage, which
+    Great Expectations' file stores cannot write. The results themselves are in ``quality.results`` either way."""
+    warehouse = config.warehouse.removeprefix("file:")
+    if "://" in warehouse:
+        return str(CACHE_DIR / "quality" / hashlib.sha1(warehouse.encode()).hexdigest()[:10])
     return config.warehouse + "/_quality"
 
 

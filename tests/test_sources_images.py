@@ -45,6 +45,8 @@ def test_manifest_lines_parse_or_are_rescued_with_the_reason():
     assert parse_manifest(b"\xff\xfe\x00bad", "m.csv")[0].parse_error.startswith("not_utf8_text")
     assert parse_manifest(b"path,label\nx.png,1\n", "m.csv")[0].parse_error == "csv_header_without_uri_column"
     assert resolve_uri("../objects/p.png", "file:/l/manifests/m.csv") == "file:/l/objects/p.png"
+    assert resolve_uri("../objects/p.png", "s3a://bucket/l/manifests/m.csv") == "s3a://bucket/l/objects/p.png"
+    assert resolve_uri("../../../p.png", "s3a://bucket/l/m.csv") == "s3a://bucket/p.png"  # never above the bucket
     assert resolve_uri("img/p.png", "s3a://bucket/m/x.csv") == "s3a://bucket/m/img/p.png"
     assert resolve_uri("file:///abs/p.png", "s3a://b/m.csv") == "file:/abs/p.png"
 

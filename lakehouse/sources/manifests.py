@@ -64,6 +64,9 @@ def resolve_uri(uri: str, manifest_uri: str) -> str:
     scheme, sep, path = folder.partition(":")
     if sep and not path.startswith("//"):
         return f"{scheme}:{posixpath.normpath(posixpath.join(path, uri))}"
+    if sep:  # scheme://authority/path (s3a://bucket/...): '..' is resolved in the path, never across the authority
+        authority, _, folder_path = path[2:].partition("/")
+        return f"{scheme}://{authority}{posixpath.normpath(posixpath.join('/' + folder_path, uri))}"
     return posixpath.join(folder, uri)
 
 
