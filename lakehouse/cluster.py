@@ -125,7 +125,6 @@ def start(target: StandaloneCluster, workers: int = 2, cores: int = 1, memory: s
     master = daemons.spawn(target.master, _spark_class(
         MASTER_CLASS, "--host", target.host, "--port", str(target.port), "--webui-port", str(target.web_port),
     ), environment)
-    target.state_dir.mkdir(parents=True, exist_ok=True)
     target.ports_file.write_text(json.dumps({"port": target.port, "web_port": target.web_port}))
     try:
         daemons.wait_until(lambda: daemons.port_open(target.host, target.port), target.master, master, timeout_s,

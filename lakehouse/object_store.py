@@ -78,10 +78,6 @@ class S3Server:
         return daemons.Daemon(self.data_dir, "s3proxy", marker=str(self.conf_file))
 
     @property
-    def pid_file(self) -> Path:
-        return self.daemon.pid_file
-
-    @property
     def log_file(self) -> Path:
         return self.daemon.log_file
 

@@ -43,10 +43,6 @@ class SqlServer:
         return daemons.Daemon(self.state_dir, "server", THRIFT_SERVER_CLASS)
 
     @property
-    def pid_file(self) -> Path:
-        return self.daemon.pid_file
-
-    @property
     def port_file(self) -> Path:
         return self.state_dir / "server.port"
 
