@@ -77,16 +77,3 @@ def spark(session_config):
 def config(tmp_path) -> LakehouseConfig:
     """A fresh, empty warehouse and landing folder for one test."""
     return make_config(tmp_path)
-
-
-# Files that take minutes go first: pytest-xdist (--dist loadfile) hands out files in collection order, so a
-# long file collected last would keep one worker busy alone at the end (the suite took 32 min that way).
-SLOW_FILES_FIRST = (
-    "test_cluster.py", "test_demo_lakehouse_e2e.py", "test_object_storage.py", "test_orchestration.py",
-    "test_source_crashes.py",
-)
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: position for position, name in enumerate(SLOW_FILES_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its own order
