@@ -17,7 +17,8 @@ $(DEPS_STAMP): requirements.txt setup.py
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(SETUP_STAMP): $(DEPS_STAMP) lakehouse/jars.py lakehouse/install.py lakehouse/session.py lakehouse/datasets.py
+$(SETUP_STAMP): $(DEPS_STAMP) lakehouse/jars.py lakehouse/install.py lakehouse/session.py lakehouse/datasets.py \
+		lakehouse/sample_logs.py lakehouse/sample_databases.py
 	$(BIN)/lakehouse setup
 	mkdir -p .cache && touch $@
 

@@ -23,8 +23,10 @@ read every row of the same pinned version, unshuffled:
   (two cores against one).
 - ``arrow loader``: ``DeltaArrowDataset`` through ``make_loader(dataset, W)``, as ``arrow_dataloader`` builds
   it (workers hand over chunks of ~65,536 rows on the tabular table, single batches on the image table).
-- ``petastorm converter``: ``make_batch_reader`` + ``BatchedDataLoader`` (through ``batch_reader_loader``)
-  over the converter's cached copy of the version (``cached_converter``, 4 files, 8 MB row groups).
+- ``petastorm converter``: Petastorm's batch reader + ``BatchedDataLoader`` (through ``batch_reader_loader``:
+  the ``Reader`` ``make_batch_reader`` builds, handed its row groups by the loaders' row-level rank plan,
+  here one rank: every row group whole, in file order) over the converter's cached copy of the version
+  (``cached_converter``, 4 files, 8 MB row groups).
   0 workers is Petastorm's ``dummy`` pool (reads in the calling thread), W workers a pool of W:
   ``thread`` on the tabular table, ``thread`` and ``process`` on the image table.
 - ``petastorm batch reader``: the same over the Delta snapshot's own files (no copy).
@@ -392,14 +394,13 @@ def run_in_child(table: Table, run: Run) -> dict:
 
 def write_tabular(spark, config, rows: int) -> None:
     """``gold.user_activity_daily`` with ``rows`` synthetic rows, in FILES_PER_TABLE files."""
-    from lakehouse.tables import get_table
     from lakehouse.writer import Commit, overwrite_table
 
     df = spark.range(rows).selectExpr(
         "id AS user_key", "DATE'2026-11-01' AS event_date", "CAST(id % 30 AS INT) AS day_index",
         "id % 97 AS n_events", "id % 5 AS n_logins", "id % 89 AS n_views", "id % 7 AS n_likes", "id % 3 AS n_uploads",
     ).repartition(FILES_PER_TABLE)
-    overwrite_table(spark, config, get_table(TABULAR), df, Commit("bench", "loaders"))
+    overwrite_table(spark, config, config.table(TABULAR), df, Commit("bench", "loaders"))
 
 
 def fashion_mnist_table(count: int) -> pa.Table:
@@ -432,12 +433,11 @@ def write_images(spark, config, count: int, scratch: Path) -> None:
     """``silver.images`` holding ``count`` Fashion-MNIST PNGs, in FILES_PER_TABLE files."""
     from pyspark.sql import functions as F
 
-    from lakehouse.tables import get_table
     from lakehouse.writer import Commit, overwrite_table
 
     source = scratch / "fashion-mnist.parquet"
     pq.write_table(fashion_mnist_table(count), source)
-    declaration = get_table(IMAGES)
+    declaration = config.table(IMAGES)
     df = spark.read.parquet(str(source)).select(
         *[F.col(field.name).cast(field.dataType) for field in declaration.schema.fields]
     ).repartition(FILES_PER_TABLE)

@@ -146,16 +146,15 @@ def _when(stamp: str) -> float:
 def run_steps(spark, config, memory: PeakMemory) -> list[dict]:
     """Every pipeline step once, in dependency order, each measured on its own."""
     from lakehouse.catalog import current_version
-    from lakehouse.dag import pipeline_steps
     from lakehouse.orchestration import failures, run_pipeline
 
     figures = []
     stage_metrics = StageMetrics(spark)
-    for step in pipeline_steps():
+    for step in config.project.steps:
         before = {table: current_version(spark, config.table_path(table)) for table in step.outputs}
         memory.reset()
         started = time.perf_counter()
-        outcomes = run_pipeline(spark, config, selected=[step.job], upstream=False, progress=lambda line: None)
+        outcomes = run_pipeline(spark, config, selected=[step.name], upstream=False, progress=lambda line: None)
         seconds = time.perf_counter() - started
         failed = failures(outcomes)
         if failed:
@@ -163,12 +162,12 @@ def run_steps(spark, config, memory: PeakMemory) -> list[dict]:
         outcome = outcomes[-1]
         written = sum(added_bytes(config.table_path(t), before[t], v) for t, v in outcome.outputs.items())
         figures.append({
-            "step": step.job, "status": outcome.status, "seconds": round(seconds, 2), "rows": outcome.rows_written,
+            "step": step.name, "status": outcome.status, "seconds": round(seconds, 2), "rows": outcome.rows_written,
             "rows_per_s": round(outcome.rows_written / seconds, 1) if seconds else None,
             "peak_rss_mb": round(memory.peak / 2**20), "bytes_written": written,
             "spark": stage_metrics.since_last(seconds),
         })
-        print(f"  {step.job:<30} {seconds:7.1f} s {outcome.rows_written:>11,} rows {memory.peak / 2**30:5.2f} GB "
+        print(f"  {step.name:<30} {seconds:7.1f} s {outcome.rows_written:>11,} rows {memory.peak / 2**30:5.2f} GB "
               f"{written / 2**20:8.1f} MB", flush=True)
     return figures
 
@@ -219,20 +218,15 @@ DUCKDB_SQL = {
 
 
 def spark_aggregations(spark, config):
-    """The project's own transforms over the silver tables, as in the gold jobs."""
+    """The project's own definitions of the marts (tables/gold/*.sql) over the silver tables."""
     from lakehouse.catalog import read_table
-    from lakehouse.transforms.activity import user_activity_daily
-    from lakehouse.transforms.marts import daily_active_users, flight_delays_monthly, http_status_daily
+    from lakehouse.engine.definitions import compute_definition
 
-    def silver(name):
-        return read_table(spark, config, f"silver.{name}")
+    def mart(name):
+        inputs = {table: read_table(spark, config, table) for table in config.table(name).upstreams}
+        return lambda: compute_definition(spark, config.project, name, inputs)
 
-    return {
-        "gold.user_activity_daily": lambda: user_activity_daily(silver("events")),
-        "gold.daily_active_users": lambda: daily_active_users(silver("events")),
-        "gold.http_status_daily": lambda: http_status_daily(silver("access_requests")),
-        "gold.flight_delays_monthly": lambda: flight_delays_monthly(silver("flights"), silver("airlines")),
-    }
+    return {name: mart(name) for name in DUCKDB_SQL}
 
 
 def parquet_scan(spark, config, table: str) -> str:
@@ -341,7 +335,7 @@ def one_scale(scale: float, days: int, root: Path) -> dict:
     incremental_s = time.perf_counter() - started
     if failures(outcomes):
         raise RuntimeError(failures(outcomes))
-    ran = {o.step.job: o.reason for o in outcomes if o.status == "succeeded"}  # why each one was not skipped
+    ran = {o.step.name: o.reason for o in outcomes if o.status == "succeeded"}  # why each one was not skipped
     print(f"  incremental: {new_lines:,} new log lines ({new_lines / events:.1%} of {events:,} events), "
           f"{incremental_s:.1f} s = {incremental_s / full_s:.0%} of the full run; ran {ran}", flush=True)
     memory.close()

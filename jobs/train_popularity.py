@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -182,8 +183,11 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     return result
 
 
+PROJECT = str(Path(__file__).resolve().parent.parent)  # the project this job belongs to, wherever it runs from
+
+
 def main(argv=None) -> int:
-    return job_main(JOB_NAME, __doc__, run, add_arguments, argv)
+    return job_main(JOB_NAME, __doc__, run, add_arguments, argv, project=PROJECT)
 
 
 if __name__ == "__main__":

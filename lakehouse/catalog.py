@@ -7,7 +7,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.config import LakehouseConfig
-from lakehouse.tables import TableDeclaration, all_tables, get_table
+from lakehouse.tables import TableDeclaration
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
@@ -62,9 +62,9 @@ def _catalog_entry(spark: SparkSession, declaration: TableDeclaration):
 
 
 def register_existing_tables(spark: SparkSession, config: LakehouseConfig) -> list[str]:
-    """Register every declared table that exists on storage; return their names."""
+    """Register every table the project declares that exists on storage; return their names."""
     registered = []
-    for declaration in all_tables():
+    for declaration in config.tables():
         path = config.table_path(declaration.name)
         if table_exists(spark, path):
             register_table(spark, declaration, path)
@@ -92,7 +92,7 @@ def read_table(
         reader = reader.option("versionAsOf", int(version))
     if timestamp is not None:
         reader = reader.option("timestampAsOf", timestamp)
-    return reader.load(config.table_path(get_table(name).name))
+    return reader.load(config.table_path(config.table(name).name))
 
 
 def current_version(spark: SparkSession, path: str) -> int | None:

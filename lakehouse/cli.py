@@ -1,16 +1,25 @@
-"""The ``lakehouse`` command: set-up, jobs, the pipeline and a look at the tables."""
+"""The ``lakehouse`` command: set-up, projects and their sources, the pipeline, and a look at the tables.
+
+Every command works on one project (``lakehouse --project DIR <command>``, ``$LAKEHOUSE_PROJECT``, or the
+project folder around the current one) and one of its environments (``--conf-file``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
-
-from lakehouse.pipeline import available_jobs, load_job
 
 
 def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if text else ""
+
+
+def _config(args: argparse.Namespace):
+    from lakehouse.config import load_config
+
+    return load_config(getattr(args, "conf_file", None))
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -21,31 +30,66 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    for name in available_jobs():
-        print(f"{name:<28} {_first_line(load_job(name).__doc__)}")
+    from lakehouse.project.jobs import job_names, load_job
+
+    config = _config(args)
+    names = job_names(Path(config.project_root))
+    for name in names:
+        print(f"{name:<28} {_first_line(load_job(Path(config.project_root), name).__doc__)}")
+    if not names:
+        print(f"{config.project_root}/jobs: no jobs (the pipeline's steps run with `lakehouse step`)")
     return 0
 
 
+def _project_job(name: str, job_args: list[str]) -> int:
+    from lakehouse.project import find_project_root
+    from lakehouse.project.jobs import load_job
+
+    return load_job(find_project_root(), name).main(job_args)
+
+
 def cmd_job(args: argparse.Namespace) -> int:
-    return load_job(args.name).main(args.job_args)
+    return _project_job(args.name, args.job_args)
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    return load_job("pipeline").main(args.job_args)
+    """The project's main job (``jobs/pipeline.py``) when it has one, else ``lakehouse run``."""
+    from lakehouse.project import find_project_root
+    from lakehouse.project.jobs import job_names
+
+    if "pipeline" in job_names(find_project_root()):
+        return _project_job("pipeline", args.job_args)
+    return main(["run", *args.job_args])
+
+
+def cmd_steps(args: argparse.Namespace) -> int:
+    config = _config(args)
+    steps = config.project.steps
+    width = max([len("step"), *(len(s.name) for s in steps)])
+    for step in steps:
+        print(f"{step.name:<{width}}  {step.kind:<16} {step.description}")
+    if not steps:
+        print(f"{config.project_root}: no steps yet: add a source (`lakehouse source add-files NAME --path DIR --format text`)")
+    return 0
+
+
+def cmd_step(args: argparse.Namespace) -> int:
+    from lakehouse.engine import step_main
+
+    return step_main(args.step_args)
 
 
 def cmd_dag(args: argparse.Namespace) -> int:
-    from lakehouse.dag import format_dag, write_svg
+    from lakehouse.dag import format_dag, render_airflow_dag, write_svg
 
-    print(format_dag())
+    project = _config(args).project
+    print(format_dag(project))
     if args.svg:
-        print(f"drawn in {write_svg(Path(args.svg))}")
+        print(f"drawn in {write_svg(project, Path(args.svg))}")
     if args.airflow:
-        from lakehouse.dag import render_airflow_dag
-
         target = Path(args.airflow)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(render_airflow_dag())
+        target.write_text(render_airflow_dag(project))
         print(f"Airflow DAG written to {target}")
     return 0
 
@@ -60,6 +104,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                             downstream=args.downstream, force=args.force)
     counts = Counter(outcome.status for outcome in outcomes)
     print(", ".join(f"{count} {status}" for status, count in sorted(counts.items())) + " (every step: ops.runs)")
+    if args.tables:
+        from lakehouse.report import format_statuses, table_statuses
+
+        print(format_statuses(table_statuses(spark, config)))
     problem = failures(outcomes)
     if problem:
         print(problem, file=sys.stderr)
@@ -68,20 +116,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
-    from lakehouse.config import load_config
-    from lakehouse.report import format_statuses, table_statuses
+    from lakehouse.report import format_declarations, format_statuses, table_statuses
+
+    config = _config(args)
+    if args.declared:
+        print(format_declarations(config))
+        return 0
     from lakehouse.session import get_spark
 
-    config = load_config(args.conf_file)
     print(format_statuses(table_statuses(get_spark(config), config)))
     return 0
 
 
 def _session(args: argparse.Namespace):
-    from lakehouse.config import load_config
     from lakehouse.session import get_spark
 
-    config = load_config(args.conf_file)
+    config = _config(args)
     return get_spark(config), config
 
 
@@ -145,12 +195,11 @@ def cmd_untag(args: argparse.Namespace) -> int:
 def cmd_tags(args: argparse.Namespace) -> int:
     from lakehouse.versioning.tags import list_tags
     from lakehouse.versioning.views import tag_view_name
-    from lakehouse.tables import get_table
 
     spark, config = _session(args)
     for tag in list_tags(spark, config, args.table):
         print(f"{tag.table:<30} {tag.tag:<28} v{tag.version:<6} {tag.created_at:%Y-%m-%d %H:%M} "
-              f"{tag.created_by or '-':<10} SQL: {tag_view_name(get_table(tag.table), tag.tag)}  {tag.note or ''}")
+              f"{tag.created_by or '-':<10} SQL: {tag_view_name(config.table(tag.table), tag.tag)}  {tag.note or ''}")
     return 0
 
 
@@ -166,11 +215,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def cmd_vacuum(args: argparse.Namespace) -> int:
     from lakehouse.catalog import current_version
-    from lakehouse.tables import all_tables
     from lakehouse.versioning.retention import vacuum_table
 
     spark, config = _session(args)
-    names = args.tables or [d.name for d in all_tables() if current_version(spark, config.table_path(d.name)) is not None]
+    names = args.tables or [d.name for d in config.tables() if current_version(spark, config.table_path(d.name)) is not None]
     for name in names:
         plan = vacuum_table(spark, config, name, dry_run=args.dry_run)
         protected = f", protecting tags {', '.join(plan.protected_tags)}" if plan.protected_tags else ""
@@ -205,10 +253,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     import os
 
-    from lakehouse.config import load_config
     from lakehouse.lineage.mlflow_runs import configure_mlflow
 
-    config = load_config(args.conf_file)
+    config = _config(args)
     configure_mlflow(config)
     command = ["mlflow", "ui", "--backend-store-uri", config.mlflow_tracking_uri, "--host", "127.0.0.1", "--port", str(args.port)]
     print(" ".join(command))
@@ -218,11 +265,10 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     from lakehouse import postgres
-    from lakehouse.config import load_config
     from lakehouse.postgres import PostgresServer
     from lakehouse.scenario.sources import load_source_databases
 
-    config = load_config(args.conf_file)
+    config = _config(args)
     server = PostgresServer.from_config(config)
     where = f"{server.host}:{server.port}"
     if args.action == "start":
@@ -248,10 +294,9 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from lakehouse.config import load_config
     from lakehouse.scenario.app_events import write_app_event_logs
 
-    config = load_config(args.conf_file)
+    config = _config(args)
     scenario = config.scenario
     out = args.out or config.landing_path("app_events")
     logs = write_app_event_logs(
@@ -271,31 +316,53 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__)
+    parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", default=None, metavar="DIR",
+                        help="the project folder (default: $LAKEHOUSE_PROJECT, else the project around the current folder)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     setup = commands.add_parser("setup", help="fetch the Delta/JDBC jars once and write Spark's defaults")
     setup.add_argument("--force", action="store_true", help="fetch again even when cached")
     setup.set_defaults(func=cmd_setup)
 
-    commands.add_parser("jobs", help="list the jobs in jobs/").set_defaults(func=cmd_jobs)
+    from lakehouse.cli_project import add_commands as add_project_commands
+
+    add_project_commands(commands)
+
+    jobs = commands.add_parser("jobs", help="list the project's own jobs (jobs/*.py)")
+    jobs.add_argument("--conf-file", default=None)
+    jobs.set_defaults(func=cmd_jobs)
 
     job = commands.add_parser(
         "job",
-        help="run one job, e.g. `lakehouse job ingest_app_events --conf-file conf/local.yaml`",
-        description="Run jobs/<name>.py; the arguments after the name go to the job (try --help after it).",
+        help="run one of the project's jobs, e.g. `lakehouse job train_popularity --epochs 2`",
+        description="Run jobs/<name>.py of the project; the arguments after the name go to the job (try --help after it).",
     )
     job.add_argument("name", help="job name (see `lakehouse jobs`)")
     job.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for the job")
     job.set_defaults(func=cmd_job)
 
-    pipeline = commands.add_parser("pipeline", help="the main job: every table, in dependency order", add_help=False)
+    pipeline = commands.add_parser("pipeline", help="the project's main job (jobs/pipeline.py), else `lakehouse run`",
+                                   add_help=False)
     pipeline.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for jobs/pipeline.py")
     pipeline.set_defaults(func=cmd_pipeline)
 
-    dag = commands.add_parser("dag", help="the pipeline's steps in dependency order, derived from the table declarations")
+    steps = commands.add_parser("steps", help="the pipeline's steps: name, kind, what each does")
+    steps.add_argument("--conf-file", default=None)
+    steps.set_defaults(func=cmd_steps)
+
+    step = commands.add_parser(
+        "step", add_help=False,
+        help="run one step now (no skipping), e.g. `lakehouse step gold.daily_active_users`; STEP --help shows its options",
+    )
+    step.add_argument("step_args", nargs=argparse.REMAINDER, help="the step (or a table it writes) and its options")
+    step.set_defaults(func=cmd_step)
+
+    dag = commands.add_parser("dag", help="the pipeline's steps in dependency order, derived from the declarations")
     dag.add_argument("--svg", default=None, help="also draw the table graph here (e.g. docs/dag.svg)")
     dag.add_argument("--airflow", default=None, help="also write an Airflow DAG file here (e.g. dags/lakehouse_pipeline.py)")
+    dag.add_argument("--conf-file", default=None)
     dag.set_defaults(func=cmd_dag)
 
     run = commands.add_parser(
@@ -307,10 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--downstream", action="store_true", help="also every step downstream of the selection")
     run.add_argument("--no-upstream", action="store_true", help="not the selection's upstream steps")
     run.add_argument("--force", action="store_true", help="run the steps even when nothing changed")
+    run.add_argument("--tables", action="store_true", help="then print every table's version, rows and location")
     run.add_argument("--conf-file", default=None)
     run.set_defaults(func=cmd_run)
 
     tables = commands.add_parser("tables", help="every declared table with its version, rows and location")
+    tables.add_argument("--declared", action="store_true",
+                        help="what each table is (layer, step, where it is defined), without starting Spark")
     tables.add_argument("--conf-file", default=None)
     tables.set_defaults(func=cmd_tables)
 
@@ -416,19 +486,34 @@ def main(argv: list[str] | None = None) -> int:
             args.spark_sql_args = [*unknown, *args.spark_sql_args]
         elif args.command in ("job", "pipeline"):
             args.job_args = [*unknown, *args.job_args]
+        elif args.command == "step":
+            args.step_args = [*args.step_args[:1], *unknown, *args.step_args[1:]]
         else:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     from lakehouse.versioning.restore import RestoreRefused
     from lakehouse.versioning.tags import TagError
 
+    from lakehouse.project import forget_loaded_projects
+
+    forget_loaded_projects()  # a command reads the project as it is when the command starts
+    previous = os.environ.get("LAKEHOUSE_PROJECT")
+    if args.project:
+        # the command, and every process it starts (the SQL server, spark-submit), works on this project
+        os.environ["LAKEHOUSE_PROJECT"] = str(Path(args.project).expanduser().resolve())
     try:
         return args.func(args)
     except KeyError as exc:
         print(f"lakehouse: {exc.args[0]}", file=sys.stderr)
         return 2
-    except (TagError, RestoreRefused, ValueError) as exc:
+    except (TagError, RestoreRefused, ValueError) as exc:  # bad declarations (ProjectError, ...) are ValueErrors
         print(f"lakehouse: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if args.project:
+            if previous is None:
+                os.environ.pop("LAKEHOUSE_PROJECT", None)
+            else:
+                os.environ["LAKEHOUSE_PROJECT"] = previous
 
 
 if __name__ == "__main__":

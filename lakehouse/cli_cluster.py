@@ -9,11 +9,13 @@ from pathlib import Path
 def cmd_cluster(args: argparse.Namespace) -> int:
     from lakehouse import cluster
 
-    target = cluster.cluster(Path(args.state_dir) if args.state_dir else None, args.port, args.web_port)
+    target = cluster.cluster(Path(args.state_dir) if args.state_dir else None, args.port, args.web_port,
+                             Path(args.secret_file) if args.secret_file else None)
     if args.action == "start":
         cluster.start(target, workers=args.workers, cores=args.cores, memory=args.memory)
         print("\n".join(cluster.describe(target)))
-        print(f"submit a job:  spark-submit --master {target.master_url} jobs/pipeline.py --conf-file conf/local.yaml")
+        print(f"applications authenticate with the secret in {target.secret_file} (mode 0600); submit a job:")
+        print(f"  spark-submit {' '.join(target.submit_options())} jobs/pipeline.py --conf-file conf/local.yaml")
         return 0
     if args.action == "stop":
         stopped = cluster.stop(target)
@@ -35,4 +37,8 @@ def add_commands(commands) -> None:
     command.add_argument("--port", type=int, default=None, help="the master's port (default 7077)")
     command.add_argument("--web-port", type=int, default=None, help="the master's web UI port (default 8080)")
     command.add_argument("--state-dir", default=None, help="pids, logs, work folders (default .cache/spark-cluster)")
+    command.add_argument("--secret-file", default=None,
+                         help="the shared spark.authenticate secret, a properties file of mode 0600 generated on first "
+                              "start (default .cache/secrets/spark-cluster.properties; <state-dir>/auth.properties "
+                              "with --state-dir)")
     command.set_defaults(func=cmd_cluster)

@@ -32,6 +32,8 @@ def cmd_sql_server(args: argparse.Namespace) -> int:
     from lakehouse.config import load_config
     from lakehouse.metastore import uses_shared_metastore
 
+    if args.action in ("add-user", "remove-user", "users"):
+        return _accounts(args)
     config = load_config(args.conf_file)
     if args.action == "start":
         if not uses_shared_metastore(config):
@@ -39,9 +41,12 @@ def cmd_sql_server(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         if sql_server.running_pid(sql_server.sql_server(config)) is None:
             _sync_catalog(config)
-        server = sql_server.start(config, port=args.port, driver_memory=args.driver_memory)
+        server = sql_server.start(config, port=args.port, driver_memory=args.driver_memory, users_file=args.users_file)
         print(f"SQL server on {server.host}:{server.port} (pid {sql_server.running_pid(server)}, log {server.log_file})")
-        print(f"  beeline -u {server.jdbc_url} -e 'SHOW TABLES IN gold'")
+        names = sql_server.user_names(server.users_file)
+        print(f"  accounts: {', '.join(names) if names else 'none yet'} ({server.users_file}); "
+              "a new one: lakehouse sql-server add-user NAME")
+        print(f"  beeline -u {server.jdbc_url} -n NAME -w FILE_WITH_THE_PASSWORD -e 'SHOW TABLES IN gold'")
         return 0
     if args.action == "stop":
         stopped = sql_server.stop(config)
@@ -51,6 +56,38 @@ def cmd_sql_server(args: argparse.Namespace) -> int:
     pid = sql_server.running_pid(server)
     print(f"SQL server on {server.host}:{server.port}: " + (f"running (pid {pid})" if pid else "not running"))
     return 0 if pid else 3
+
+
+def _accounts(args: argparse.Namespace) -> int:
+    """``add-user NAME`` (a new generated password, printed once or written to ``--password-file``),
+    ``remove-user NAME``, ``users``: the accounts the SQL server lets in (read at each connection)."""
+    from lakehouse import daemons, sql_server
+
+    users_file = Path(args.users_file).resolve() if args.users_file else sql_server.DEFAULT_USERS_FILE
+    if args.action == "users":
+        print("\n".join(sql_server.user_names(users_file)) or f"no accounts in {users_file}")
+        return 0
+    if not args.name:
+        print(f"{args.action} needs a user NAME", file=sys.stderr)
+        return 2
+    if args.action == "remove-user":
+        removed = sql_server.remove_user(users_file, args.name)
+        print(f"removed {args.name}" if removed else f"no account {args.name} in {users_file}")
+        return 0 if removed else 1
+    try:
+        password = sql_server.add_user(users_file, args.name)
+    except sql_server.SqlServerError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if args.password_file:
+        daemons.write_private(Path(args.password_file), password + "\n")
+        print(f"{args.name}: password written to {args.password_file} (mode 0600); stored hashed in {users_file}")
+    else:
+        print(f"{args.name}: {password}")
+        print(f"  shown once (stored hashed in {users_file}); keep it in a file of mode 0600 and connect with")
+        print(f"  beeline -u jdbc:hive2://127.0.0.1:10000/default -n {args.name} -w THAT_FILE")
+        print(f"  or PyHive: hive.connect(host, port, username='{args.name}', password=..., auth='CUSTOM')")
+    return 0
 
 
 def _sync_catalog(config) -> None:
@@ -82,10 +119,14 @@ def cmd_spark_sql(args: argparse.Namespace) -> int:
     if uses_shared_metastore(config):
         prepare_metastore(config)
     command = [str(spark_home() / "bin" / "spark-sql"), "--master", config.spark_master or "local[*]"]
-    for key, value in spark_settings(config).items():
+    for key, value in spark_settings(config).items():  # no secret among them (lakehouse.metastore)
         command += ["--conf", f"{key}={value}"]
     command += passed_on
-    os.execv(command[0], command)
+    from lakehouse.daemons import S3_VARIABLES, child_environment
+
+    # prepare_metastore put HIVE_CONF_DIR (the private hive-site.xml with the metastore's password) in
+    # this environment; spark-sql needs no other secret than s3a's keys.
+    os.execve(command[0], command, child_environment(keep=S3_VARIABLES))
     return 0
 
 
@@ -122,10 +163,19 @@ def add_commands(commands) -> None:
     catalog.add_argument("--conf-file", default=None)
     catalog.set_defaults(func=cmd_catalog)
 
-    server = commands.add_parser("sql-server", help="the Thrift (HiveServer2) SQL server on 127.0.0.1: start, stop, status")
-    server.add_argument("action", choices=("start", "stop", "status"))
+    server = commands.add_parser(
+        "sql-server",
+        help="the Thrift (HiveServer2) SQL server on 127.0.0.1: start, stop, status; its accounts: add-user, remove-user, users",
+        description="Every client logs in with a name and password: `add-user NAME` prints a generated password once "
+                    "(stored hashed in the users file); the running server checks it at each connection.",
+    )
+    server.add_argument("action", choices=("start", "stop", "status", "add-user", "remove-user", "users"))
+    server.add_argument("name", nargs="?", help="add-user / remove-user: the analyst's user name")
     server.add_argument("--port", type=int, default=10000)
     server.add_argument("--driver-memory", default=None, help="default: spark.driver.memory from conf/")
+    server.add_argument("--users-file", default=None, help="the accounts (default .cache/secrets/sql-server.users)")
+    server.add_argument("--password-file", default=None,
+                        help="add-user: write the new password to this file (mode 0600) instead of printing it")
     server.add_argument("--conf-file", default=None)
     server.set_defaults(func=cmd_sql_server)
 

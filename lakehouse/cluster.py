@@ -8,12 +8,22 @@ then a matter of the master URL and of storage every node can reach (``conf/clus
 The pyspark wheel has no ``sbin/start-master.sh``: the daemons are started the way those scripts do,
 ``bin/spark-class org.apache.spark.deploy.master.Master ...``, detached, with pids and logs in a state
 folder (``.cache/spark-cluster`` by default).
+
+The cluster runs with ``spark.authenticate``: the master, the workers and every application share one
+generated secret, and a process without it cannot register with the master (nor a worker, nor an
+executor with a driver). For a standalone cluster Spark takes the secret only from the setting
+``spark.authenticate.secret`` (the secret-file settings are for Kubernetes), so it lives in a Spark
+properties file of mode 0600 (:attr:`StandaloneCluster.secret_file`: ``.cache/secrets/spark-cluster.properties``
+for the default cluster) handed to the daemons with ``--properties-file`` and to applications with
+``spark-submit --properties-file FILE --load-spark-defaults`` (:meth:`StandaloneCluster.submit_options`):
+never on a command line. Executors get it from their worker in the environment variable Spark itself
+uses for that (``_SPARK_AUTH_SECRET``). The daemons' environments hold no other secret (the workers
+keep the s3a keys their executors read objects with).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +49,20 @@ class StandaloneCluster:
     port: int = 7077
     web_port: int = 8080
     host: str = HOST
+    # The shared secret, as a Spark properties file (mode 0600). Default: the secrets folder's
+    # spark-cluster.properties for the default cluster; <state_dir>/auth.properties for one of its own.
+    secret_file: Path | None = None
+
+    def __post_init__(self):
+        if self.secret_file is None:
+            default = Path(self.state_dir) == DEFAULT_STATE_DIR
+            chosen = daemons.SECRETS_DIR / "spark-cluster.properties" if default else Path(self.state_dir) / "auth.properties"
+            object.__setattr__(self, "secret_file", chosen)
+
+    def submit_options(self) -> list[str]:
+        """What ``spark-submit`` needs to run an application here: the master, and the secret from its file
+        (``--load-spark-defaults`` keeps the set-up's Delta and interpreter settings)."""
+        return ["--master", self.master_url, "--properties-file", str(self.secret_file), "--load-spark-defaults"]
 
     @property
     def master_url(self) -> str:
@@ -61,15 +85,18 @@ class StandaloneCluster:
         return self.state_dir / "ports.json"
 
 
-def cluster(state_dir: Path | None = None, port: int | None = None, web_port: int | None = None) -> StandaloneCluster:
-    """The cluster kept in ``state_dir``: on the given ports, or on those it was started on."""
+def cluster(state_dir: Path | None = None, port: int | None = None, web_port: int | None = None,
+            secret_file: Path | None = None) -> StandaloneCluster:
+    """The cluster kept in ``state_dir``: on the given ports and secret, or on those it was started with."""
     state_dir = Path(state_dir or DEFAULT_STATE_DIR)
     ports_file = state_dir / "ports.json"
     started = json.loads(ports_file.read_text()) if ports_file.is_file() else {}
+    chosen = secret_file or started.get("secret_file")
     return StandaloneCluster(
         state_dir,
         port=port or started.get("port", StandaloneCluster.port),
         web_port=web_port or started.get("web_port", StandaloneCluster.web_port),
+        secret_file=Path(chosen) if chosen else None,
     )
 
 
@@ -79,16 +106,39 @@ def _spark_class(*arguments: str) -> list[str]:
     return [str(spark_home() / "bin" / "spark-class"), *arguments]
 
 
-def _environment(state_dir: Path) -> dict[str, str]:
+def _environment(state_dir: Path, keep: tuple[str, ...] = ()) -> dict[str, str]:
     from lakehouse.install import spark_home
 
-    return dict(
-        os.environ,
+    return daemons.child_environment(
+        keep,
         SPARK_HOME=str(spark_home()),
         SPARK_LOCAL_IP=HOST,  # do not resolve this machine's name: everything listens on loopback
         SPARK_WORKER_DIR=str(state_dir / "work"),
         SPARK_LOG_DIR=str(state_dir),
     )
+
+
+def cluster_secret(target: StandaloneCluster) -> str:
+    """The cluster's shared secret, generated into :attr:`StandaloneCluster.secret_file` the first time."""
+    def properties() -> str:
+        import secrets
+
+        # spark.ui.killEnabled=false: the master's web UI (unauthenticated) cannot kill applications.
+        # An executor gets the secret in _SPARK_AUTH_SECRET from its worker (it needs it); the empty
+        # executorEnv value keeps it out of the Python workers the executor starts (they do not).
+        return daemons.spark_properties({
+            "spark.authenticate": "true",
+            "spark.authenticate.secret": secrets.token_hex(32),
+            "spark.ui.killEnabled": "false",
+            "spark.executorEnv._SPARK_AUTH_SECRET": "",
+        }).strip()
+
+    daemons.create_secret(target.secret_file, properties)
+    for line in daemons.read_secret(target.secret_file).splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "spark.authenticate.secret":
+            return value.strip()
+    raise ClusterError(f"{target.secret_file} holds no spark.authenticate.secret: remove it to generate a new one")
 
 
 def master_state(target: StandaloneCluster, timeout_s: float = 5) -> dict:
@@ -121,19 +171,22 @@ def start(target: StandaloneCluster, workers: int = 2, cores: int = 1, memory: s
     for port in (target.port, target.web_port):
         if daemons.port_open(target.host, port):
             raise ClusterError(f"port {port} on {target.host} is taken by another program: pass other ports")
-    environment = _environment(target.state_dir)
+    cluster_secret(target)  # generated once; the daemons read it from the file
+    secret = ["--properties-file", str(target.secret_file)]
     master = daemons.spawn(target.master, _spark_class(
-        MASTER_CLASS, "--host", target.host, "--port", str(target.port), "--webui-port", str(target.web_port),
-    ), environment)
-    target.ports_file.write_text(json.dumps({"port": target.port, "web_port": target.web_port}))
+        MASTER_CLASS, "--host", target.host, "--port", str(target.port), "--webui-port", str(target.web_port), *secret,
+    ), _environment(target.state_dir))
+    worker_environment = _environment(target.state_dir, keep=daemons.S3_VARIABLES)  # executors read s3a with them
+    target.ports_file.write_text(json.dumps({"port": target.port, "web_port": target.web_port,
+                                             "secret_file": str(target.secret_file)}))
     try:
         daemons.wait_until(lambda: daemons.port_open(target.host, target.port), target.master, master, timeout_s,
                            "the Spark master")
         spawned = [
             (index, daemons.spawn(target.worker(index), _spark_class(
                 WORKER_CLASS, target.master_url, "--host", target.host, "--cores", str(cores), "--memory", memory,
-                "--webui-port", "0", "--work-dir", str(target.state_dir / "work" / f"worker-{index}"),
-            ), environment))
+                "--webui-port", "0", "--work-dir", str(target.state_dir / "work" / f"worker-{index}"), *secret,
+            ), worker_environment))
             for index in range(workers)
         ]
         for index, process in spawned:

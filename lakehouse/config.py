@@ -1,4 +1,4 @@
-"""Load an environment's YAML from ``conf/`` into one typed, read-only object."""
+"""Load an environment's YAML (``conf/<environment>.yaml`` of a project) into one typed, read-only object."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from lakehouse.paths import DEFAULT_CONF_FILE, PROJECT_ROOT
+from lakehouse.project import find_project_root, load_project
+from lakehouse.project.layout import default_conf_file
 
 # Environment variables that override single values of the YAML (no secret ever lives in conf/).
 ENV_OVERRIDES = {
@@ -55,6 +56,9 @@ class PostgresConfig:
     port: int = 54329
     user: str = "lakehouse"
     data_dir: str | None = None
+    # The role's password, one line in a file of mode 0600 (generated there for a managed server, default
+    # .cache/secrets/postgres.password); without one, LAKEHOUSE_PG_PASSWORD (lakehouse.postgres.server_password).
+    password_file: str | None = None
 
     def jdbc_url(self, database: str) -> str:
         return f"jdbc:postgresql://{self.host}:{self.port}/{database}"
@@ -120,6 +124,20 @@ class LakehouseConfig:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     source_file: str | None = None
+    project_root: str = ""  # the project this environment belongs to (relative paths resolve against it)
+
+    @property
+    def project(self):
+        """The project's declarations (:class:`lakehouse.project.Project`), read once per process."""
+        return load_project(self.project_root)
+
+    def table(self, name: str):
+        """The declaration of the table ``name`` (``layer.table``) in this project."""
+        return self.project.table(name)
+
+    def tables(self, include_quarantine: bool = True) -> list:
+        """Every table the project declares, upstreams first."""
+        return self.project.tables(include_quarantine)
 
     def table_path(self, table_name: str) -> str:
         """Storage location of a table named ``layer.table``: ``<warehouse>/<layer>/<table>``."""
@@ -137,14 +155,28 @@ class LakehouseConfig:
         return _join(self.landing, source)
 
 
-def load_config(conf_file: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> LakehouseConfig:
-    """Read ``conf_file`` (default ``conf/local.yaml``), apply ``LAKEHOUSE_*`` overrides, resolve paths.
+def load_config(
+    conf_file: str | os.PathLike | None = None,
+    environ: Mapping[str, str] | None = None,
+    project: str | os.PathLike | None = None,
+) -> LakehouseConfig:
+    """Read an environment of a project, apply ``LAKEHOUSE_*`` overrides, resolve paths.
 
-    Relative local paths are resolved against the project root, so jobs behave the same whatever
-    the current directory is. URIs with a scheme (``s3a://``, ``file:``) are kept as they are.
+    The project is ``project``, else ``$LAKEHOUSE_PROJECT``, else the one holding ``conf_file``, else the one
+    around the current folder (:func:`lakehouse.project.find_project_root`). The environment is
+    ``conf_file``, else ``$LAKEHOUSE_CONF``, else the project's ``conf/local.yaml``. Relative local paths are
+    resolved against the project root, so jobs behave the same whatever the current directory is. URIs
+    with a scheme (``s3a://``, ``file:``) are kept as they are.
     """
     environ = os.environ if environ is None else environ
-    path = Path(conf_file or environ.get("LAKEHOUSE_CONF") or DEFAULT_CONF_FILE)
+    chosen = conf_file or environ.get("LAKEHOUSE_CONF")
+    try:
+        root = find_project_root(project, chosen, environ)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    path = Path(chosen) if chosen else default_conf_file(root)
+    if chosen and not path.is_absolute() and not path.is_file() and (root / path).is_file():
+        path = root / path  # `--conf-file conf/local.yaml` given from outside the project folder
     if not path.is_file():
         raise ConfigError(f"configuration file not found: {path}")
     try:
@@ -165,6 +197,9 @@ def load_config(conf_file: str | os.PathLike | None = None, environ: Mapping[str
     paths = raw.get("paths") or {}
     if "warehouse" not in paths:
         raise ConfigError(f"{path}: paths.warehouse is required")
+    def _resolve(location: str) -> str:
+        return _resolved(location, root)
+
     warehouse = _resolve(paths["warehouse"])
     return LakehouseConfig(
         environment=str(raw.get("environment", path.stem)),
@@ -183,10 +218,11 @@ def load_config(conf_file: str | os.PathLike | None = None, environ: Mapping[str
         retention=_retention(raw.get("retention") or {}, path),
         mlflow_tracking_uri=(raw.get("mlflow") or {}).get("tracking_uri")
         or f"sqlite:///{warehouse.removeprefix('file:')}/_mlflow/mlflow.db",
-        postgres=_postgres(raw.get("postgres") or {}, path),
-        privacy=_privacy(raw.get("privacy") or {}, path),
+        postgres=_postgres(raw.get("postgres") or {}, path, root),
+        privacy=_privacy(raw.get("privacy") or {}, path, root),
         catalog=_catalog(raw.get("catalog") or {}, path),
         source_file=str(path.resolve()),
+        project_root=str(root),
     )
 
 
@@ -210,7 +246,10 @@ def _quality(raw: Mapping[str, Any], path: Path) -> QualityConfig:
     return QualityConfig(enabled=bool(raw.get("enabled", True)), data_docs=bool(raw.get("data_docs", True)))
 
 
-def _postgres(raw: Mapping[str, Any], path: Path) -> PostgresConfig:
+DEFAULT_PG_PASSWORD_FILE = ".cache/secrets/postgres.password"  # of a managed server (postgres.data_dir set)
+
+
+def _postgres(raw: Mapping[str, Any], path: Path, root: Path) -> PostgresConfig:
     unknown = set(raw) - set(PostgresConfig.__dataclass_fields__)
     if unknown:
         raise ConfigError(f"{path}: unknown postgres keys: {sorted(unknown)}")
@@ -223,15 +262,17 @@ def _postgres(raw: Mapping[str, Any], path: Path) -> PostgresConfig:
         host=str(raw.get("host", defaults.host)),
         port=port,
         user=str(raw.get("user", defaults.user)),
-        data_dir=_resolve(raw["data_dir"]) if raw.get("data_dir") else None,
+        data_dir=_resolved(raw["data_dir"], root) if raw.get("data_dir") else None,
+        password_file=_resolved(raw["password_file"], root) if raw.get("password_file")
+        else _resolved(DEFAULT_PG_PASSWORD_FILE, root) if raw.get("data_dir") else None,
     )
 
 
-def _privacy(raw: Mapping[str, Any], path: Path) -> PrivacyConfig:
+def _privacy(raw: Mapping[str, Any], path: Path, root: Path) -> PrivacyConfig:
     unknown = set(raw) - set(PrivacyConfig.__dataclass_fields__)
     if unknown:
         raise ConfigError(f"{path}: unknown privacy keys: {sorted(unknown)}")
-    return PrivacyConfig(key_file=_resolve(raw["key_file"]) if raw.get("key_file") else None)
+    return PrivacyConfig(key_file=_resolved(raw["key_file"], root) if raw.get("key_file") else None)
 
 
 def _catalog(raw: Mapping[str, Any], path: Path) -> CatalogConfig:
@@ -259,11 +300,11 @@ def _has_scheme(location: str) -> bool:
     return "://" in location or location.startswith("file:")
 
 
-def _resolve(location: str) -> str:
+def _resolved(location: str, root: Path) -> str:
     location = str(location)
     if _has_scheme(location):
         return location.rstrip("/")
-    return str((PROJECT_ROOT / os.path.expanduser(location)).resolve())
+    return str((root / os.path.expanduser(location)).resolve())
 
 
 def _join(base: str, *parts: str) -> str:

@@ -1,17 +1,101 @@
 """Long-running processes the project starts for the user (the SQL server, a Spark standalone cluster):
 detached from the command that starts them, with a pid file and a log in a state folder, found again
-by a later command and stopped as a process group."""
+by a later command and stopped as a process group.
+
+Their secrets (passwords, shared keys) never go on a command line, where every local user reads them in
+``/proc/<pid>/cmdline``, nor into the environment of a process that does not use them: they live in files
+of mode 0600 in the git-ignored secrets folder (:data:`SECRETS_DIR`), created once by :func:`create_secret`,
+and a process is given the file (a passfile, a private properties file, a private ``hive-site.xml``).
+:func:`child_environment` is the environment a child gets: this one without the secret variables.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets as _random
 import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
+
+from lakehouse.paths import CACHE_DIR
+
+SECRETS_DIR = CACHE_DIR / "secrets"  # beside the pseudonym key of conf/local.yaml; git-ignored (.cache/)
+
+# Variables that hold a secret: a child process gets none of them unless it names the ones it uses.
+SECRET_VARIABLES = (
+    "LAKEHOUSE_PG_PASSWORD", "PGPASSWORD", "LAKEHOUSE_PSEUDONYM_KEY",
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "_SPARK_AUTH_SECRET",
+)
+S3_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def child_environment(keep: Iterable[str] = (), base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """``base`` (default: this process's environment) without the secret variables, except those in ``keep``
+    (what the child really uses, e.g. :data:`S3_VARIABLES` for a JVM that reads s3a), plus ``extra``."""
+    kept = set(keep)
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k not in SECRET_VARIABLES or k in kept}
+    env.update(extra)
+    return env
+
+
+def _private_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def create_secret(path: Path, generate: Callable[[], str] = lambda: _random.token_hex(24)) -> str:
+    """The secret kept in ``path``, generated there first (mode 0600) when the file does not exist.
+
+    Written aside, then linked into place: of two processes creating it at once, the first link wins and
+    both return that one complete value (never an empty or a second one)."""
+    path = Path(path)
+    if not path.is_file():
+        _private_folder(path.parent)
+        draft = path.with_name(f".{path.name}.{os.getpid()}.draft")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generate() + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return read_secret(path)
+
+
+def read_secret(path: Path) -> str:
+    """The one-line secret in ``path``; refused when others may read the file."""
+    path = Path(path)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise PermissionError(f"{path} is readable by others (mode {mode:o}): chmod 600 {path}")
+    return path.read_text().strip()
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` with mode 0600 (replacing it atomically; never readable by others, even
+    for a moment). For files that hand a secret to a process: properties files, passfiles, hive-site.xml."""
+    path = Path(path)
+    _private_folder(path.parent)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.draft")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(draft, path)
+    return path
+
+
+def spark_properties(settings: Mapping[str, str]) -> str:
+    """``settings`` in the format of Spark's ``--properties-file`` (java.util.Properties, ``key=value``)."""
+    def escape(text: str, key: bool = False) -> str:
+        text = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        return text.replace("=", "\\=").replace(":", "\\:").replace(" ", "\\ ") if key else text
+    return "".join(f"{escape(key, True)}={escape(str(value))}\n" for key, value in settings.items())
 
 
 class DaemonError(RuntimeError):

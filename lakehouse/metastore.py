@@ -8,20 +8,33 @@ used for the application database): every process opens it through JDBC and sees
 
 The Hive schema is created by DataNucleus on first use; :func:`lakehouse.session.get_spark` makes the
 first session create it under :func:`schema_creation_lock`, one process at a time.
+
+The metastore connects with the PostgreSQL role's password (:func:`lakehouse.postgres.server_password`),
+which never goes into a Spark setting passed on a command line (pyspark hands a new JVM every builder
+setting as ``--conf``, readable in ``/proc/<pid>/cmdline``). It is written instead into a private
+``hive-site.xml`` (mode 0600, in a 0700 folder of the secrets folder) holding only
+``javax.jdo.option.ConnectionPassword``; ``HIVE_CONF_DIR`` (a path, not a secret) names its folder, and
+Hive's configuration reads it from there in every JVM started with that variable: the sessions
+:func:`prepare_metastore` prepares, ``lakehouse spark-sql``, the SQL server. A JVM already running when
+the session is made (``spark-submit jobs/x.py``) gets it as a system property over the Py4J gateway,
+which no other process can read.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+from xml.sax.saxutils import escape
 
 from lakehouse.config import LakehouseConfig
 
 METASTORES = ("postgres", "in-memory")
+PASSWORD_KEY = "javax.jdo.option.ConnectionPassword"
 
 
 def uses_shared_metastore(config: LakehouseConfig) -> bool:
@@ -37,7 +50,7 @@ def metastore_settings(config: LakehouseConfig) -> dict[str, str]:
         "javax.jdo.option.ConnectionURL": pg.jdbc_url(config.catalog.database),
         "javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
         "javax.jdo.option.ConnectionUserName": pg.user,
-        "javax.jdo.option.ConnectionPassword": os.environ.get("LAKEHOUSE_PG_PASSWORD", ""),
+        # No ConnectionPassword here: it comes from a private hive-site.xml (the module's docstring).
         # No Hive schema tool ships with pyspark: DataNucleus creates the tables on first use. Each is
         # created lazily, on a connection of its own, while another may hold a transaction on TBLS; a
         # foreign key added to TBLS would then wait on it for ever (PostgreSQL locks the referenced table),
@@ -57,6 +70,48 @@ def _server(config: LakehouseConfig):
     from lakehouse.postgres import PostgresServer
 
     return PostgresServer.from_config(config)
+
+
+def hive_conf_dir(config: LakehouseConfig) -> Path | None:
+    """The folder of the private ``hive-site.xml`` that gives Hive the metastore's password (written, mode
+    0600, when missing or stale); None when the catalog is in memory or the server wants no password.
+    A JVM started with ``HIVE_CONF_DIR`` set to it connects to the metastore."""
+    from lakehouse import daemons, postgres
+
+    if not uses_shared_metastore(config):
+        return None
+    password = postgres.server_password(config)
+    if password is None:
+        return None
+    # One folder per password (named by a hash of it): stable while JVMs using it run, shared by the
+    # configurations that use the same server.
+    folder = daemons.SECRETS_DIR / "hive" / hashlib.sha256(password.encode()).hexdigest()[:16]
+    site = folder / "hive-site.xml"
+    text = (
+        '<?xml version="1.0"?>\n<!-- written by lakehouse.metastore: the metastore password, for this user only -->\n'
+        f"<configuration>\n  <property><name>{PASSWORD_KEY}</name><value>{escape(password)}</value></property>\n"
+        "</configuration>\n"
+    )
+    if not site.is_file() or site.read_text() != text:
+        daemons.write_private(site, text)
+    return folder
+
+
+def _give_password_to_this_process(config: LakehouseConfig) -> None:
+    """Make the JVM this process's next session runs in find the metastore's password."""
+    folder = hive_conf_dir(config)
+    if folder is None:
+        return
+    os.environ["HIVE_CONF_DIR"] = str(folder)  # a JVM pyspark launches from now on reads hive-site.xml there
+    from pyspark import SparkContext
+
+    if SparkContext._gateway is not None or "PYSPARK_GATEWAY_PORT" in os.environ:
+        # The JVM runs already (spark-submit started it, or an earlier session): its environment is fixed,
+        # but Hive also reads its settings from system properties, set here over the private gateway.
+        from lakehouse.postgres import server_password
+
+        SparkContext._ensure_initialized()
+        SparkContext._jvm.java.lang.System.setProperty(PASSWORD_KEY, server_password(config))
 
 
 def metastore_ready(config: LakehouseConfig) -> bool:
@@ -84,6 +139,7 @@ def prepare_metastore(config: LakehouseConfig) -> bool:
         postgres.start(server)
     with schema_creation_lock(config):  # two processes creating the database at once: one fails
         postgres.create_database(server, config.catalog.database)
+    _give_password_to_this_process(config)
     return metastore_ready(config)
 
 

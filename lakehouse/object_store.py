@@ -15,8 +15,19 @@ throw-away data and are printed by ``lakehouse s3-server start`` (never use them
 generate a random secret per server and hand :meth:`S3Server.env` to the Spark processes they start.
 The secret is also written, owner-readable only, into ``s3proxy.conf`` (S3Proxy reads it from there).
 
-The few S3 calls the project makes itself (create a bucket, upload landing files, list objects) are signed
-here with AWS Signature V4 over :mod:`http.client`: no AWS SDK for Python is needed.
+The few S3 calls the project makes itself (create a bucket, upload landing files, list objects, the
+conditional writes of the warehouse lock in :mod:`lakehouse.locks`) are signed here with AWS Signature V4
+over :mod:`http.client`: no AWS SDK for Python is needed. :class:`S3Client` reaches the store a
+configuration's s3a settings name (endpoint, region, path style; keys from the environment, as s3a's
+``EnvironmentVariableCredentialsProvider``); :class:`S3Server` is itself a target for the local server.
+
+S3Proxy's own environment holds no key (it reads its one key pair from ``s3proxy.conf``, mode 0600).
+
+Conditional writes: S3 (since 2024) and S3Proxy 4.1 refuse a ``PUT`` with ``If-None-Match: *`` when the
+object exists (``412 Precondition Failed``), and S3Proxy's filesystem store makes that check and the write
+one step (a race of 8 writers on one key, 150 times over, always had exactly one winner). S3Proxy's
+``If-Match`` on ``PUT``/``DELETE`` is checked but not atomic (the same race had several winners), so the
+lock never relies on it to decide who holds a lease: see :mod:`lakehouse.locks`.
 """
 
 from __future__ import annotations
@@ -95,6 +106,43 @@ class S3Server:
         }
 
 
+@dataclass(frozen=True)
+class S3Client:
+    """An S3 endpoint and the keys to sign requests to it with."""
+
+    host: str
+    port: int
+    access_key: str
+    secret_key: str = field(repr=False)
+    secure: bool = True
+    region: str = REGION
+    path_style: bool = True
+    session_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_config(cls, config, environ: Mapping[str, str] | None = None) -> "S3Client":
+        """The store ``config``'s s3a settings point at (``spark.hadoop.fs.s3a.*``, ``LAKEHOUSE_S3_ENDPOINT``
+        applied), signed with the keys s3a reads from the environment."""
+        environ = os.environ if environ is None else environ
+        conf = config.spark_conf
+        endpoint = conf.get("spark.hadoop.fs.s3a.endpoint") or f"https://s3.{REGION}.amazonaws.com"
+        parsed = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
+        access = environ.get("AWS_ACCESS_KEY_ID") or conf.get("spark.hadoop.fs.s3a.access.key")
+        secret = environ.get("AWS_SECRET_ACCESS_KEY") or conf.get("spark.hadoop.fs.s3a.secret.key")
+        if not access or not secret:
+            raise ObjectStoreError(
+                f"no S3 keys for {endpoint}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (what s3a signs with, "
+                "conf/cluster.yaml's EnvironmentVariableCredentialsProvider)"
+            )
+        secure = parsed.scheme == "https"
+        return cls(
+            parsed.hostname or "localhost", parsed.port or (443 if secure else 80), access, secret, secure,
+            conf.get("spark.hadoop.fs.s3a.endpoint.region") or REGION,
+            str(conf.get("spark.hadoop.fs.s3a.path.style.access", "true")).lower() != "false",
+            environ.get("AWS_SESSION_TOKEN") or None,
+        )
+
+
 def _java() -> str:
     home = os.environ.get("JAVA_HOME")
     found = str(Path(home) / "bin" / "java") if home and (Path(home) / "bin" / "java").exists() else shutil.which("java")
@@ -142,8 +190,8 @@ def start(server: S3Server, buckets: Iterable[str] = (DEFAULT_BUCKET,), timeout:
         server.conf_file.touch(mode=0o600)
         server.conf_file.chmod(0o600)
         server.conf_file.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
-        # S3Proxy's logback configuration reads its levels from these variables.
-        env = {**os.environ, "LOG_LEVEL": os.environ.get("LAKEHOUSE_S3_LOG_LEVEL", "warn"), "JETTY_LOG_LEVEL": "warn"}
+        # S3Proxy's logback configuration reads its levels from these variables; its keys are in its conf file.
+        env = daemons.child_environment(LOG_LEVEL=os.environ.get("LAKEHOUSE_S3_LOG_LEVEL", "warn"), JETTY_LOG_LEVEL="warn")
         process = daemons.spawn(server.daemon, [_java(), "-Xmx256m", "-jar", str(jar), "--properties", str(server.conf_file)], env)
         try:
             daemons.wait_until(lambda: _answers(server), server.daemon, process, timeout, f"S3Proxy on {server.endpoint}")
@@ -166,7 +214,7 @@ def _hmac(key: bytes, text: str) -> bytes:
 
 
 def request(
-    server: S3Server,
+    server,
     method: str,
     bucket: str,
     key: str = "",
@@ -174,31 +222,62 @@ def request(
     body: bytes = b"",
 ) -> tuple[int, bytes]:
     """One signed S3 request (path-style: ``/<bucket>/<key>``); returns the status and the body."""
+    status, _, answer = request_with_headers(server, method, bucket, key, query, body)
+    return status, answer
+
+
+def request_with_headers(
+    server,
+    method: str,
+    bucket: str,
+    key: str = "",
+    query: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """One request signed with AWS Signature V4 to ``server`` (an :class:`S3Server` or :class:`S3Client`),
+    with extra (signed) ``headers`` such as ``If-None-Match``; returns the status, the response's headers
+    (lower-case names) and its body."""
     query = dict(query or {})
-    path = "/" + quote(bucket, safe="") + ("/" + quote(key, safe="/-_.~") if key else "")
+    path_style = getattr(server, "path_style", True)
+    host = server.host if path_style else f"{bucket}.{server.host}"
+    path = ("/" + quote(bucket, safe="") if path_style else "") + ("/" + quote(key, safe="/-_.~") if key else "")
+    path = path or "/"
     canonical_query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(query.items()))
     now = datetime.datetime.now(datetime.timezone.utc)
     amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    region = getattr(server, "region", REGION)
+    secure = getattr(server, "secure", False)
+    default_port = 443 if secure else 80
     payload_hash = hashlib.sha256(body).hexdigest()
-    headers = {"host": f"{server.host}:{server.port}", "x-amz-content-sha256": payload_hash, "x-amz-date": amz_date}
-    signed_headers = ";".join(sorted(headers))
+    signed = {
+        "host": host if server.port == default_port else f"{host}:{server.port}",
+        "x-amz-content-sha256": payload_hash,
+        "x-amz-date": amz_date,
+        **{name.lower(): value for name, value in (headers or {}).items()},
+    }
+    if getattr(server, "session_token", None):
+        signed["x-amz-security-token"] = server.session_token
+    signed_headers = ";".join(sorted(signed))
     canonical_request = "\n".join([
-        method, path, canonical_query, "".join(f"{name}:{headers[name]}\n" for name in sorted(headers)),
+        method, path, canonical_query, "".join(f"{name}:{signed[name]}\n" for name in sorted(signed)),
         signed_headers, payload_hash,
     ])
-    scope = f"{day}/{REGION}/s3/aws4_request"
+    scope = f"{day}/{region}/s3/aws4_request"
     string_to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()])
-    signing_key = _hmac(_hmac(_hmac(_hmac(("AWS4" + server.secret_key).encode(), day), REGION), "s3"), "aws4_request")
+    signing_key = _hmac(_hmac(_hmac(_hmac(("AWS4" + server.secret_key).encode(), day), region), "s3"), "aws4_request")
     signature = hmac.new(signing_key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["authorization"] = (
+    sent = dict(signed)
+    sent["authorization"] = (
         f"AWS4-HMAC-SHA256 Credential={server.access_key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
     )
-    headers["content-length"] = str(len(body))
-    connection = http.client.HTTPConnection(server.host, server.port, timeout=60)
+    sent["content-length"] = str(len(body))
+    connection_class = http.client.HTTPSConnection if secure else http.client.HTTPConnection
+    connection = connection_class(host, server.port, timeout=60)
     try:
-        connection.request(method, path + ("?" + canonical_query if canonical_query else ""), body=body, headers=headers)
+        connection.request(method, path + ("?" + canonical_query if canonical_query else ""), body=body, headers=sent)
         response = connection.getresponse()
-        return response.status, response.read()
+        return response.status, {name.lower(): value for name, value in response.getheaders()}, response.read()
     finally:
         connection.close()
 
@@ -241,6 +320,47 @@ def list_objects(server: S3Server, bucket: str, prefix: str = "") -> list[str]:
         if root.findtext(f"{ns}IsTruncated") != "true" or not token:
             return keys
         query = {**query, "continuation-token": token}
+
+
+# --- conditional writes (the warehouse lock) ------------------------------------------------------------
+
+
+def put_if_absent(server, bucket: str, key: str, data: bytes) -> str | None:
+    """Create the object only if no object has that key (``If-None-Match: *``): its ETag, or None when
+    one exists already (412; AWS answers 409 to two such writes racing, which loses the same way)."""
+    status, headers, body = request_with_headers(server, "PUT", bucket, key, body=data, headers={"If-None-Match": "*"})
+    if status in (409, 412):
+        return None
+    _check(status, body, f"conditional put s3://{bucket}/{key}")
+    return headers.get("etag", "")
+
+
+def put_if_match(server, bucket: str, key: str, data: bytes, etag: str) -> str | None:
+    """Replace the object only if its ETag is still ``etag`` (``If-Match``): the new ETag, or None."""
+    status, headers, body = request_with_headers(server, "PUT", bucket, key, body=data, headers={"If-Match": etag})
+    if status in (404, 409, 412):
+        return None
+    _check(status, body, f"conditional replace s3://{bucket}/{key}")
+    return headers.get("etag", "")
+
+
+def head_object(server, bucket: str, key: str) -> dict[str, str] | None:
+    """The object's headers (``etag``, ``last-modified``; ``date`` is the server's clock), None when absent."""
+    status, headers, body = request_with_headers(server, "HEAD", bucket, key)
+    if status == 404:
+        return None
+    _check(status, body, f"head s3://{bucket}/{key}")
+    return headers
+
+
+def delete_object(server, bucket: str, key: str, if_match: str | None = None) -> bool:
+    """Delete the object (only while its ETag is ``if_match``, when given); False when that did not hold."""
+    status, _, body = request_with_headers(server, "DELETE", bucket, key,
+                                           headers={"If-Match": if_match} if if_match else None)
+    if status == 412:
+        return False
+    _check(status, body, f"delete s3://{bucket}/{key}")
+    return True
 
 
 def split_uri(uri: str) -> tuple[str, str]:

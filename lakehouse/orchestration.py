@@ -1,16 +1,16 @@
 """``lakehouse run``: the pipeline's steps in dependency order, recomputing only what changed by content.
 
-A step (a job) is skipped when the Delta versions of all its inputs, its code and the configuration
-are what they were at its last successful run, and its outputs were not written since. Steps that read
-only outside sources (files, databases) always run: they are incremental themselves (checkpoints,
-snapshot fingerprints), so an unchanged source lands nothing and their downstream steps are skipped.
+A step is skipped when the Delta versions of all its inputs, its code (the platform's package and the
+step's own declaration files: its definition, schema, expectations, source) and the configuration are
+what they were at its last successful run, and its outputs were not written since. Steps that read only
+outside sources (files, databases) always run: they are incremental themselves (checkpoints, snapshot
+fingerprints), so an unchanged source lands nothing and their downstream steps are skipped.
 A failing step blocks its descendants; independent branches go on; the run exits non-zero naming it,
 and the next run resumes from it (whatever succeeded is skipped). Every step is a row of ``ops.runs``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 from pyspark.sql import SparkSession
@@ -27,15 +28,11 @@ from pyspark.sql import functions as F
 
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
-from lakehouse.dag import Step, pipeline_steps
 from lakehouse.locks import job_lock
-from lakehouse.paths import PROJECT_ROOT
-from lakehouse.tables import get_table
+from lakehouse.project.steps import Step
+from lakehouse.tables import RUNS_TABLE
 
-RUNS_TABLE = "ops.runs"
-# What a step's result depends on besides its inputs: all of the platform's code and table definitions
-# (coarse on purpose: a change anywhere re-runs everything rather than risk a stale table).
-CODE_FOLDERS = ("jobs", "lakehouse", "schemas", "expectations", "conf/databases.yaml")
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -63,19 +60,27 @@ class StepOutcome:
             "failed": f"FAILED after {self.seconds:.1f}s: {self.error.strip().splitlines()[-1] if self.error else ''}",
             "blocked": f"not run ({self.reason})",
         }[self.status]
-        return f"{self.step.job}: {detail}"
+        return f"{self.step.name}: {detail}"
 
 
 @lru_cache(maxsize=1)
-def code_version() -> str:
-    """A fingerprint of every source file a step's result can depend on."""
+def platform_version() -> str:
+    """A fingerprint of the platform's package (coarse on purpose: a change anywhere in it re-runs every
+    step rather than risk a stale table)."""
     digest = hashlib.sha256()
-    for folder in CODE_FOLDERS:
-        root = PROJECT_ROOT / folder
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-        for path in files:
-            digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
-            digest.update(path.read_bytes())
+    for path in sorted(p for p in PACKAGE_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def code_version(step: Step) -> str:
+    """A fingerprint of what ``step``'s result depends on besides its inputs: the platform and the step's
+    own declaration files (editing one definition re-runs that step and, through versions, its descendants)."""
+    digest = hashlib.sha256(platform_version().encode())
+    for path in sorted(step.files):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes() if path.is_file() else b"(missing)")
     return digest.hexdigest()[:16]
 
 
@@ -83,7 +88,7 @@ def config_fingerprint(config: LakehouseConfig) -> str:
     """A fingerprint of the configuration, less what cannot change a table's rows (where the file was
     read from, the Data Docs site, the catalog and the MLflow store)."""
     settings = dataclasses.asdict(dataclasses.replace(
-        config, source_file=None, quality=dataclasses.replace(config.quality, data_docs=True),
+        config, source_file=None, project_root="", quality=dataclasses.replace(config.quality, data_docs=True),
         catalog=None, mlflow_tracking_uri=None,
     ))
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -96,7 +101,7 @@ def _versions(spark: SparkSession, config: LakehouseConfig, tables) -> dict[str,
 
 def last_success(spark: SparkSession, config: LakehouseConfig, job: str):
     """The latest ``succeeded`` row of ``job`` in ops.runs, or None."""
-    path = config.table_path(RUNS_TABLE)
+    path = config.table_path(RUNS_TABLE.name)
     if current_version(spark, path) is None:
         return None
     rows = (
@@ -112,16 +117,16 @@ def decide(spark: SparkSession, config: LakehouseConfig, step: Step, inputs: dic
     """Whether ``step`` can be skipped, and why (or why it must run): skipped when its last success saw
     the same input versions, code and configuration, and its outputs are still what it left. Returns
     those output versions when it can be skipped, None when it must run."""
-    if not step.inputs:
+    if step.reads_outside:
         return None, "reads outside sources"  # always asks them what is new
-    previous = last_success(spark, config, step.job)
+    previous = last_success(spark, config, step.name)
     if previous is None:
         return None, "no successful run yet"
     before = json.loads(previous.inputs)
     if before != inputs:
         changed = [f"{name} v{before.get(name)}->v{version}" for name, version in inputs.items() if before.get(name) != version]
         return None, "inputs changed: " + ", ".join(changed)
-    if previous.code_version != code_version():
+    if previous.code_version != code_version(step):
         return None, "code changed"
     if previous.config_hash != config_fingerprint(config):
         return None, "configuration changed"
@@ -133,8 +138,8 @@ def decide(spark: SparkSession, config: LakehouseConfig, step: Step, inputs: dic
 
 def select_steps(steps: list[Step], selected: list[str], upstream: bool = True, downstream: bool = False) -> list[Step]:
     """The steps that write (or are) ``selected``, with their upstream and/or downstream steps, in order."""
-    by_job = {step.job: step for step in steps}
-    writer = {table: step.job for step in steps for table in step.outputs}
+    by_job = {step.name: step for step in steps}
+    writer = {table: step.name for step in steps for table in step.outputs}
     wanted: set[str] = set()
     for name in selected:
         if name in by_job:
@@ -147,28 +152,29 @@ def select_steps(steps: list[Step], selected: list[str], upstream: bool = True, 
     if upstream:
         pending = list(wanted)
         while pending:
-            for job in by_job[pending.pop()].upstream_jobs:
+            for job in by_job[pending.pop()].upstream_steps:
                 if job not in closure:
                     closure.add(job)
                     pending.append(job)
     if downstream:
         found = set(wanted)
         for step in steps:  # in dependency order: one pass reaches every descendant
-            if set(step.upstream_jobs) & found:
-                found.add(step.job)
+            if set(step.upstream_steps) & found:
+                found.add(step.name)
         closure |= found
-    return [step for step in steps if step.job in closure]
+    return [step for step in steps if step.name in closure]
 
 
 def _record(spark: SparkSession, config: LakehouseConfig, run_id: str, outcome: StepOutcome) -> None:
     from lakehouse.writer import Commit, append_rows
 
-    declaration = get_table(RUNS_TABLE)
+    declaration = RUNS_TABLE
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     row = (
-        run_id, outcome.step.job, outcome.status, outcome.reason, outcome.started_at or now, now,
+        run_id, outcome.step.name, outcome.status, outcome.reason, outcome.started_at or now, now,
         json.dumps(outcome.inputs, sort_keys=True), json.dumps(outcome.outputs, sort_keys=True),
-        int(outcome.rows_written), code_version(), config_fingerprint(config), outcome.job_run_id, outcome.error,
+        int(outcome.rows_written), code_version(outcome.step), config_fingerprint(config), outcome.job_run_id,
+        outcome.error,
     )
     rows = spark.createDataFrame([row], declaration.schema)
     append_rows(spark, config, declaration, rows, Commit("lakehouse-run", run_id))
@@ -181,11 +187,13 @@ def run_pipeline(
     upstream: bool = True,
     downstream: bool = False,
     force: bool = False,
-    job_arguments: dict[str, argparse.Namespace] | None = None,
+    step_options: dict[str, dict] | None = None,
     progress: Callable[[str], None] = print,
 ) -> list[StepOutcome]:
-    """Run the selected steps (default: all) in dependency order in ``spark``; return each one's outcome."""
-    steps = pipeline_steps()
+    """Run the selected steps (default: all) in dependency order in ``spark``; return each one's outcome.
+
+    ``step_options`` gives some steps options (by step name), as ``lakehouse step NAME --...`` would."""
+    steps = list(config.project.steps)
     if selected:
         steps = select_steps(steps, selected, upstream=upstream, downstream=downstream)
     run_id = f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -194,22 +202,22 @@ def run_pipeline(
     failed_jobs: set[str] = set()
     for number, step in enumerate(steps, 1):
         started_at = datetime.now(timezone.utc).replace(tzinfo=None)
-        blocked_by = [job for job in step.upstream_jobs if job in failed_jobs]
+        blocked_by = [job for job in step.upstream_steps if job in failed_jobs]
         if blocked_by:
-            failed_jobs.add(step.job)
+            failed_jobs.add(step.name)
             outcome = StepOutcome(step, "blocked", f"{', '.join(blocked_by)} did not succeed",
                                   _versions(spark, config, step.inputs))
         else:
             # Decided under the step's lock: a concurrent run that held it may have just done the work.
-            with job_lock(config, step.job, waiting=progress):
+            with job_lock(config, step.name, waiting=progress):
                 inputs = _versions(spark, config, step.inputs)
                 unchanged_outputs, reason = (None, "forced") if force else decide(spark, config, step, inputs)
                 if unchanged_outputs is not None:
                     outcome = StepOutcome(step, "skipped", reason, inputs, unchanged_outputs)
                 else:
-                    outcome = _run_step(spark, config, step, inputs, reason, (job_arguments or {}).get(step.job))
+                    outcome = _run_step(spark, config, step, inputs, reason, (step_options or {}).get(step.name))
                     if outcome.status == "failed":
-                        failed_jobs.add(step.job)
+                        failed_jobs.add(step.name)
                 outcome.started_at = started_at
                 _record(spark, config, run_id, outcome)  # before the lock goes: the next holder reads it
         if outcome.status == "blocked":
@@ -236,15 +244,13 @@ def is_write_conflict(exc: BaseException) -> bool:
     return any(name in text for name in _CONFLICTS)
 
 
-def _run_step(spark, config, step: Step, inputs: dict[str, int], reason: str, arguments) -> StepOutcome:
-    from lakehouse.job import run_job
-    from lakehouse.pipeline import load_job
+def _run_step(spark, config, step: Step, inputs: dict[str, int], reason: str, options: dict | None) -> StepOutcome:
+    from lakehouse.engine import run_step
 
     started = time.monotonic()
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         try:
-            result = run_job(step.job, load_job(step.job).run, arguments or argparse.Namespace(), spark=spark,
-                             config=config)
+            result = run_step(config, step, spark=spark, options=options)
             break
         except Exception as exc:  # noqa: BLE001 - any failure of a step is recorded and blocks its descendants
             if is_write_conflict(exc) and attempt < CONFLICT_ATTEMPTS:
@@ -267,8 +273,8 @@ def failures(outcomes: list[StepOutcome]) -> str | None:
     failed = [o for o in outcomes if o.status == "failed"]
     if not failed:
         return None
-    blocked = [o.step.job for o in outcomes if o.status == "blocked"]
-    lines = [f"{o.step.job} failed: {(o.error or '').strip().splitlines()[-1]}" for o in failed]
+    blocked = [o.step.name for o in outcomes if o.status == "blocked"]
+    lines = [f"{o.step.name} failed: {(o.error or '').strip().splitlines()[-1]}" for o in failed]
     if blocked:
         lines.append(f"not run because of it: {', '.join(blocked)} (a re-run resumes from the failed step)")
     return "\n".join(lines)

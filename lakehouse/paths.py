@@ -1,11 +1,10 @@
-"""Where the project's own folders are, independent of the current directory."""
+"""Where the installation keeps what every project shares (jars, real data sets, tools).
+
+A project's own folders (its environments, sources, definitions, schemas, expectations) are in
+:mod:`lakehouse.project.layout`; this is only the installation's cache.
+"""
 
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONF_DIR = PROJECT_ROOT / "conf"
-SCHEMAS_DIR = PROJECT_ROOT / "schemas"
-EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
-JOBS_DIR = PROJECT_ROOT / "jobs"
-CACHE_DIR = PROJECT_ROOT / ".cache"
-DEFAULT_CONF_FILE = CONF_DIR / "local.yaml"
+INSTALL_ROOT = Path(__file__).resolve().parent.parent  # the clone (an editable install) or site-packages
+CACHE_DIR = INSTALL_ROOT / ".cache"

@@ -2,22 +2,43 @@
 
 ``initdb`` once into a data folder, then ``pg_ctl start``/``stop``. PostgreSQL refuses to run as
 root, so when this process is root the server runs as the ``postgres`` system user (the data folder
-is handed to it). Clients (psql, pg_dump, Spark's JDBC reader) connect over TCP on 127.0.0.1 as the
-``lakehouse`` role, trusted on the loopback interface only; a password, when one is needed, comes from
-``LAKEHOUSE_PG_PASSWORD``, never from a committed file.
+is handed to it). Clients (psql, pg_dump, Spark's JDBC reader, the Hive metastore) connect over TCP on
+127.0.0.1 as the ``lakehouse`` role.
+
+Every connection authenticates with scram-sha-256 (``initdb --auth=scram-sha-256``; no ``trust`` line,
+not even for the local socket). The role's password is generated once into ``postgres.password_file``
+(default ``.cache/secrets/postgres.password``, mode 0600, git-ignored) and read back by
+:func:`server_password`; a server someone else runs takes ``LAKEHOUSE_PG_PASSWORD`` (or a password file)
+instead. psql, pg_dump and pg_isready get it through a passfile of mode 0600 (``PGPASSFILE``) written for
+the call and removed after it: never ``PGPASSWORD`` in their environment, never a password on a command
+line. A data folder made by an older version with ``--auth=trust`` is migrated when the server starts
+(the password is set as a SCRAM verifier computed here, pg_hba.conf is switched to scram-sha-256, the
+server reloads); one that asks for a password this project no longer has is refused with what to do.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import os
 import pwd
+import re
 import shutil
 import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
+
+from lakehouse import daemons
 
 SERVER_USER = "postgres"  # the system account the server runs as when we are root
+PASSWORD_VARIABLE = "LAKEHOUSE_PG_PASSWORD"  # the password of a server the project does not manage
+DEFAULT_PASSWORD_FILE = daemons.SECRETS_DIR / "postgres.password"  # of a managed server built without a config
+AUTH_METHOD = "scram-sha-256"
 
 
 class PostgresError(RuntimeError):
@@ -50,12 +71,23 @@ class PostgresServer:
     port: int
     host: str = "127.0.0.1"
     user: str = "lakehouse"
+    # Where the role's password is kept (mode 0600). A managed server always has one (default
+    # DEFAULT_PASSWORD_FILE); for another server None means LAKEHOUSE_PG_PASSWORD (or no password).
+    password_file: Path | None = None
+
+    def __post_init__(self):
+        if self.password_file is None and self.data_dir is not None:
+            object.__setattr__(self, "password_file", DEFAULT_PASSWORD_FILE)
+        elif self.password_file is not None:
+            object.__setattr__(self, "password_file", Path(self.password_file))
 
     @classmethod
     def from_config(cls, config) -> "PostgresServer":
         """The server a :class:`~lakehouse.config.LakehouseConfig` points at."""
         pg = config.postgres
-        return cls(reachable_data_dir(Path(pg.data_dir)) if pg.data_dir else None, pg.port, pg.host, pg.user)
+        password_file = getattr(pg, "password_file", None)
+        return cls(reachable_data_dir(Path(pg.data_dir)) if pg.data_dir else None, pg.port, pg.host, pg.user,
+                   Path(password_file) if password_file else None)
 
     def managed_data_dir(self) -> Path:
         if self.data_dir is None:
@@ -69,10 +101,9 @@ class PostgresServer:
         return f"jdbc:postgresql://{self.host}:{self.port}/{database}"
 
     def client_env(self) -> dict[str, str]:
-        env = dict(os.environ, PGHOST=self.host, PGPORT=str(self.port), PGUSER=self.user)
-        if os.environ.get("LAKEHOUSE_PG_PASSWORD"):
-            env["PGPASSWORD"] = os.environ["LAKEHOUSE_PG_PASSWORD"]
-        return env
+        """The environment of a client program (psql, pg_dump): where to connect, and no secret at all
+        (:func:`client_environment` adds the passfile)."""
+        return daemons.child_environment(PGHOST=self.host, PGPORT=str(self.port), PGUSER=self.user)
 
     @property
     def log_file(self) -> Path:
@@ -86,6 +117,7 @@ def _as_server_user(command: list[str]) -> list[str]:
 
 
 def _run(command: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
+    kwargs.setdefault("env", daemons.child_environment())  # the server and initdb need no secret variable
     try:
         return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
     except subprocess.CalledProcessError as exc:
@@ -126,31 +158,136 @@ def _check_reachable(data_dir: Path) -> None:
         )
 
 
+# ---------------------------------------------------------------- passwords
+
+
+def server_password(server_or_config) -> str | None:
+    """The password of the configured role on this server: the password file's line when the file exists
+    (a managed server's is generated when it is first initialised), else ``LAKEHOUSE_PG_PASSWORD``, else None.
+
+    Takes a :class:`PostgresServer` or a :class:`~lakehouse.config.LakehouseConfig`. What Spark's JDBC
+    reads and the metastore connect with; psql and friends get it through :func:`client_environment`."""
+    server = server_or_config if isinstance(server_or_config, PostgresServer) else PostgresServer.from_config(server_or_config)
+    if server.password_file is not None and server.password_file.is_file():
+        return daemons.read_secret(server.password_file)
+    return os.environ.get(PASSWORD_VARIABLE) or None
+
+
+def _generated_password(server: PostgresServer) -> str:
+    """The managed server's password, generated into its password file the first time."""
+    return daemons.create_secret(server.password_file)
+
+
+def _passfile_field(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(":", "\\:")
+
+
+@contextmanager
+def client_environment(server: PostgresServer) -> Iterator[dict[str, str]]:
+    """The environment for one run of psql/pg_dump/pg_isready: ``PGHOST``/``PGPORT``/``PGUSER`` and, when
+    the server has a password, ``PGPASSFILE`` naming a file of mode 0600 that exists only for the call."""
+    env = server.client_env()
+    password = server_password(server)
+    if password is None:
+        yield env
+        return
+    fd, name = tempfile.mkstemp(prefix="lakehouse-pgpass-")  # mode 0600, as libpq requires of a passfile
+    try:
+        with os.fdopen(fd, "w") as handle:
+            fields = [server.host, str(server.port), "*", server.user, password]
+            handle.write(":".join(_passfile_field(field) for field in fields) + "\n")
+        env["PGPASSFILE"] = name
+        yield env
+    finally:
+        os.unlink(name)
+
+
+def scram_verifier(password: str, iterations: int = 4096, salt: bytes | None = None) -> str:
+    """What PostgreSQL stores for a scram-sha-256 password (RFC 5803 format): setting the role's password
+    to this never sends the password itself to the server (nor into its logs)."""
+    salt = salt or os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}"
+
+
+_HBA_TRUST = re.compile(r"^(\s*(?:local|host\w*)\s.*?)\btrust\b", re.MULTILINE)
+
+
+def _trusted_lines(data_dir: Path) -> bool:
+    """True when pg_hba.conf lets some connection in without a password (``trust``)."""
+    hba = data_dir / "pg_hba.conf"
+    return hba.is_file() and _HBA_TRUST.search(hba.read_text()) is not None
+
+
+def _require_passwords(server: PostgresServer) -> None:
+    """Make a running managed server ask every client for a password: migrate a trust set-up, refuse one
+    whose password this project lost."""
+    data_dir = server.managed_data_dir()
+    if not (data_dir / "PG_VERSION").is_file():
+        return  # what answers on the port is not this data folder's server: not ours to change
+    if _trusted_lines(data_dir):
+        password = _generated_password(server)
+        # Connected through the trust line itself; the verifier, not the password, goes to the server.
+        psql(server, "postgres", stdin=f"ALTER ROLE \"{server.user}\" WITH PASSWORD '{scram_verifier(password)}';\n")
+        hba = data_dir / "pg_hba.conf"
+        hba.write_text(_HBA_TRUST.sub(lambda m: m.group(1) + AUTH_METHOD, hba.read_text()))  # keeps its owner
+        _run(_as_server_user([str(_bin_dir() / "pg_ctl"), "-D", str(data_dir), "reload"]), f"reloading {data_dir}")
+        print(f"PostgreSQL in {data_dir} trusted every local connection: switched to {AUTH_METHOD}, "
+              f"the role {server.user}'s password is in {server.password_file}", file=sys.stderr)
+        return
+    if server_password(server) is None:
+        raise PostgresError(
+            f"PostgreSQL in {data_dir} asks for a password, and {server.password_file} (where this project keeps "
+            f"it) is missing: restore that file (mode 0600), or set {PASSWORD_VARIABLE}, or stop the server and "
+            f"remove {data_dir} to start afresh (`lakehouse db load` reloads its databases)"
+        )
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
 def is_running(server: PostgresServer) -> bool:
-    """True when a server answers on the server's host and port."""
+    """True when a server answers on the server's host and port (pg_isready: no password needed)."""
     result = subprocess.run(
-        [_client("pg_isready"), "-h", server.host, "-p", str(server.port), "-q"], capture_output=True
+        [_client("pg_isready"), "-h", server.host, "-p", str(server.port), "-q"], capture_output=True,
+        env=server.client_env(),
     )
     return result.returncode == 0
 
 
+def _initdb(server: PostgresServer, data_dir: Path) -> None:
+    """Create the cluster with scram-sha-256 everywhere and the role's (generated) password."""
+    password = _generated_password(server)
+    with tempfile.TemporaryDirectory(prefix="lakehouse-initdb-") as private:  # mode 0700
+        pwfile = Path(private) / "pwfile"
+        daemons.write_private(pwfile, password + "\n")
+        _hand_to_server_user(Path(private))  # as root, initdb runs as postgres: it must read the file
+        _hand_to_server_user(pwfile)
+        _run(
+            _as_server_user([
+                str(_bin_dir() / "initdb"), "-D", str(data_dir), "-U", server.user, f"--auth={AUTH_METHOD}",
+                f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C",
+            ]),
+            f"initdb {data_dir}",
+        )
+
+
 def start(server: PostgresServer) -> PostgresServer:
-    """Create the cluster on first use, then start it (no-op when it already runs); return ``server``."""
+    """Create the cluster on first use, then start it (no-op when it already runs); return ``server``.
+    Either way the server then asks every client for a password (see the module's docstring)."""
     data_dir = server.managed_data_dir()
     if is_running(server):
+        _require_passwords(server)
         return server
     if not (data_dir / "PG_VERSION").is_file():
         data_dir.mkdir(parents=True, exist_ok=True)
         _check_reachable(data_dir)
         data_dir.chmod(0o700)
         _hand_to_server_user(data_dir)
-        _run(
-            _as_server_user([
-                str(_bin_dir() / "initdb"), "-D", str(data_dir), "-U", server.user, "--auth=trust",
-                "-E", "UTF8", "--locale=C",
-            ]),
-            f"initdb {data_dir}",
-        )
+        _initdb(server, data_dir)
         with open(data_dir / "postgresql.conf", "a") as conf:
             conf.write(
                 "\n# written by lakehouse.postgres: loopback only, sockets in the data folder\n"
@@ -169,6 +306,7 @@ def start(server: PostgresServer) -> PostgresServer:
         ]),
         f"starting PostgreSQL on {server.host}:{server.port} (log: {log_file})",
     )
+    _require_passwords(server)
     return server
 
 
@@ -192,7 +330,8 @@ def psql(server: PostgresServer, database: str, sql: str | None = None, file: Pa
         command += ["-c", sql]
     if file is not None:
         command += ["-f", str(file)]
-    return _run(command, f"psql on {database}", env=server.client_env(), input=stdin).stdout
+    with client_environment(server) as env:
+        return _run(command, f"psql on {database}", env=env, input=stdin).stdout
 
 
 def create_database(server: PostgresServer, database: str, drop_existing: bool = False) -> None:
@@ -209,5 +348,6 @@ def pg_dump(server: PostgresServer, database: str, target: Path, tables: list[st
     command = [_client("pg_dump"), "--format=plain", "--no-owner", "-d", database, "-f", str(target)]
     for table in tables or []:
         command += ["-t", table]
-    _run(command, f"pg_dump of {database}", env=server.client_env())
+    with client_environment(server) as env:
+        _run(command, f"pg_dump of {database}", env=env)
     return target

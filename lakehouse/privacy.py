@@ -25,12 +25,23 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.config import LakehouseConfig
-from lakehouse.sources.databases import PrivateColumn
+from lakehouse.project.sources import PrivateColumn
 
 KEY_VARIABLE = "LAKEHOUSE_PSEUDONYM_KEY"
 MIN_KEY_LENGTH = 16
 _BLOCK = 64  # SHA-256 block size in bytes
 ID_HEX_DIGITS = 15  # 60 bits: an integer pseudonym fits a positive bigint; collisions ~ n^2 / 2^61
+MASK = "<masked>"
+# What may identify a person in free text: e-mail addresses, IPv4 addresses, and IPv6 addresses (eight
+# groups, or any form with "::"; a time such as 13:55:36 has neither).
+# Each starts only where a token starts (a lookbehind) and never backtracks into a run it consumed
+# (possessive quantifiers), so a hostile megabyte-long line costs linear time.
+EMAIL_PATTERN = r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]++@(?:[A-Za-z0-9-]++\.)++[A-Za-z]{2,}+"
+IPV4_PATTERN = r"(?<![0-9])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9])"
+IPV6_PATTERN = (
+    r"(?i)(?<![0-9a-f:])(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){7}"
+    r"|(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*+)?::(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*+)?)(?![0-9a-f:])"
+)
 
 
 class PseudonymKeyError(RuntimeError):
@@ -113,8 +124,15 @@ def python_pseudonym_text(value: object, key: bytes, purpose: str) -> str:
     return hmac.new(key, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
+def mask_text(value: Column) -> Column:
+    """``value`` with everything that looks like an e-mail, IPv4 or IPv6 address replaced by ``<masked>``."""
+    masked = F.regexp_replace(value, EMAIL_PATTERN, MASK)
+    masked = F.regexp_replace(masked, IPV4_PATTERN, MASK)
+    return F.regexp_replace(masked, IPV6_PATTERN, MASK)
+
+
 def pseudonymise(df: DataFrame, private: Iterable[PrivateColumn], key: bytes) -> DataFrame:
-    """Replace each private column of ``df`` by its keyed hash (renamed) or drop it, in place.
+    """Replace each private column of ``df`` by its keyed hash (renamed), its masked text, or drop it, in place.
 
     Integer columns get an integer pseudonym (:func:`pseudonym_id`: joins and tensors keep working),
     text columns a hex one (:func:`pseudonym_text`).
@@ -128,6 +146,8 @@ def pseudonymise(df: DataFrame, private: Iterable[PrivateColumn], key: bytes) ->
         column = by_name.get(field.name)
         if column is None:
             columns.append(F.col(field.name))
+        elif column.action == "mask":
+            columns.append(mask_text(F.col(field.name).cast("string")).alias(column.silver_name or field.name))
         elif column.silver_name is not None:
             hashed = pseudonym_id if isinstance(field.dataType, T.IntegralType) else pseudonym_text
             columns.append(hashed(F.col(field.name), key, column.purpose).alias(column.silver_name))

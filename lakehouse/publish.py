@@ -27,7 +27,7 @@ from lakehouse.quality.gate import GateReport, QualityGateError, split_quarantin
 from lakehouse.quality.results import record_results
 from lakehouse.quality.suites import load_suite
 from lakehouse.tables import TableDeclaration
-from lakehouse.writer import Commit, WriteResult, append_rows, check_schema, insert_new_rows, overwrite_table
+from lakehouse.writer import Commit, WriteResult, append_rows, check_schema, ensure_table, insert_new_rows, overwrite_table
 
 MODES = ("append", "insert_new")
 # A custom commit step (e.g. a MERGE): (spark, config, declaration, kept rows, commit) -> WriteResult.
@@ -83,7 +83,7 @@ def _gate(
     previous_rows: int | None = None,
 ) -> tuple[GateReport | None, DataFrame, DataFrame | None]:
     """Validate; on a failed ``fail`` rule record the results and raise. Returns (report, kept, flagged)."""
-    suite = load_suite(declaration)
+    suite = load_suite(declaration, columns=df.columns)
     if suite is None or not suite.rules or not config.quality.enabled:
         return None, df, None
     report = validate(
@@ -93,7 +93,7 @@ def _gate(
         # A refused attempt is logged on its own (no transaction): the replay that follows must still
         # be able to record its results under the batch's transaction.
         record_results(spark, config, report, replace(commit, transaction=None), version_checked=None)
-        raise QualityGateError(f"{declaration.name}: not published, failed rules: {report.describe_failures()}")
+        raise QualityGateError(f"{declaration.name}: not published, failed rules: {report.describe_failures()}", report)
     kept, flagged = split_quarantined(df, report)
     return report, kept, (flagged if report.failures("quarantine") else None)
 
@@ -106,13 +106,15 @@ def publish_rows(
     commit: Commit,
     mode: Union[str, Writer] = "append",
     rejected: DataFrame | None = None,
+    commit_empty: bool = False,
 ) -> PublishResult:
     """Gate ``df`` and commit it (``append``, ``insert_new`` = MERGE on the declared keys, or a
     :data:`Writer` function that commits the kept rows its own way).
 
     ``rejected`` holds rows the caller already turned away (e.g. unparseable lines), in the quarantine
     schema; they go to the quarantine table in the same commit as the gate's own rejects. With a
-    ``commit.transaction``, a replay after a crash commits nothing twice.
+    ``commit.transaction``, a replay after a crash commits nothing twice. No rows, no commit, unless
+    ``commit_empty`` (a caller whose transaction versions follow the table's own versions needs one).
     """
     if not callable(mode) and mode not in MODES:
         raise ValueError(f"mode must be one of {MODES} or a writer function")
@@ -122,7 +124,7 @@ def publish_rows(
         df.persist()
     try:
         rows_in = df.count()
-        report, kept, flagged = _gate(spark, config, declaration, df, commit)
+        report, kept, flagged = _gate(spark, config, declaration, df, commit) if rows_in else (None, df, None)
         parts = [rejected] if rejected is not None else []
         if flagged is not None:
             parts.append(quarantine_rows(flagged, commit))
@@ -138,7 +140,11 @@ def publish_rows(
                 quarantine_write = append_rows(spark, config, declaration.quarantine, to_quarantine, commit)
             to_quarantine.unpersist()
         writer = mode if callable(mode) else append_rows if mode == "append" else insert_new_rows
-        write = writer(spark, config, declaration, kept, commit)
+        if rows_in or callable(mode) or commit_empty:  # a custom writer applies even an empty snapshot (it deletes)
+            write = writer(spark, config, declaration, kept, commit)
+        else:  # nothing new: no empty commit
+            path = ensure_table(spark, config, declaration, schema=df.schema)
+            write = WriteResult(declaration.name, current_version(spark, path), 0, False)
         if report is not None:
             record_results(spark, config, report, commit, version_checked=write.version)
         return PublishResult(write, quarantine_write, report, rows_in, rows_quarantined)
@@ -153,22 +159,25 @@ def publish_table(
     declaration: TableDeclaration,
     df: DataFrame,
     commit: Commit,
+    rejected: DataFrame | None = None,
 ) -> PublishResult:
     """Write-audit-publish: stage ``df``, audit the staged data, then replace the published table.
 
     Readers never see unaudited data: until the audit passes, the published version is the old one.
     A failing ``fail`` rule raises :class:`QualityGateError` and leaves the published table untouched.
+    ``rejected`` holds rows the caller turned away, in the quarantine schema (appended with the gate's).
     """
     staging = staging_path(config, declaration)
     check_schema(df, declaration).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(staging)
     staged = spark.read.format("delta").load(staging).persist()
     try:
-        return _audit_and_publish(spark, config, declaration, staged, commit)
+        return _audit_and_publish(spark, config, declaration, staged, commit, rejected)
     finally:
         staged.unpersist()
 
 
-def _audit_and_publish(spark, config, declaration: TableDeclaration, staged: DataFrame, commit: Commit) -> PublishResult:
+def _audit_and_publish(spark, config, declaration: TableDeclaration, staged: DataFrame, commit: Commit,
+                       rejected: DataFrame | None) -> PublishResult:
     published_path = config.table_path(declaration.name)
     previous_version = current_version(spark, published_path)
     previous_rows = spark.read.format("delta").load(published_path).count() if previous_version is not None else None
@@ -176,8 +185,9 @@ def _audit_and_publish(spark, config, declaration: TableDeclaration, staged: Dat
     report, kept, flagged = _gate(spark, config, declaration, staged, commit, previous_rows=previous_rows)
     quarantine_write = None
     rows_quarantined = 0
-    if flagged is not None:
-        to_quarantine = quarantine_rows(flagged, commit)
+    parts = [part for part in (rejected, quarantine_rows(flagged, commit) if flagged is not None else None) if part is not None]
+    if parts:
+        to_quarantine = reduce(DataFrame.unionByName, parts)
         quarantine_write = append_rows(spark, config, declaration.quarantine, to_quarantine, commit)
         rows_quarantined = quarantine_write.rows_written
     write = overwrite_table(spark, config, declaration, kept, commit)

@@ -8,7 +8,6 @@ from pyspark.sql import SparkSession
 
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
-from lakehouse.tables import all_tables
 
 
 @dataclass(frozen=True)
@@ -22,7 +21,7 @@ class TableStatus:
 def table_statuses(spark: SparkSession, config: LakehouseConfig) -> list[TableStatus]:
     """The current version and row count of every declared table (``None`` where not built yet)."""
     statuses = []
-    for declaration in all_tables():
+    for declaration in config.tables():
         path = config.table_path(declaration.name)
         version = current_version(spark, path)
         rows = spark.read.format("delta").load(path).count() if version is not None else None
@@ -67,4 +66,22 @@ def quality_summary(spark: SparkSession, config: LakehouseConfig, since) -> str:
         lines.append(
             f"{row.table_name:<{table_width}} {row.rule:<{rule_width}} {row.action:<10} {row.outcome:<11} {failing:>12}"
         )
+    return "\n".join(lines)
+
+
+def format_declarations(config: LakehouseConfig) -> str:
+    """Every table the project declares: layer, the step writing it, where it is defined, keys, inputs
+    (read off the declarations: no Spark)."""
+    root = config.project.root
+    rows = []
+    for declaration in config.tables():
+        where = declaration.defined_in
+        defined = str(where.relative_to(root)) if where and where.is_relative_to(root) else ("platform" if where is None else str(where))
+        rows.append((declaration.name, declaration.step or "-", defined, ", ".join(declaration.keys) or "-",
+                     ", ".join(declaration.upstreams) or "-"))
+    header = ("table", "step", "defined in", "keys", "reads")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header[:4], widths)) + "  " + header[4]]
+    lines.append("-" * len(lines[0]))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
     return "\n".join(lines)

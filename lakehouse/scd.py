@@ -34,26 +34,43 @@ def _is_empty(spark: SparkSession, path: str) -> bool:
     return spark.read.format("delta").load(path).limit(1).count() == 0
 
 
+HELD = "__held"  # a merge source row that only holds its key in place (its snapshot row was unusable)
+
+
+def with_held_keys(rows: DataFrame, held: DataFrame | None, key_columns: list[str]) -> DataFrame:
+    """``rows`` marked ``__held = false``, plus one ``__held = true`` row (other columns null) per key of
+    ``held`` (``key_columns``) that ``rows`` does not have."""
+    marked = rows.withColumn(HELD, F.lit(False))
+    if held is None:
+        return marked
+    extra = held.select(*key_columns).distinct().join(rows.select(*key_columns), key_columns, "left_anti")
+    return marked.unionByName(extra.withColumn(HELD, F.lit(True)), allowMissingColumns=True)
+
+
 def merge_current_state(
-    spark: SparkSession, config: LakehouseConfig, declaration: TableDeclaration, rows: DataFrame, commit: Commit
+    spark: SparkSession, config: LakehouseConfig, declaration: TableDeclaration, rows: DataFrame, commit: Commit,
+    held: DataFrame | None = None,
 ) -> WriteResult:
     """Make the table hold exactly ``rows`` (one per key): changed rows updated, new inserted, missing deleted.
 
     An unchanged row keeps its ``_snapshot_id``/``_snapshot_time``: they name the snapshot that last changed it.
+    Keys in ``held`` (the keys of rows this snapshot could not use: a value that does not type, a repeated
+    key) keep their current row: neither updated nor deleted.
     """
     path = ensure_table(spark, config, declaration)
     if _is_empty(spark, path):  # the first snapshot: nothing to match against
         return append_rows(spark, config, declaration, rows, commit)
     before = current_version(spark, path)
-    rows = check_schema(rows, declaration)
+    rows = with_held_keys(check_schema(rows, declaration), held, list(declaration.keys))
     keys_match = " AND ".join(f"t.{k} = s.{k}" for k in declaration.keys)
     changed = values_differ("t", "s", value_columns(declaration, SNAPSHOT_STAMPS))
+    columns = {c: F.col(f"s.{c}") for c in declaration.schema.names}
     with commit_context(spark, commit):
         (
             DeltaTable.forPath(spark, path).alias("t")
             .merge(rows.alias("s"), keys_match)
-            .whenMatchedUpdateAll(condition=changed)
-            .whenNotMatchedInsertAll()
+            .whenMatchedUpdate(condition=~F.col(f"s.{HELD}") & changed, set=columns)
+            .whenNotMatchedInsert(condition=~F.col(f"s.{HELD}"), values=columns)
             .whenNotMatchedBySourceDelete()
             .execute()
         )
@@ -69,12 +86,14 @@ def merge_history(
     snapshot_id: str,
     taken_at: datetime,
     commit: Commit,
+    held: DataFrame | None = None,
 ) -> WriteResult:
     """Apply one snapshot's ``rows`` (source columns, keyed) to a type-2 history table.
 
     Versions whose values changed get ``valid_to = taken_at``; keys absent from the snapshot get the
-    same and ``deleted = true``; new and changed rows open versions valid from ``taken_at``. Snapshots
-    must be applied oldest first (:func:`last_applied` says where the table is).
+    same and ``deleted = true``; new and changed rows open versions valid from ``taken_at``. Keys in
+    ``held`` keep their current version open. Snapshots must be applied oldest first (:func:`last_applied`
+    says where the table is).
     """
     path = ensure_table(spark, config, declaration)
     keys = tuple(k for k in declaration.keys if k != "valid_from")
@@ -95,15 +114,19 @@ def merge_history(
     before = current_version(spark, path)
     table = DeltaTable.forPath(spark, path)
     current_versions = table.toDF().where("is_current").select(*source_columns)
-    source = history_merge_source(snapshot, current_versions, keys, values)
+    source = history_merge_source(snapshot, current_versions, keys, values).withColumn(HELD, F.lit(False))
+    if held is not None:
+        kept = held.select(*[F.col(k).alias(f"{MERGE_KEY_PREFIX}{k}") for k in keys]).distinct()
+        source = source.unionByName(kept.withColumn(HELD, F.lit(True)), allowMissingColumns=True)
     matches = " AND ".join(f"t.{k} = s.{MERGE_KEY_PREFIX}{k}" for k in keys) + " AND t.is_current"
     closed = {"valid_to": moment, "is_current": F.lit(False)}
+    live = ~F.col(f"s.{HELD}")
     with commit_context(spark, commit):
         (
             table.alias("t")
             .merge(source.alias("s"), matches)
-            .whenMatchedUpdate(condition=values_differ("t", "s", values), set={**closed, "deleted": F.lit(False)})
-            .whenNotMatchedInsert(values={**{c: F.col(f"s.{c}") for c in source_columns}, **opened})
+            .whenMatchedUpdate(condition=live & values_differ("t", "s", values), set={**closed, "deleted": F.lit(False)})
+            .whenNotMatchedInsert(condition=live, values={**{c: F.col(f"s.{c}") for c in source_columns}, **opened})
             .whenNotMatchedBySourceUpdate(condition="t.is_current", set={**closed, "deleted": F.lit(True)})
             .execute()
         )

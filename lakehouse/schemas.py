@@ -1,4 +1,4 @@
-"""Read a table's schema from its YAML file in ``schemas/`` into a Spark ``StructType``.
+"""Read a table's schema from its YAML file (``schemas/`` of a project, or the package's own) into a ``StructType``.
 
 A schema file lists columns in order::
 
@@ -18,7 +18,6 @@ from pathlib import Path
 import yaml
 from pyspark.sql import types as T
 
-from lakehouse.paths import SCHEMAS_DIR
 
 _ATOMIC_TYPES = {
     "string": T.StringType(),
@@ -55,10 +54,14 @@ def parse_type(type_name: str) -> T.DataType:
     raise SchemaFileError(f"unknown column type {type_name!r}")
 
 
+def load_schema(path: str | Path) -> T.StructType:
+    """Load the schema file at ``path`` as a ``StructType`` (column comments kept as metadata)."""
+    return _load_schema(str(Path(path).resolve()))
+
+
 @lru_cache(maxsize=None)
-def load_schema(relative_path: str, schemas_dir: Path = SCHEMAS_DIR) -> T.StructType:
-    """Load ``schemas/<relative_path>`` as a ``StructType`` (column comments kept as metadata)."""
-    path = Path(schemas_dir) / relative_path
+def _load_schema(location: str) -> T.StructType:
+    path = Path(location)
     if not path.is_file():
         raise SchemaFileError(f"schema file not found: {path}")
     document = yaml.safe_load(path.read_text()) or {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Mapping
 
@@ -68,6 +69,19 @@ def launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+@contextmanager
+def _secrets_kept_from_the_jvm():
+    """While the JVM starts: this process's environment without the secrets it does not use (the JVM and its
+    Python workers inherit it). s3a's keys stay: the JVM signs with them."""
+    from lakehouse.daemons import S3_VARIABLES, SECRET_VARIABLES
+
+    removed = {name: os.environ.pop(name) for name in SECRET_VARIABLES if name in os.environ and name not in S3_VARIABLES}
+    try:
+        yield
+    finally:
+        os.environ.update(removed)
+
+
 def get_spark(config: LakehouseConfig, app_name: str | None = None, extra_conf: Mapping[str, str] | None = None) -> SparkSession:
     """Return the active SparkSession or start one configured from ``config``.
 
@@ -87,11 +101,13 @@ def get_spark(config: LakehouseConfig, app_name: str | None = None, extra_conf: 
     already_running = SparkSession.getActiveSession() is not None  # its catalog is fixed by now
     if not already_running and uses_shared_metastore(config) and not prepare_metastore(config):
         with schema_creation_lock(config):  # the first session creates Hive's schema, one process at a time
-            spark = builder.getOrCreate()
+            with _secrets_kept_from_the_jvm():
+                spark = builder.getOrCreate()
             if not metastore_ready(config):  # another process may have created it while this one waited
                 create_schema(spark, config)
     else:
-        spark = builder.getOrCreate()
+        with _secrets_kept_from_the_jvm():
+            spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     if uses_shared_metastore(config):
         quiet_metastore_warnings(spark)

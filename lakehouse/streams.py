@@ -65,10 +65,15 @@ def for_each_new_batch(stream: DataFrame, checkpoint: str, query_name: str, hand
     """
     spark = stream.sparkSession
     handled: list[int] = []
+    raised: list[BaseException] = []
 
     def on_batch(batch: DataFrame, batch_id: int) -> None:
         query_id = next(q.id for q in spark.streams.active if q.name == query_name)
-        handle_batch(batch, Transaction(app_id=f"{query_name}:{query_id}", version=batch_id))
+        try:
+            handle_batch(batch, Transaction(app_id=f"{query_name}:{query_id}", version=batch_id))
+        except BaseException as exc:
+            raised.append(exc)  # the handler's own error, whole (the query only passes on its text)
+            raise
         handled.append(batch_id)
 
     query = (
@@ -81,6 +86,8 @@ def for_each_new_batch(stream: DataFrame, checkpoint: str, query_name: str, hand
     try:
         query.awaitTermination()
     except StreamingQueryException as exc:
+        if raised and isinstance(raised[-1], Exception):
+            raise raised[-1] from exc
         raise StreamFailed(f"{query_name} stopped: {root_cause(exc)}") from exc
     return len(handled)
 

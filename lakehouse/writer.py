@@ -15,9 +15,10 @@ from typing import Iterator, Mapping
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
 from lakehouse import faults
-from lakehouse.catalog import current_version, register_table
+from lakehouse.catalog import current_version, register_table, table_exists
 from lakehouse.config import LakehouseConfig
 from lakehouse.tables import TableDeclaration
 
@@ -65,13 +66,25 @@ class WriteResult:
     committed: bool
 
 
-def ensure_table(spark: SparkSession, config: LakehouseConfig, declaration: TableDeclaration) -> str:
-    """Create the table from its declaration if it does not exist; register its name; return its path."""
+def ensure_table(
+    spark: SparkSession, config: LakehouseConfig, declaration: TableDeclaration, schema: T.StructType | None = None
+) -> str:
+    """Create the table from its declaration if it does not exist; register its name; return its path.
+
+    A table whose declaration has no columns (a definition without a schema file) is created with
+    ``schema``, the columns its definition produced.
+    """
     path = config.table_path(declaration.name)
+    columns = declaration.schema or schema
+    if columns is None:
+        if not table_exists(spark, path):
+            raise SchemaMismatchError(f"{declaration.name} has no schema file and was never written: nothing to create it from")
+        register_table(spark, declaration, path)
+        return path
     builder = (
         DeltaTable.createIfNotExists(spark)
         .location(path)
-        .addColumns(declaration.schema)
+        .addColumns(columns)
         .comment(declaration.description)
     )
     if declaration.partition_by:
@@ -85,7 +98,12 @@ def ensure_table(spark: SparkSession, config: LakehouseConfig, declaration: Tabl
 
 
 def check_schema(df: DataFrame, declaration: TableDeclaration) -> DataFrame:
-    """Return ``df`` with the declared column order; raise ``SchemaMismatchError`` on any difference."""
+    """Return ``df`` with the declared column order; raise ``SchemaMismatchError`` on any difference.
+
+    A table declared without columns (a definition without a schema file) takes ``df`` as it is.
+    """
+    if declaration.schema is None:
+        return df
     declared = {f.name: f.dataType for f in declaration.schema.fields}
     actual = {f.name: f.dataType for f in df.schema.fields}
     problems = [f"missing column {name!r}" for name in declared if name not in actual]
@@ -96,7 +114,7 @@ def check_schema(df: DataFrame, declaration: TableDeclaration) -> DataFrame:
         if name in actual and actual[name] != declared[name]
     ]
     if problems:
-        raise SchemaMismatchError(f"{declaration.name} (schemas/{declaration.schema_file}): " + "; ".join(problems))
+        raise SchemaMismatchError(f"{declaration.name} ({declaration.schema_origin}): " + "; ".join(problems))
     return df.select(*declared)
 
 
@@ -160,10 +178,13 @@ def write_result(spark: SparkSession, declaration: TableDeclaration, path: str, 
 
 
 def _save(spark, config, declaration: TableDeclaration, df: DataFrame, commit: Commit, mode: str) -> WriteResult:
-    path = ensure_table(spark, config, declaration)
-    before = current_version(spark, path)
     rows = check_schema(df, declaration)
-    rows.write.format("delta").options(**writer_options(commit)).mode(mode).save(path)
+    path = ensure_table(spark, config, declaration, schema=rows.schema)
+    before = current_version(spark, path)
+    options = writer_options(commit)
+    if declaration.schema is None and mode == "overwrite":
+        options["overwriteSchema"] = "true"  # its columns are whatever its definition produces now
+    rows.write.format("delta").options(**options).mode(mode).save(path)
     faults.after_commit(declaration.name)
     return write_result(spark, declaration, path, before)
 
@@ -204,9 +225,9 @@ def insert_new_rows(
     """
     if not declaration.keys:
         raise ValueError(f"{declaration.name} declares no keys to merge on")
-    path = ensure_table(spark, config, declaration)
-    before = current_version(spark, path)
     rows = check_schema(df, declaration)
+    path = ensure_table(spark, config, declaration, schema=rows.schema)
+    before = current_version(spark, path)
     condition = " AND ".join(f"target.{key} = source.{key}" for key in declaration.keys)
     with commit_context(spark, commit):
         (

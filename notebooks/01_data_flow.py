@@ -3,20 +3,20 @@
 # MAGIC # 01 · How data flows through the lakehouse
 # MAGIC
 # MAGIC Raw sources land in **bronze** as they arrived, **silver** holds them validated, deduplicated and
-# MAGIC pseudonymised, **gold** holds what analysts and training jobs read. Every table is declared once in
-# MAGIC `lakehouse/tables.py`; this notebook reads those declarations and the tables themselves.
+# MAGIC pseudonymised, **gold** holds what analysts and training jobs read. Every table is declared once, in
+# MAGIC the project (`sources/`, `tables/`); this notebook reads those declarations and the tables themselves.
 
 # COMMAND ----------
 
 import pandas as pd
 import matplotlib.pyplot as plt
 
-from lakehouse.tables import all_tables
+from lakehouse.project import find_project_root, load_project
 
 declared = pd.DataFrame(
     [
-        {"table": t.name, "layer": t.layer, "built_by": t.job or "", "upstreams": ", ".join(t.upstreams)}
-        for t in all_tables()
+        {"table": t.name, "layer": t.layer, "built_by": t.step or "", "upstreams": ", ".join(t.upstreams)}
+        for t in load_project(find_project_root()).tables()
     ]
 )
 present = {f"{row.namespace}.{row.tableName}" for layer in ("bronze", "silver", "gold", "quality", "ops")

@@ -39,9 +39,9 @@ print(f"{len(failing)} tables checked; {int((failing.checks != failing.passed).s
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from lakehouse.tables import all_tables
+from lakehouse.project import find_project_root, load_project
 
-quarantine_tables = [t.quarantine.name for t in all_tables() if t.has_quarantine
+quarantine_tables = [t.quarantine.name for t in load_project(find_project_root()).tables() if t.has_quarantine
                      and spark.catalog.tableExists(t.quarantine.name)]
 reasons = pd.concat(
     [spark.sql(f"SELECT '{name}' AS quarantine, rule, count(*) AS rows FROM {name} GROUP BY rule").toPandas()

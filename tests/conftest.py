@@ -12,8 +12,8 @@ import pytest
 
 pytest.register_assert_rewrite("helpers")
 
+from helpers import DEMO_CONF_FILE
 from lakehouse.config import LakehouseConfig, load_config
-from lakehouse.paths import DEFAULT_CONF_FILE
 
 
 # The suite's own PostgreSQL (started once, on a free port, in a folder the server account can enter).
@@ -35,7 +35,7 @@ def make_config(root: Path) -> LakehouseConfig:
     """``conf/local.yaml`` with its warehouse and landing folders moved under ``root`` and the suite's
     PostgreSQL server as the application database, and an in-memory catalog."""
     return load_config(
-        DEFAULT_CONF_FILE,
+        DEMO_CONF_FILE,
         environ={
             "LAKEHOUSE_WAREHOUSE": str(root / "warehouse"),
             "LAKEHOUSE_LANDING": str(root / "landing"),

@@ -4,7 +4,12 @@ pyspark 4.1's ``assertDataFrameEqual`` insists on pyarrow >= 15, but Petastorm n
 (see README, "Pinned versions"), so DataFrames are compared here on their schema and sorted rows.
 """
 
+from pathlib import Path
+
 from pyspark.sql import DataFrame
+
+DEMO_PROJECT = Path(__file__).resolve().parents[1]  # the repository root is the demo scenario's project
+DEMO_CONF_FILE = DEMO_PROJECT / "conf" / "local.yaml"
 
 
 def sorted_rows(df: DataFrame) -> list[tuple]:
@@ -26,10 +31,9 @@ def write_loader_versions(spark, config):
     next), v2 users 1000..1499, v3 = v2 + users 1500..1599 appended. Returns (v2, v3)."""
     from datetime import date
 
-    from lakehouse.tables import get_table
     from lakehouse.writer import Commit, append_rows, overwrite_table
 
-    gold = get_table("gold.user_activity_daily")
+    gold = demo_table("gold.user_activity_daily")
 
     def rows(users):
         return spark.createDataFrame(
@@ -49,9 +53,7 @@ def write_conf_file(config, path, **sections):
 
     import yaml
 
-    from lakehouse.paths import DEFAULT_CONF_FILE
-
-    conf = yaml.safe_load(DEFAULT_CONF_FILE.read_text())
+    conf = yaml.safe_load(DEMO_CONF_FILE.read_text())
     conf["paths"] = {"warehouse": config.warehouse, "landing": config.landing}
     conf["postgres"] = {"host": config.postgres.host, "port": config.postgres.port, "data_dir": config.postgres.data_dir}
     conf["catalog"] = {"metastore": config.catalog.metastore, "database": config.catalog.database}
@@ -59,3 +61,34 @@ def write_conf_file(config, path, **sections):
     conf.update(sections)
     Path(path).write_text(yaml.safe_dump(conf))
     return Path(path)
+
+
+def demo_table(name: str):
+    """The declaration of ``name`` in the demo project (the repository root)."""
+    from lakehouse.project import load_project
+
+    return load_project(DEMO_PROJECT).table(name)
+
+
+def run_step(spark, config, name, **options):
+    """Run one step of ``config``'s project (a step name or a table it writes) in the suite's session, as
+    ``lakehouse step NAME --option ...`` would; returns its :class:`lakehouse.job.JobResult`."""
+    from lakehouse.engine import run_step as run
+
+    return run(config, name, spark=spark, options=options)
+
+
+def demo_job(name: str):
+    """A job of the demo project's jobs/ folder, imported (e.g. ``demo_job("train_popularity").run``)."""
+    from lakehouse.project.jobs import load_job
+
+    return load_job(DEMO_PROJECT, name)
+
+
+def build_tables(spark, config, *tables, options=None):
+    """Run, in dependency order and without skipping, every step the ``tables`` need (theirs and upstream);
+    ``options`` gives some steps options (by step name). Returns each step's result by step name."""
+    from lakehouse.orchestration import select_steps
+
+    steps = select_steps(list(config.project.steps), list(tables))
+    return {step.name: run_step(spark, config, step.name, **(options or {}).get(step.name, {})) for step in steps}

@@ -1,6 +1,5 @@
 """bronze.access_logs -> silver.access_requests: pseudonymised, typed, every line accounted for, exactly once."""
 
-import argparse
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -8,9 +7,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from helpers import run_step
 from lakehouse.catalog import current_version, read_table
-from lakehouse.job import run_job
-from lakehouse.pipeline import load_job
 from lakehouse.privacy import KEY_VARIABLE, python_pseudonym_text
 from lakehouse.transforms.access_requests import DUPLICATE_REASON, mark_rejects, mask_personal, with_request_id
 
@@ -33,11 +31,6 @@ LINES = [
 ]
 PRIVATE = ["10.0.0.1", "2001:db8::7", "10.0.0.9", "10.0.0.2", "10.0.0.3", "10.0.0.4", "alice"]
 TABLES = ("bronze.access_logs", "silver.access_requests", "silver.access_requests_quarantine")
-
-
-def run(spark, config, name):
-    job = load_job(name)
-    return run_job(job.JOB_NAME, job.run, argparse.Namespace(), spark=spark, config=config)
 
 
 def land(config, name, lines):
@@ -64,14 +57,14 @@ def quiet_config(config, monkeypatch):
 def test_requests_are_pseudonymised_typed_and_every_line_accounted_for(spark, quiet_config):
     config = quiet_config
     land(config, "access.log", LINES)
-    run(spark, config, "ingest_access_logs")
-    result = run(spark, config, "build_silver_access_requests")
+    run_step(spark, config, "ingest_access_logs")
+    result = run_step(spark, config, "silver.access_requests")
 
     bronze = read_table(spark, config, "bronze.access_logs")
     silver = read_table(spark, config, "silver.access_requests")
     quarantine = read_table(spark, config, "silver.access_requests_quarantine")
     assert bronze.count() == len(LINES) == silver.count() + quarantine.count()
-    assert silver.count() == 4 == result.counts["rows parsed"] - 1  # the 999 is parsed, then quarantined
+    assert silver.count() == 4 == result.counts["rows accepted"] - 1  # the 999 is parsed, then quarantined
     reasons = sorted((r.reason, r.record) for r in quarantine.collect())
     assert [reason for reason, _ in reasons] == [
         "bad_timestamp", "empty_line", "expectation_failed:status_is_http", "missing_status", "not_access_log_format"
@@ -101,7 +94,7 @@ def test_requests_are_pseudonymised_typed_and_every_line_accounted_for(spark, qu
 
     # a re-run finds nothing new and commits nothing
     before = versions(spark, config)
-    run(spark, config, "build_silver_access_requests")
+    run_step(spark, config, "silver.access_requests")
     assert versions(spark, config) == before
 
 

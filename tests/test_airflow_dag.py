@@ -11,12 +11,14 @@ import sys
 
 import pytest
 
-from lakehouse.dag import AIRFLOW_DAG_ID, pipeline_steps, render_airflow_dag
-from lakehouse.paths import CACHE_DIR, PROJECT_ROOT
+from lakehouse.dag import AIRFLOW_DAG_ID, render_airflow_dag
+from lakehouse.project import load_project
+from helpers import DEMO_PROJECT
+from lakehouse.paths import CACHE_DIR
 
 AIRFLOW_VERSION = "3.1.3"
 AIRFLOW_VENV = CACHE_DIR / f"airflow-{AIRFLOW_VERSION}"
-DAG_FILE = PROJECT_ROOT / "dags" / "lakehouse_pipeline.py"
+DAG_FILE = DEMO_PROJECT / "dags" / "lakehouse_pipeline.py"
 
 LOAD_DAG = """
 import json, sys
@@ -47,7 +49,7 @@ def airflow_python():
 
 
 def test_the_shipped_dag_file_is_the_current_graph():
-    assert DAG_FILE.read_text() == render_airflow_dag(), \
+    assert DAG_FILE.read_text() == render_airflow_dag(load_project(DEMO_PROJECT)), \
         "dags/lakehouse_pipeline.py is stale: run `lakehouse dag --airflow dags/lakehouse_pipeline.py`"
 
 
@@ -60,9 +62,9 @@ def test_airflow_loads_the_dag_with_one_task_per_step_and_the_derived_dependenci
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     found = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert found["errors"] == {}
-    steps = pipeline_steps()
-    assert set(found["tasks"]) == {step.job for step in steps}
+    steps = load_project(DEMO_PROJECT).steps
+    assert set(found["tasks"]) == {step.name for step in steps}
     for step in steps:
-        task = found["tasks"][step.job]
-        assert task["upstream"] == sorted(step.upstream_jobs), step.job
-        assert f"lakehouse run --select {step.job} --no-upstream" in task["command"]
+        task = found["tasks"][step.name]
+        assert task["upstream"] == sorted(step.upstream_steps), step.name
+        assert f"run --select {step.name} --no-upstream" in task["command"] and "--project" in task["command"]

@@ -6,16 +6,16 @@ import pytest
 import yaml
 
 from lakehouse.cli import main
-from lakehouse.paths import DEFAULT_CONF_FILE
-from lakehouse.tables import get_table
+from helpers import DEMO_CONF_FILE
+from helpers import demo_table
 from lakehouse.writer import Commit, overwrite_table
 
-GOLD = get_table("gold.user_activity_daily")
+GOLD = demo_table("gold.user_activity_daily")
 
 
 @pytest.fixture
 def conf_file(config, tmp_path):
-    conf = yaml.safe_load(DEFAULT_CONF_FILE.read_text())
+    conf = yaml.safe_load(DEMO_CONF_FILE.read_text())
     conf["paths"] = {"warehouse": config.warehouse, "landing": config.landing}
     conf["catalog"] = {"metastore": config.catalog.metastore}
     path = tmp_path / "cli.yaml"
@@ -55,7 +55,30 @@ def test_history_tag_diff_show_restore_lineage(spark, config, conf_file, capsys)
     assert code == 1 and "has no tag 'nope'" in err
 
 
-def test_a_job_that_cannot_run_says_why_and_exits_1(spark, conf_file, capsys):
-    code, out, err = cli(capsys, "job", "build_gold_user_activity", "--conf-file", conf_file)
+def test_a_step_that_cannot_run_says_why_and_exits_1(spark, conf_file, capsys):
+    code, out, err = cli(capsys, "step", "gold.user_activity_daily", "--conf-file", conf_file)
     assert code == 1 and out == ""
-    assert "build_gold_user_activity failed: RuntimeError: silver.events does not exist yet" in err
+    assert "gold.user_activity_daily failed: RuntimeError: silver.events do not exist yet: run silver.events first" in err
+    code, _, err = cli(capsys, "step", "gold.user_activity_dail", "--conf-file", conf_file)
+    assert code == 1 and "did you mean gold.user_activity_daily" in err
+
+
+def test_init_then_declare_a_folder_of_logs_without_writing_python(tmp_path, capsys, monkeypatch):
+    target = tmp_path / "ops"
+    code, out, _ = cli(capsys, "init", str(target))
+    assert code == 0 and "wrote conf/local.yaml" in out
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.jsonl").write_text("".join(f'{{"user": "u{i}@example.com", "ms": {i}, "ok": true}}\n' for i in range(20)))
+    code, out, _ = cli(capsys, "--project", str(target), "source", "add-files", "app", "--path", str(logs), "--format", "jsonl")
+    assert code == 0, out
+    assert "columns inferred from 20 sampled lines: user string, ms bigint, ok boolean" in out
+    declared = (target / "sources" / "app.yaml").read_text()
+    assert "format: jsonl" in declared and "user: {as: user_hash, purpose: email}" in declared  # personal by its values
+    monkeypatch.chdir(target)  # inside the project: no --project needed
+    code, out, _ = cli(capsys, "tables", "--declared")
+    assert code == 0 and "bronze.app" in out and "sources/app.yaml" in out
+    code, out, _ = cli(capsys, "sources")
+    assert "app (files, jsonl)" in out and "bronze.app: not landed yet" in out
+    code, _, err = cli(capsys, "source", "add-files", "bad", "--path", str(logs), "--format", "text", "--pattern", "x")
+    assert code == 1 and "--pattern is the line pattern (named groups) of --format regex" in err

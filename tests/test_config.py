@@ -3,26 +3,26 @@ from pathlib import Path
 import pytest
 
 from lakehouse.config import ConfigError, load_config
-from lakehouse.paths import DEFAULT_CONF_FILE, PROJECT_ROOT
+from helpers import DEMO_CONF_FILE, DEMO_PROJECT
 
 
 def test_local_paths_resolve_against_project_root_not_cwd(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    config = load_config(DEFAULT_CONF_FILE, environ={})
-    assert config.warehouse == str(PROJECT_ROOT / "warehouse")
-    assert config.checkpoints == str(PROJECT_ROOT / "warehouse" / "_checkpoints")
-    assert config.table_path("silver.events") == str(PROJECT_ROOT / "warehouse" / "silver" / "events")
+    config = load_config(DEMO_CONF_FILE, environ={})
+    assert config.warehouse == str(DEMO_PROJECT / "warehouse")
+    assert config.checkpoints == str(DEMO_PROJECT / "warehouse" / "_checkpoints")
+    assert config.table_path("silver.events") == str(DEMO_PROJECT / "warehouse" / "silver" / "events")
     assert config.spark_master == "local[*]"
 
 
 def test_environment_overrides_and_uri_warehouse():
-    config = load_config(DEFAULT_CONF_FILE, environ={"LAKEHOUSE_WAREHOUSE": "s3a://bucket/wh/"})
+    config = load_config(DEMO_CONF_FILE, environ={"LAKEHOUSE_WAREHOUSE": "s3a://bucket/wh/"})
     assert config.warehouse == "s3a://bucket/wh"
     assert config.table_path("gold.x") == "s3a://bucket/wh/gold/x"
     assert config.loader_cache == "s3a://bucket/wh/_cache/petastorm"
     # conf/local.yaml's `mlflow:` section holds only comments (None in YAML): overriding into it works
     overridden = load_config(
-        DEFAULT_CONF_FILE, environ={"MLFLOW_TRACKING_URI": "sqlite:///x.db", "LAKEHOUSE_PG_PORT": "6543"}
+        DEMO_CONF_FILE, environ={"MLFLOW_TRACKING_URI": "sqlite:///x.db", "LAKEHOUSE_PG_PORT": "6543"}
     )
     assert overridden.mlflow_tracking_uri == "sqlite:///x.db"
     assert overridden.postgres.port == 6543 and overridden.postgres.jdbc_url("appdb").endswith(":6543/appdb")
@@ -42,13 +42,13 @@ def test_missing_file_and_bad_keys_fail_clearly(tmp_path):
 
 
 def test_table_names_must_have_a_layer():
-    config = load_config(DEFAULT_CONF_FILE, environ={})
+    config = load_config(DEMO_CONF_FILE, environ={})
     with pytest.raises(ValueError, match="layer.table"):
         config.table_path("events")
 
 
 def test_cluster_conf_loads():
-    config = load_config(Path(PROJECT_ROOT / "conf" / "cluster.yaml"), environ={})
+    config = load_config(Path(DEMO_PROJECT / "conf" / "cluster.yaml"), environ={})
     assert config.spark_master is None
     assert config.warehouse.startswith("s3a://")
 
@@ -56,12 +56,12 @@ def test_cluster_conf_loads():
 def test_catalog_defaults_to_the_shared_metastore_and_checks_its_keys(tmp_path):
     from lakehouse.metastore import metastore_settings
 
-    config = load_config(DEFAULT_CONF_FILE, environ={"LAKEHOUSE_PG_PORT": "6543"})
+    config = load_config(DEMO_CONF_FILE, environ={"LAKEHOUSE_PG_PORT": "6543"})
     assert (config.catalog.metastore, config.catalog.database) == ("postgres", "lakehouse_metastore")
     settings = metastore_settings(config)
     assert settings["spark.sql.catalogImplementation"] == "hive"
     assert settings["spark.hadoop.javax.jdo.option.ConnectionURL"] == "jdbc:postgresql://127.0.0.1:6543/lakehouse_metastore"
-    in_memory = load_config(DEFAULT_CONF_FILE, environ={"LAKEHOUSE_METASTORE": "in-memory"})
+    in_memory = load_config(DEMO_CONF_FILE, environ={"LAKEHOUSE_METASTORE": "in-memory"})
     assert metastore_settings(in_memory) == {"spark.sql.catalogImplementation": "in-memory"}
     for text, complaint in (("catalog: {metastore: derby}\n", "must be 'postgres' or 'in-memory'"),
                             ("catalog: {databse: x}\n", "databse")):
@@ -69,3 +69,23 @@ def test_catalog_defaults_to_the_shared_metastore_and_checks_its_keys(tmp_path):
         bad.write_text("paths: {warehouse: w}\n" + text)
         with pytest.raises(ConfigError, match=complaint):
             load_config(bad, environ={})
+
+
+def test_the_project_is_the_one_named_or_the_one_holding_the_environment_file(tmp_path, monkeypatch):
+    from lakehouse.project.scaffold import init_project
+
+    init_project(tmp_path / "shop")
+    by_variable = load_config(environ={"LAKEHOUSE_PROJECT": str(tmp_path / "shop")})
+    assert by_variable.project_root == str(tmp_path / "shop")
+    assert by_variable.warehouse == str(tmp_path / "shop" / "warehouse")  # relative paths: against the project
+    by_file = load_config(tmp_path / "shop" / "conf" / "local.yaml", environ={})
+    assert by_file.project_root == str(tmp_path / "shop")
+    by_argument = load_config(environ={}, project=tmp_path / "shop")
+    assert by_argument.project.steps == ()
+    monkeypatch.chdir(tmp_path / "shop" / "conf")  # inside a project: found from the current folder
+    assert load_config(environ={}).project_root == str(tmp_path / "shop")
+    with pytest.raises(ConfigError, match="not a project .*lakehouse init"):
+        load_config(environ={"LAKEHOUSE_PROJECT": str(tmp_path)})
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="no project here"):
+        load_config(environ={})

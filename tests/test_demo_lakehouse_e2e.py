@@ -13,29 +13,23 @@ from types import SimpleNamespace
 import pytest
 import torch
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
-from helpers import sorted_rows, write_conf_file
-from jobs import train_popularity
+from helpers import DEMO_PROJECT, build_tables, demo_job, run_step, sorted_rows, write_conf_file
 from lakehouse.catalog import current_version, read_table
 from lakehouse.job import run_job
 from lakehouse.loaders.arrow_loader import arrow_dataloader
 from lakehouse.loaders.augment import DecodeImages
 from lakehouse.loaders.petastorm_loader import petastorm_dataloader
 from lakehouse.loaders.split import Split
-from lakehouse.paths import PROJECT_ROOT
-from lakehouse.pipeline import load_job, pipeline_job_names
 from lakehouse.privacy import pseudonym_key, python_pseudonym_id
 from lakehouse.scenario.sources import stage_sources
 
 BIN = Path(sys.executable).parent
 GOLD = "gold.photo_popularity_training"
 ACTIVITY = "gold.user_activity_daily"
-APPDB_ONLY = {"ingest_database": {"database": ["appdb"]}, "build_silver_snapshots": {"database": ["appdb"]}}
-
-
-def run(spark, config, name):
-    args = argparse.Namespace(**APPDB_ONLY.get(name, {}))
-    return run_job(name, load_job(name).run, args, spark=spark, config=config)
+REQUESTS = "gold.http_status_daily"  # the access logs' path: client addresses to keep out of silver
+train_popularity = demo_job("train_popularity")
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +39,13 @@ def built(spark, tmp_path_factory, pg_server):
     config = make_config(tmp_path_factory.mktemp("popularity"))
     config = replace(config, privacy=replace(config.privacy, key_file=str(tmp_path_factory.mktemp("key") / "key")))
     stage_sources(config)
-    results = {name: run(spark, config, name) for name in pipeline_job_names(select=[GOLD, ACTIVITY])}
-    return config, results
+    return config, build_tables(spark, config, GOLD, ACTIVITY, REQUESTS)
 
 
 @pytest.mark.e2e
 def test_every_photo_is_a_training_row_or_left_out_for_a_reason(spark, built):
     config, results = built
-    counts = results["build_gold_photo_popularity"].counts
+    counts = results[GOLD].counts
     photos = read_table(spark, config, "silver.photos").count()
     gold = read_table(spark, config, GOLD)
     left_out = {k: v for k, v in counts.items() if k.startswith("photos left out")}
@@ -104,12 +97,47 @@ def test_authors_are_pseudonyms_consistent_across_the_database_and_the_logs(spar
 
 
 @pytest.mark.e2e
+def test_no_raw_personal_value_is_anywhere_in_silver_or_gold_quarantines_included(spark, built):
+    config, _ = built
+    bronze_users = read_table(spark, config, "bronze.appdb_users").select("user_id", "email", "display_name").collect()
+    emails = {row.email for row in bronze_users}
+    names = {row.display_name for row in bronze_users if row.display_name and len(row.display_name) > 4}
+    user_ids = {row.user_id for row in bronze_users}
+    lines = read_table(spark, config, "bronze.app_events").select(
+        F.get_json_object("value", "$.user_id").alias("id")).where("id IS NOT NULL").distinct().collect()
+    raw_ids = {str(row.id) for row in lines} | {str(i) for i in user_ids}
+    addresses = {row.client_host for row in read_table(spark, config, "bronze.access_logs").select("client_host")
+                 .distinct().collect() if row.client_host}
+    assert emails and raw_ids and len(addresses) == 220  # the sources do hold personal values
+    token = re.compile(r"[\w.@:%+-]+")
+    scanned = []
+    for declaration in config.tables():
+        if declaration.layer not in ("silver", "gold") or current_version(spark, config.table_path(declaration.name)) is None:
+            continue
+        frame = read_table(spark, config, declaration.name)
+        texts = frame.select(F.to_json(F.struct(*[F.col(c) for c in frame.columns
+                                                  if not isinstance(frame.schema[c].dataType, T.BinaryType)])))
+        found = set()
+        for (text,) in texts.collect():
+            tokens = set(token.findall(text))
+            found |= (emails | addresses | names) & tokens
+            found |= {m for m in re.findall(r'"user_?id"\s*:\s*"?([^",}]+)', text) if m in raw_ids}
+        assert not found, (declaration.name, sorted(found)[:10])
+        scanned.append(declaration.name)
+    assert {"silver.events_quarantine", "silver.users_quarantine", "silver.access_requests", "silver.images_quarantine",
+            GOLD, REQUESTS} <= set(scanned)
+    # the quarantine keeps the rejected app-event lines, with their user ids replaced by pseudonyms
+    kept = read_table(spark, config, "silver.events_quarantine").where("reason = 'bad_type:user_id'").first()
+    assert kept is not None and '"user_key": ' in kept.record
+
+
+@pytest.mark.e2e
 def test_same_silver_versions_give_byte_for_byte_the_same_gold(spark, built):
     config, results = built
     first = current_version(spark, config.table_path(GOLD))
-    again = run(spark, config, "build_gold_photo_popularity")
+    again = run_step(spark, config, GOLD)
     second = current_version(spark, config.table_path(GOLD))
-    assert second > first and again.counts["training rows"] == results["build_gold_photo_popularity"].counts["training rows"]
+    assert second > first and again.counts["training rows"] == results[GOLD].counts["training rows"]
     assert sorted_rows(read_table(spark, config, GOLD, version=first)) == sorted_rows(read_table(spark, config, GOLD, version=second))
 
 
@@ -185,7 +213,7 @@ def test_every_notebook_runs_top_to_bottom_on_the_lakehouse(spark, built, tmp_pa
 
     config, _ = built
     register_existing_tables(spark, config)  # names may point at another test's warehouse in this session
-    notebooks = sorted((PROJECT_ROOT / "notebooks").glob("*.py"))
+    notebooks = sorted((DEMO_PROJECT / "notebooks").glob("*.py"))
     assert [path.stem[:2] for path in notebooks] == ["01", "02", "03", "04"]
     runs = {path.stem: run_notebook(path, spark, config, out_dir=tmp_path) for path in notebooks}
     for run in runs.values():
@@ -206,7 +234,7 @@ def test_an_exported_notebook_runs_in_ipython_with_the_sql_magic(spark, built, t
 
     config, _ = built
     monkeypatch.setenv("LAKEHOUSE_CONF", str(write_conf_file(config, tmp_path / "notebook.yaml")))
-    exported = export_ipynb(PROJECT_ROOT / "notebooks" / "03_quality_results.py", tmp_path)
+    exported = export_ipynb(DEMO_PROJECT / "notebooks" / "03_quality_results.py", tmp_path)
     notebook = nbformat.read(str(exported), as_version=4)
     nbformat.validate(notebook)
     assert notebook.cells[0].source == "%load_ext lakehouse.notebooks.magics"
@@ -260,18 +288,31 @@ def test_sql_server_answers_beeline_pyhive_and_spark_sql_on_the_shared_catalog(s
     assert gold_line and "photo_popularity_training" in gold_line[0]
     assert gold_line == [line for line in listings[1][0].splitlines() if line.startswith("gold: ")]
 
-    started = lakehouse("sql-server", "start", "--port", str(port), "--driver-memory", "1g")
+    # Every client logs in: an analyst's account (its generated password in a file of mode 0600).
+    users, password_file = tmp_path / "sql-server.users", tmp_path / "analyst.password"
+    lakehouse("sql-server", "add-user", "analyst", "--users-file", str(users), "--password-file", str(password_file))
+    started = lakehouse("sql-server", "start", "--port", str(port), "--driver-memory", "1g", "--users-file", str(users))
     assert f"SQL server on 127.0.0.1:{port}" in started
     try:
+        from lakehouse import postgres, sql_server
+        from lakehouse.config import load_config
+        from process_secrets import descendants, exposures
+
+        # Neither the metastore's password nor the analyst's is on the server's command line or in its environment.
+        server_pid = sql_server.running_pid(sql_server.sql_server(load_config(conf)))
+        assert not exposures([postgres.server_password(pg_server), password_file.read_text().strip()],
+                             descendants(server_pid))
         shown = subprocess.run(
             [str(spark_home() / "bin" / "beeline"), "-u", f"jdbc:hive2://127.0.0.1:{port}/default",
+             "-n", "analyst", "-w", str(password_file),
              "--outputformat=csv2", "--silent=true", "-e", "SHOW TABLES IN gold"],
             capture_output=True, text=True, timeout=120,
         )
         assert shown.returncode == 0, shown.stderr[-2000:]
         assert {"photo_popularity_training", "user_activity_daily"} <= set(re.findall(r"gold,(\w+)", shown.stdout))
 
-        cursor = hive.connect(host="127.0.0.1", port=port, username="analyst").cursor()
+        cursor = hive.connect(host="127.0.0.1", port=port, username="analyst", auth="CUSTOM",
+                              password=password_file.read_text().strip()).cursor()
         cursor.execute(f"SELECT count(*) FROM {GOLD} g JOIN silver.photos p ON g.photo_id = p.photo_id")
         gold = read_table(spark, config, GOLD)
         assert cursor.fetchall() == [(gold.join(read_table(spark, config, "silver.photos"), "photo_id").count(),)]
@@ -287,7 +328,7 @@ def test_sql_server_answers_beeline_pyhive_and_spark_sql_on_the_shared_catalog(s
         assert cursor.fetchall() == [(1,)]
 
         # A table a job creates now is there for the running server, and for spark-sql, another process.
-        lakehouse("job", "ingest_access_logs")
+        lakehouse("step", "ingest_access_logs")
         cursor.execute("SELECT count(*) FROM bronze.access_logs")
         landed = read_table(spark, config, "bronze.access_logs").count()
         assert cursor.fetchall() == [(landed,)] and landed > 0

@@ -1,4 +1,4 @@
-"""Jobs run as users run them: plain spark-submit and the lakehouse command, in their own processes."""
+"""Steps and jobs run as users run them: plain spark-submit and the lakehouse command, in their own processes."""
 
 import os
 import signal
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lakehouse.paths import DEFAULT_CONF_FILE, PROJECT_ROOT
-from lakehouse.pipeline import available_jobs
+from helpers import DEMO_CONF_FILE, DEMO_PROJECT
+from lakehouse.project import load_project
 from lakehouse.scenario.app_events import write_app_event_logs
 
 BIN = Path(sys.executable).parent
@@ -22,7 +22,7 @@ def env_with_venv():
 
 
 def write_conf(tmp_path):
-    conf = yaml.safe_load(DEFAULT_CONF_FILE.read_text())
+    conf = yaml.safe_load(DEMO_CONF_FILE.read_text())
     conf["paths"] = {"warehouse": str(tmp_path / "warehouse"), "landing": str(tmp_path / "landing")}
     conf["catalog"] = {"metastore": "in-memory"}
     path = tmp_path / "test.yaml"
@@ -31,12 +31,12 @@ def write_conf(tmp_path):
 
 
 @pytest.mark.e2e
-def test_spark_submit_runs_a_job_with_delta(tmp_path):
+def test_spark_submit_runs_a_step_with_delta(tmp_path):
     logs = write_app_event_logs(tmp_path / "landing" / "app_events", seed=5, scale=0.05, days=1)
     conf = write_conf(tmp_path)
     completed = subprocess.run(
-        ["spark-submit", "jobs/ingest_app_events.py", "--conf-file", str(conf)],
-        cwd=PROJECT_ROOT,
+        ["spark-submit", "jobs/run.py", "ingest_app_events", "--conf-file", str(conf)],
+        cwd=DEMO_PROJECT,
         env=env_with_venv(),
         capture_output=True,
         text=True,
@@ -47,20 +47,27 @@ def test_spark_submit_runs_a_job_with_delta(tmp_path):
     assert (tmp_path / "warehouse" / "bronze" / "app_events" / "_delta_log").is_dir()
 
 
-def test_cli_lists_jobs_and_shows_job_help():
-    listed = subprocess.run([BIN / "lakehouse", "jobs"], capture_output=True, text=True, check=True)
-    for job in available_jobs():
-        assert job in listed.stdout
+def test_cli_lists_steps_and_jobs_and_shows_each_ones_help():
+    listed = subprocess.run([BIN / "lakehouse", "steps"], capture_output=True, text=True, check=True, cwd=DEMO_PROJECT)
+    for step in load_project(DEMO_PROJECT).steps:
+        assert step.name in listed.stdout
     options = {
         "ingest_app_events": "--source-dir",
-        "ingest_access_logs": "--source-dir",
-        "ingest_image_manifests": "--source-dir",
-        "ingest_database": "--dump-file",
+        "ingest_photos": "--source-dir",
+        "ingest_nycflights13": "--dump-file",
+        "silver.image_predictions": "retrain (default False)",
+        "gold.daily_active_users": "--conf-file",
     }
-    for job, option in options.items():
-        helped = subprocess.run([BIN / "lakehouse", "job", job, "--help"], capture_output=True, text=True, check=True)
-        assert option in helped.stdout and "--conf-file" in helped.stdout, job
-    unknown = subprocess.run([BIN / "lakehouse", "job", "nope"], capture_output=True, text=True)
+    for step, option in options.items():
+        helped = subprocess.run([BIN / "lakehouse", "step", step, "--help"], capture_output=True, text=True, check=True,
+                                cwd=DEMO_PROJECT)
+        assert option in helped.stdout and "--conf-file" in helped.stdout, step
+    jobs = subprocess.run([BIN / "lakehouse", "jobs"], capture_output=True, text=True, check=True, cwd=DEMO_PROJECT)
+    assert "pipeline" in jobs.stdout and "train_popularity" in jobs.stdout
+    helped = subprocess.run([BIN / "lakehouse", "job", "train_popularity", "--help"], capture_output=True, text=True,
+                            check=True, cwd=DEMO_PROJECT)
+    assert "--loader" in helped.stdout
+    unknown = subprocess.run([BIN / "lakehouse", "job", "nope"], capture_output=True, text=True, cwd=DEMO_PROJECT)
     assert unknown.returncode == 2 and "no job 'nope'" in unknown.stderr
 
 

@@ -1,7 +1,6 @@
 """silver.images -> silver.image_predictions: a real classifier trained on Fashion-MNIST's test split,
 predicting real (train split) pictures inside Spark, incrementally, per model version."""
 
-import argparse
 import io
 import json
 import time
@@ -15,7 +14,6 @@ from pyspark.sql import functions as F
 from lakehouse.catalog import current_version, read_table
 from lakehouse.config import load_config
 from lakehouse.datasets import fashion_mnist_images, png_bytes
-from lakehouse.job import run_job
 from lakehouse.models import storage
 from lakehouse.models.fashion_classifier import (
     EXPERIMENT,
@@ -29,9 +27,7 @@ from lakehouse.models.fashion_classifier import (
     serialize,
     train_classifier,
 )
-from lakehouse.paths import DEFAULT_CONF_FILE
-from lakehouse.pipeline import load_job
-from lakehouse.tables import get_table
+from helpers import DEMO_CONF_FILE, demo_table, run_step
 from lakehouse.transforms.predictions import unpredicted
 from lakehouse.writer import Commit, append_rows
 
@@ -42,7 +38,7 @@ N_PHOTOS = 40
 def model_config(tmp_path_factory):
     """A warehouse whose current model was trained (full default recipe) and logged to MLflow once."""
     root = tmp_path_factory.mktemp("predictions")
-    config = load_config(DEFAULT_CONF_FILE, environ={
+    config = load_config(DEMO_CONF_FILE, environ={
         "LAKEHOUSE_WAREHOUSE": str(root / "warehouse"), "LAKEHOUSE_LANDING": str(root / "landing"),
         "LAKEHOUSE_METASTORE": "in-memory",
     })
@@ -109,13 +105,16 @@ def _image_row(content: bytes, label: str, fmt="PNG", size=(28, 28), mode="L"):
 
 
 def _add_images(spark, config, rows):
-    images = get_table("silver.images")
+    images = demo_table("silver.images")
     append_rows(spark, config, images, spark.createDataFrame(rows, images.schema), Commit("test", "test-setup"))
 
 
 def _run(spark, config):
-    job = load_job("build_image_predictions")
-    return run_job("build_image_predictions", job.run, argparse.Namespace(), spark=spark, config=config)
+    """Run the step; return its counts of predicted and undecodable images beside its result."""
+    result = run_step(spark, config, "silver.image_predictions")
+    result.predicted = result.counts.get("rows accepted", 0)
+    result.undecodable = sum(n for k, n in result.counts.items() if k.startswith("rows undecodable_image"))
+    return result
 
 
 def _jpeg_rgb(pixels: bytes) -> bytes:
@@ -138,8 +137,7 @@ def test_predictions_are_incremental_per_model_version_and_nothing_is_lost(spark
     model = current_model(config)
 
     first = _run(spark, config)
-    assert first.counts["images predicted"] == N_PHOTOS
-    assert first.counts["images quarantined (undecodable)"] == 1
+    assert (first.predicted, first.undecodable) == (N_PHOTOS, 1)
     assert first.counts["model version"] == model.version and "training seconds" not in first.counts
     predictions = read_table(spark, config, "silver.image_predictions")
     quarantine = read_table(spark, config, "silver.image_predictions_quarantine")
@@ -154,7 +152,7 @@ def test_predictions_are_incremental_per_model_version_and_nothing_is_lost(spark
     correct = sum(truth[r.content_hash] == r.predicted_label for r in rows)
     assert correct / N_PHOTOS > 0.6  # pictures the model never saw
     bad = quarantine.collect()
-    assert bad[0].reason.startswith("undecodable_image:") and bad[0].rule == "build_image_predictions"
+    assert bad[0].reason.startswith("undecodable_image:") and bad[0].rule == "silver.image_predictions"
     assert json.loads(bad[0].record) == {
         "content_hash": broken[0], "model_name": "fashion_mnist_cnn", "model_version": model.version
     }
@@ -163,15 +161,14 @@ def test_predictions_are_incremental_per_model_version_and_nothing_is_lost(spark
     assert json.loads(last_commit.userMetadata)["inputs"] == {"silver.images": images_version}
 
     rerun = _run(spark, config)
-    assert rerun.counts["images predicted"] == 0 and rerun.counts["images quarantined (undecodable)"] == 0
+    assert (rerun.predicted, rerun.undecodable) == (0, 0)
     assert not any(write.committed for write in rerun.writes)
 
     # A new model version predicts every image again; the old version's rows stay.
     newer = register_model(config, train_classifier(train_size=1000, epochs=1))
     assert newer.version != model.version and current_model(config).version == newer.version
     third = _run(spark, config)
-    assert third.counts["images predicted"] == N_PHOTOS
-    assert third.counts["images quarantined (undecodable)"] == 1
+    assert (third.predicted, third.undecodable) == (N_PHOTOS, 1)
     by_version = {
         r["model_version"]: r["count"]
         for r in read_table(spark, config, "silver.image_predictions").groupBy("model_version").count().collect()

@@ -17,17 +17,17 @@ from lakehouse.lineage.mlflow_runs import (
     run_inputs,
 )
 from lakehouse.lineage.tables import format_lineage, table_lineage
-from lakehouse.tables import get_table
+from helpers import demo_table
 from lakehouse.writer import Commit, append_rows, ensure_table, insert_new_rows, overwrite_table
 
-BRONZE, SILVER, GOLD = (get_table(n) for n in ("bronze.app_events", "silver.events", "gold.user_activity_daily"))
+BRONZE, SILVER, GOLD = (demo_table(n) for n in ("bronze.app_events", "silver.events", "gold.user_activity_daily"))
 T = datetime(2026, 11, 1)
 
 
 def build_chain(spark, config):
     """bronze <- 2 files, silver built from bronze@1, gold from silver@1, each commit naming its inputs."""
     lines = spark.createDataFrame(
-        [("{}", f"file:/landing/{name}", T, T, "run-b") for name in ("a.jsonl", "b.jsonl.gz", "a.jsonl")],
+        [("{}", None, n, f"file:/landing/{name}", T, T, "run-b") for n, name in enumerate(("a.jsonl", "b.jsonl.gz", "a.jsonl"))],
         BRONZE.schema,
     )
     bronze_version = append_rows(spark, config, BRONZE, lines, Commit("ingest_app_events", "run-b")).version
@@ -93,13 +93,13 @@ def test_configuring_mlflow_does_not_leak_its_store_to_child_processes(config, m
     """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; a child job with its own --conf-file must not
     inherit this process's store (the variable overrides the configuration)."""
     from lakehouse.config import load_config
-    from lakehouse.paths import DEFAULT_CONF_FILE
+    from helpers import DEMO_CONF_FILE
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     configure_mlflow(config)
     assert mlflow.get_tracking_uri() == config.mlflow_tracking_uri
     assert "MLFLOW_TRACKING_URI" not in os.environ
-    assert load_config(DEFAULT_CONF_FILE).mlflow_tracking_uri != config.mlflow_tracking_uri
+    assert load_config(DEMO_CONF_FILE).mlflow_tracking_uri != config.mlflow_tracking_uri
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere/mlflow.db")  # a user's own choice stays
     configure_mlflow(config)

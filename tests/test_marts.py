@@ -1,7 +1,6 @@
-"""The analyst marts (lakehouse/transforms/marts.py) on hand-made rows, numbers worked out by hand; and
-the job that publishes them, on tiny input tables."""
+"""The analyst marts, SQL definitions of the demo project (tables/gold/*.sql), on hand-made rows with
+numbers worked out by hand; and the steps that publish them, on tiny input tables."""
 
-import argparse
 import json
 from dataclasses import replace
 from datetime import date, datetime
@@ -11,18 +10,37 @@ from delta.tables import DeltaTable
 from helpers import sorted_rows
 from pyspark.sql import types as T
 
+from helpers import DEMO_PROJECT, demo_table, run_step
 from lakehouse.catalog import current_version, read_table
-from lakehouse.job import run_job
-from lakehouse.pipeline import load_job
+from lakehouse.engine.definitions import compute_definition
+from lakehouse.project import load_project
 from lakehouse.schemas import load_schema
-from lakehouse.tables import get_table
-from lakehouse.transforms.marts import daily_active_users, flight_delays_monthly, http_status_daily
 from lakehouse.writer import check_schema
+
+DEMO = load_project(DEMO_PROJECT)
+MARTS = ("gold.daily_active_users", "gold.http_status_daily", "gold.flight_delays_monthly", "gold.user_activity_daily")
+
+
+def mart(spark, name, **frames):
+    """The rows of the mart ``name`` (its SQL file) from hand-made input frames (``silver_events=...``)."""
+    return compute_definition(spark, DEMO, name, {key.replace("_", ".", 1): df for key, df in frames.items()})
+
+
+def daily_active_users(events):
+    return mart(events.sparkSession, "gold.daily_active_users", silver_events=events)
+
+
+def http_status_daily(requests):
+    return mart(requests.sparkSession, "gold.http_status_daily", silver_access_requests=requests)
+
+
+def flight_delays_monthly(flights, airlines):
+    return mart(flights.sparkSession, "gold.flight_delays_monthly", silver_flights=flights, silver_airlines=airlines)
 
 NOV_1, NOV_2 = date(2026, 11, 1), date(2026, 11, 2)
 SNAPSHOT = [T.StructField("_snapshot_id", T.StringType()), T.StructField("_snapshot_time", T.TimestampType())]
-FLIGHTS_SCHEMA = T.StructType([*load_schema("bronze/nycflights13/flights.yaml").fields, *SNAPSHOT])
-AIRLINES_SCHEMA = T.StructType([*load_schema("bronze/nycflights13/airlines.yaml").fields, *SNAPSHOT])
+FLIGHTS_SCHEMA = T.StructType([*load_schema(DEMO_PROJECT / "schemas/bronze/nycflights13/flights.yaml").fields, *SNAPSHOT])
+AIRLINES_SCHEMA = T.StructType([*load_schema(DEMO_PROJECT / "schemas/bronze/nycflights13/airlines.yaml").fields, *SNAPSHOT])
 
 
 EVENTS = [  # (user_key, event_type, event_date)
@@ -82,7 +100,7 @@ def airlines(spark):
 
 def test_daily_active_users_counts_each_user_once_per_day(spark):
     result = daily_active_users(events(spark))
-    check_schema(result, get_table("gold.daily_active_users"))
+    check_schema(result, demo_table("gold.daily_active_users"))
     assert sorted_rows(result) == [
         # day, active users, events, events per user, logins, views, likes, uploads
         (NOV_1, 3, 5, 5 / 3, 1, 2, 1, 1),
@@ -92,7 +110,7 @@ def test_daily_active_users_counts_each_user_once_per_day(spark):
 
 def test_http_status_daily_counts_requests_clients_bytes_and_shares(spark):
     result = http_status_daily(requests(spark))
-    check_schema(result, get_table("gold.http_status_daily"))
+    check_schema(result, demo_table("gold.http_status_daily"))
     assert sorted_rows(result) == [
         # day, status, class, error, requests, clients, bytes ('-' = 0), bots, day's requests, share
         (NOV_1, 200, "2xx", False, 3, 2, 150, 0, 4, 0.75),
@@ -107,7 +125,7 @@ def test_http_status_daily_counts_requests_clients_bytes_and_shares(spark):
 
 def test_flight_delays_monthly_by_hand(spark):
     result = flight_delays_monthly(flights(spark), airlines(spark))
-    check_schema(result, get_table("gold.flight_delays_monthly"))
+    check_schema(result, demo_table("gold.flight_delays_monthly"))
     rows = {(r.carrier, r.month): r.asDict() for r in result.collect()}
     assert set(rows) == {("AA", 1), ("AA", 2), ("ZZ", 1)}
     # AA, January: arrival delays -5, 15, 20, 40 (the cancelled and the diverted flight have none)
@@ -145,8 +163,19 @@ def test_marts_are_deterministic(spark):
         assert sorted_rows(transform(*shuffled)) == first, transform.__name__
 
 
+def test_user_activity_counts_per_user_and_day(spark):
+    day = (NOV_1 - date(1970, 1, 1)).days
+    result = mart(spark, "gold.user_activity_daily", silver_events=events(spark))
+    check_schema(result, demo_table("gold.user_activity_daily"))
+    assert sorted_rows(result) == [
+        # user, day, day index, events, logins, views, likes, uploads
+        (10, NOV_1, day, 3, 1, 2, 0, 0), (10, NOV_2, day + 1, 2, 0, 0, 2, 0),
+        (20, NOV_1, day, 1, 0, 0, 0, 1), (30, NOV_1, day, 1, 0, 0, 1, 0),
+    ]
+
+
 @pytest.mark.e2e
-def test_job_publishes_each_mart_pinned_to_its_input_versions(spark, config):
+def test_steps_publish_each_mart_pinned_to_its_input_versions(spark, config):
     config = replace(config, quality=replace(config.quality, data_docs=False))  # the gates run; no HTML site
     inputs = {
         "silver.events": events(spark),
@@ -158,14 +187,15 @@ def test_job_publishes_each_mart_pinned_to_its_input_versions(spark, config):
         df.write.format("delta").save(config.table_path(name))
     inputs["silver.events"].write.format("delta").mode("append").save(config.table_path("silver.events"))
 
-    job = load_job("build_analyst_marts")
-    run_job(job.JOB_NAME, job.run, argparse.Namespace(), spark=spark, config=config)
-    for table, sources, _ in job.MARTS:
+    for table in MARTS[:3]:
+        result = run_step(spark, config, table)
+        assert result.writes[0].committed and result.counts["rows published"] > 0
         path = config.table_path(table)
         commit = DeltaTable.forPath(spark, path).history(1).first()
         assert json.loads(commit.userMetadata)["inputs"] == {
-            name: current_version(spark, config.table_path(name)) for name in sources
+            name: current_version(spark, config.table_path(name)) for name in DEMO.table(table).upstreams
         }
+        assert json.loads(commit.userMetadata)["job"] == table
     dau = sorted_rows(read_table(spark, config, "gold.daily_active_users"))
     assert [row[:3] for row in dau] == [(NOV_1, 3, 10), (NOV_2, 1, 4)]  # silver.events v1 holds every row twice
     assert read_table(spark, config, "gold.http_status_daily").count() == 3

@@ -19,7 +19,7 @@ from conftest import _free_port, make_config
 from helpers import write_conf_file
 from lakehouse import object_store
 from lakehouse.config import ENV_OVERRIDES
-from lakehouse.paths import PROJECT_ROOT
+from helpers import DEMO_PROJECT
 from lakehouse.privacy import KEY_VARIABLE
 from lakehouse.scenario.app_db import BAD_OBJECT_KINDS, write_app_database
 from lakehouse.scenario.app_events import write_app_event_logs
@@ -52,14 +52,14 @@ assert {o.status for o in second} <= {"succeeded", "skipped"}, failures(second)
 before = {table: history(table) for table in tables}
 rerun = run_pipeline(spark, config, selected=selected, progress=lambda line: None)
 events = read_table(spark, config, "silver.events")
-runs = read_table(spark, config, "ops.runs").where("step = 'build_silver_events' AND status = 'succeeded'")
+runs = read_table(spark, config, "ops.runs").where("step = 'silver.events' AND status = 'succeeded'")
 silver_versions = [json.loads(row.outputs)["silver.events"] for row in runs.orderBy("ended_at").collect()]
 path = config.table_path("silver.events")
 print(json.dumps({
     "history_before_rerun": before,
     "history": {table: history(table) for table in tables},
-    "second": {o.step.job: o.status for o in second},
-    "rerun": {o.step.job: [o.status, o.rows_written] for o in rerun},
+    "second": {o.step.name: o.status for o in second},
+    "rerun": {o.step.name: [o.status, o.rows_written] for o in rerun},
     "counts": {table: read_table(spark, config, table).count() for table in tables},
     "distinct_event_ids": events.select("event_id").distinct().count(),
     "silver_versions": silver_versions,
@@ -98,7 +98,7 @@ def test_the_jars_match_the_hadoop_that_pyspark_ships():
 def test_cluster_conf_takes_the_endpoint_from_the_environment_and_no_secret_from_files():
     from lakehouse.config import load_config
 
-    cluster = PROJECT_ROOT / "conf" / "cluster.yaml"
+    cluster = DEMO_PROJECT / "conf" / "cluster.yaml"
     config = load_config(cluster, environ={"LAKEHOUSE_S3_ENDPOINT": "http://127.0.0.1:9999"})
     assert config.spark_conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9999"
     assert config.spark_conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
@@ -115,9 +115,9 @@ def test_cluster_conf_takes_the_endpoint_from_the_environment_and_no_secret_from
 def test_pipeline_on_s3_history_time_travel_reconciliation_and_idempotent_rerun(s3, tmp_path):
     local = make_config(tmp_path)  # local folders for what stays local (the pseudonym key file, the PostgreSQL port)
     warehouse, landing = f"s3a://{BUCKET}/warehouse", f"s3a://{BUCKET}/landing"
-    cluster = yaml.safe_load((PROJECT_ROOT / "conf" / "cluster.yaml").read_text())
+    cluster = yaml.safe_load((DEMO_PROJECT / "conf" / "cluster.yaml").read_text())
     s3a_conf = {k: v for k, v in cluster["spark"]["conf"].items() if k.startswith("spark.hadoop.fs.s3a.")}
-    spark_section = yaml.safe_load((PROJECT_ROOT / "conf" / "local.yaml").read_text())["spark"]
+    spark_section = yaml.safe_load((DEMO_PROJECT / "conf" / "local.yaml").read_text())["spark"]
     spark_section["conf"] = {**spark_section["conf"], **s3a_conf}  # local[*] sizing + conf/cluster.yaml's s3a settings
     conf = write_conf_file(
         local, tmp_path / "s3.yaml", paths={"warehouse": warehouse, "landing": landing}, spark=spark_section,
@@ -196,13 +196,13 @@ def test_pipeline_on_s3_history_time_travel_reconciliation_and_idempotent_rerun(
     assert seen["image_rejects"] == {BAD_OBJECT_KINDS[kind]: n for kind, n in db.bad_objects.items() if n}
 
     # The new day went through; the photos, unchanged, were not processed again.
-    assert seen["second"] == {"ingest_app_events": "succeeded", "build_silver_events": "succeeded",
-                              "build_gold_user_activity": "succeeded", "ingest_image_manifests": "succeeded",
-                              "build_silver_images": "skipped"}, seen["second"]
+    assert seen["second"] == {"ingest_app_events": "succeeded", "silver.events": "succeeded",
+                              "gold.user_activity_daily": "succeeded", "ingest_photos": "succeeded",
+                              "silver.images": "skipped"}, seen["second"]
 
     # A third run with no new data writes nothing: the same versions, the same rows.
     assert seen["history"] == seen["history_before_rerun"]
     rerun = seen["rerun"]
-    assert {rerun[job][0] for job in ("build_silver_events", "build_gold_user_activity", "build_silver_images")} == {
+    assert {rerun[job][0] for job in ("silver.events", "gold.user_activity_daily", "silver.images")} == {
         "skipped"}, rerun
-    assert rerun["ingest_app_events"][1] in (0, None) and rerun["ingest_image_manifests"][1] in (0, None), rerun
+    assert rerun["ingest_app_events"][1] in (0, None) and rerun["ingest_photos"][1] in (0, None), rerun

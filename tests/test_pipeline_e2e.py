@@ -1,21 +1,19 @@
 """The thin path end to end on real files and real Delta tables: logs -> bronze -> silver -> gold -> tensors."""
 
-import argparse
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
+from helpers import build_tables, run_step
 from lakehouse.catalog import current_version, read_table
-from lakehouse.job import new_context, run_job
 from lakehouse.loaders.columns import UnsupportedColumnError
 from lakehouse.loaders.petastorm_loader import petastorm_dataloader
-from lakehouse.pipeline import load_job, pipeline_job_names
 from lakehouse.publish import quality_root
 from lakehouse.quality.gate import data_docs_index
 from lakehouse.scenario.app_events import BAD_LINE_KINDS, write_app_event_logs
-from lakehouse.tables import get_table
+from helpers import demo_table
 from lakehouse.versioning.history import table_history
 from lakehouse.writer import Commit, overwrite_table
 
@@ -25,8 +23,7 @@ GOLD_COLUMNS = ["user_key", "day_index", "n_events", "n_logins", "n_views", "n_l
 
 
 def run_pipeline(spark, config):
-    for name in pipeline_job_names(select=["gold.user_activity_daily"]):
-        run_job(name, load_job(name).run, argparse.Namespace(), spark=spark, config=config)
+    build_tables(spark, config, "gold.user_activity_daily")
 
 
 def versions(spark, config, *tables):
@@ -101,7 +98,7 @@ def test_logs_to_tensors_reconcile_rerun_and_time_travel(spark, config):
 
 
 def test_loader_names_columns_it_cannot_turn_into_tensors(spark, config):
-    gold = get_table("gold.user_activity_daily")
+    gold = demo_table("gold.user_activity_daily")
     overwrite_table(spark, config, gold, spark.createDataFrame([], gold.schema), Commit("test", "run"))
     with pytest.raises(UnsupportedColumnError, match=r"event_date \(date\)"):
         with petastorm_dataloader(spark, config, "gold.user_activity_daily", columns=["user_key", "event_date"]):
@@ -112,23 +109,23 @@ def test_a_silver_batch_that_dies_between_its_commits_is_replayed_exactly_once(s
     import lakehouse.publish as publish
 
     logs = generate(config, days=1)
-    load_job("ingest_app_events").run(new_context(spark, config, "ingest_app_events"), argparse.Namespace())
+    run_step(spark, config, "ingest_app_events")
 
     def killed(*args, **kwargs):
         raise RuntimeError("killed between the quarantine commit and the silver commit")
 
     monkeypatch.setattr(publish, "insert_new_rows", killed)
     with pytest.raises(RuntimeError, match="killed between"):
-        run_job("build_silver_events", load_job("build_silver_events").run, argparse.Namespace(), spark=spark, config=config)
+        run_step(spark, config, "silver.events")
     quarantined_before_crash = read_table(spark, config, "silver.events_quarantine").count()
     assert quarantined_before_crash == logs.total_bad_lines + logs.duplicate_lines
     assert read_table(spark, config, "silver.events").count() == 0
 
     monkeypatch.undo()
-    run_job("build_silver_events", load_job("build_silver_events").run, argparse.Namespace(), spark=spark, config=config)
+    run_step(spark, config, "silver.events")
     assert read_table(spark, config, "silver.events_quarantine").count() == quarantined_before_crash  # not twice
     assert read_table(spark, config, "silver.events").count() == logs.valid_events
     # every commit carries its job, run and transaction (micro-batch writes included)
-    for table, job in (("bronze.app_events", "ingest_app_events"), ("silver.events_quarantine", "build_silver_events")):
+    for table, job in (("bronze.app_events", "ingest_app_events"), ("silver.events_quarantine", "silver.events")):
         latest = table_history(spark, config, table, limit=1)[0]
         assert latest.job == job and latest.run_id.startswith(job)

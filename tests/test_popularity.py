@@ -3,7 +3,7 @@
 import random
 from datetime import datetime, timedelta
 
-from lakehouse.tables import get_table
+from helpers import demo_table
 from lakehouse.transforms.popularity import (
     author_features_before_upload,
     excluded_photos,
@@ -117,7 +117,7 @@ def test_training_rows_fit_the_table_and_leave_out_open_windows_and_missing_imag
         "class_probabilities array<float>, predicted_at timestamp",
     )
     rows = photo_popularity_training(photos, users, follows, events, refs, images, predictions)
-    check_schema(rows, get_table("gold.photo_popularity_training"))
+    check_schema(rows, demo_table("gold.photo_popularity_training"))
     (row,) = rows.collect()
     assert (row.photo_id, row.likes_24h, row.model_version, row.predicted_label, row.category) == (1, 2, "new", "dress", "dress")
     assert (row.author_account_age_days, row.author_followers, row.upload_hour, row.caption_length) == (100, 0, 12, 6)

@@ -10,11 +10,11 @@ from pyspark.sql import functions as F
 from lakehouse.catalog import current_version, read_table
 from lakehouse.publish import publish_rows, publish_table, quality_root
 from lakehouse.quality.gate import QualityGateError, data_docs_index
-from lakehouse.tables import get_table
+from helpers import demo_table
 from lakehouse.writer import Commit
 
-SILVER = get_table("silver.events")
-GOLD = get_table("gold.user_activity_daily")
+SILVER = demo_table("silver.events")
+GOLD = demo_table("gold.user_activity_daily")
 T = datetime(2026, 11, 1, 12, 0, 0)
 
 

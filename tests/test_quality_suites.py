@@ -4,26 +4,28 @@ from dataclasses import replace
 
 import pytest
 
+from helpers import DEMO_PROJECT, demo_table
 from lakehouse.job import check_suites
+from lakehouse.project import load_project
 from lakehouse.quality.suites import SuiteError, load_suite
-from lakehouse.tables import all_tables, get_table
 
-SILVER = get_table("silver.events")
+SILVER = demo_table("silver.events")
 
 
 def suite_file(tmp_path, rules: str, suite="silver.events"):
     (tmp_path / "s.yaml").write_text(f"suite: {suite}\nrules:\n{rules}")
-    return replace(SILVER, expectations_file=str(tmp_path / "s.yaml"))
+    return replace(SILVER, expectations_file=tmp_path / "s.yaml")
 
 
-@pytest.mark.parametrize("declaration", [d for d in all_tables() if d.expectations_file], ids=lambda d: d.name)
+@pytest.mark.parametrize("declaration", [d for d in load_project(DEMO_PROJECT).tables() if d.expectations_file],
+                         ids=lambda d: d.name)
 def test_every_shipped_suite_loads(declaration):
     suite = load_suite(declaration)
     assert suite.rules and {r.action for r in suite.rules} <= {"warn", "quarantine", "fail"}
 
 
 def test_table_level_rules_of_each_kind_exist():
-    rules = [r for d in all_tables() if d.expectations_file for r in load_suite(d).rules]
+    rules = [r for d in load_project(DEMO_PROJECT).tables() if d.expectations_file for r in load_suite(d).rules]
     kinds = {r.expectation for r in rules}
     assert "expect_table_row_count_to_be_between" in kinds  # bounds relative to the previous version
     assert {"expect_compound_columns_to_be_unique", "expect_column_values_to_be_unique"} & kinds  # keys
@@ -66,13 +68,19 @@ def test_quarantine_needs_a_quarantine_table(tmp_path):
         "suite: gold.user_activity_daily\nrules:\n"
         "  - {name: q, expectation: expect_column_values_to_not_be_null, kwargs: {column: user_key}, action: quarantine}\n"
     )
-    gold = replace(get_table("gold.user_activity_daily"), expectations_file=str(tmp_path / "g.yaml"))
+    gold = replace(demo_table("gold.user_activity_daily"), expectations_file=tmp_path / "g.yaml")
     with pytest.raises(SuiteError, match="declares none"):
         load_suite(gold)
 
 
-def test_jobs_check_their_suites_before_starting(monkeypatch, tmp_path):
-    broken = suite_file(tmp_path, "  - {name: bad, expectation: expect_nothing, action: warn}\n")
-    monkeypatch.setattr("lakehouse.tables.DECLARATIONS", (broken,))
-    with pytest.raises(SuiteError, match="rule 'bad'"):
-        check_suites("build_silver_events")
+def test_steps_check_their_suites_before_starting(tmp_path):
+    from lakehouse.config import load_config
+    from lakehouse.project.scaffold import init_project
+
+    init_project(tmp_path)
+    (tmp_path / "tables" / "gold" / "x.sql").write_text("SELECT 1 AS a")
+    (tmp_path / "expectations" / "gold").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "expectations" / "gold" / "x.yaml").write_text(
+        "suite: gold.x\nrules:\n  - {name: bad, expectation: expect_nothing, action: warn}\n")
+    with pytest.raises(SuiteError, match=r"x.yaml: rule 'bad'"):
+        check_suites(load_config(environ={}, project=tmp_path), "gold.x")

@@ -1,6 +1,5 @@
 """Database snapshots in bronze -> silver current state (type 1) and history (type 2), pseudonymised."""
 
-import argparse
 import csv
 import os
 from datetime import datetime
@@ -8,9 +7,8 @@ from datetime import datetime
 import pytest
 from pyspark.sql import functions as F
 
+from helpers import DEMO_PROJECT, run_step
 from lakehouse.catalog import current_version, read_table
-from lakehouse.job import run_job
-from lakehouse.pipeline import load_job
 from lakehouse.privacy import (
     PseudonymKeyError,
     pseudonym_id,
@@ -20,19 +18,14 @@ from lakehouse.privacy import (
     python_pseudonym_id,
     python_pseudonym_text,
 )
-from lakehouse.sources.databases import get_database
+from lakehouse.project import load_project
 from lakehouse.transforms.snapshot_changes import mark_key_problems
 
 KEY = b"a test key that is long enough"
-USERS = get_database("appdb").table("users")
+USERS = load_project(DEMO_PROJECT).source("appdb").table("users")
 HEADER = ("user_id", "email", "display_name", "country", "created_at", "updated_at")
 
 
-def run(spark, config, name, **options):
-    job = load_job(name)
-    args = argparse.Namespace(database=None, table=None, method="jdbc", dump_file=None, csv_dir=None)
-    vars(args).update(options)
-    return run_job(job.JOB_NAME, job.run, args, spark=spark, config=config)
 
 
 def land_users_csv(spark, config, folder, rows, taken_at: datetime):
@@ -44,7 +37,7 @@ def land_users_csv(spark, config, folder, rows, taken_at: datetime):
         writer.writerow(HEADER)
         writer.writerows(rows)
     os.utime(path, (taken_at.timestamp(), taken_at.timestamp()))
-    return run(spark, config, "ingest_database", database=["appdb"], table=["users"], method="csv", csv_dir=str(folder))
+    return run_step(spark, config, "ingest_appdb", table=["users"], method="csv", csv_dir=str(folder))
 
 
 def user(user_id, country, email=None):
@@ -110,7 +103,7 @@ def test_snapshots_become_current_state_and_history(spark, config, tmp_path, mon
     # day 2: user 2 moved, user 3 deleted their account, user 4 signed up; user 5 is exported twice (a bug)
     land_users_csv(spark, config, tmp_path / "s2", [user(1, "US"), user(2, "BR"), user(4, "JP"), user(5, "IN"), user(5, "GB")], t2)
 
-    first = run(spark, config, "build_silver_snapshots", database=["appdb"], table=["users"])
+    first = run_step(spark, config, "silver.users")
     assert first.counts["snapshots applied"] == 2
     assert first.counts["snapshot rows in"] == 8 and first.counts["rows quarantined"] == 2  # rows in = out + quarantined
 
@@ -139,13 +132,13 @@ def test_snapshots_become_current_state_and_history(spark, config, tmp_path, mon
 
     # nothing new: a re-run commits nothing
     versions = {t: current_version(spark, config.table_path(t)) for t in ("silver.users", "silver.users_history")}
-    again = run(spark, config, "build_silver_snapshots", database=["appdb"], table=["users"])
+    again = run_step(spark, config, "silver.users")
     assert again.counts["snapshots applied"] == 0
     assert {t: current_version(spark, config.table_path(t)) for t in versions} == versions
 
     # day 3: user 3 comes back, user 4 changes e-mail (a private column: still a new version)
     land_users_csv(spark, config, tmp_path / "s3", [user(1, "US"), user(2, "BR"), user(3, "FR"), user(4, "JP", "new4@example.com")], t3)
-    run(spark, config, "build_silver_snapshots", database=["appdb"], table=["users"])
+    run_step(spark, config, "silver.users")
     history = read_table(spark, config, "silver.users_history")
     current_versions = history.where("is_current").select("user_key", "email_hash", "country", "valid_from")
     current_now = read_table(spark, config, "silver.users").select("user_key", "email_hash", "country")
@@ -153,3 +146,33 @@ def test_snapshots_become_current_state_and_history(spark, config, tmp_path, mon
     versions_of = {key_of[r.user_key]: r["count"] for r in history.groupBy("user_key").count().collect()}
     assert versions_of == {1: 1, 2: 2, 3: 2, 4: 2}
     assert history.where("is_current AND valid_to IS NOT NULL").count() == 0
+
+
+@pytest.mark.e2e
+def test_content_that_comes_back_lands_each_time_and_an_untyped_row_keeps_its_key(spark, config, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_PSEUDONYM_KEY", KEY.decode())
+    a, b = [user(1, "US"), user(2, "DE")], [user(1, "US"), user(2, "BR")]
+    for day, rows in enumerate((a, b, a, b), start=1):  # the same two contents, alternating
+        landed = land_users_csv(spark, config, tmp_path / f"s{day}", rows, datetime(2026, 11, day, 12))
+        assert landed.counts["snapshots landed"] == 1, day
+    bronze = read_table(spark, config, "bronze.appdb_users")
+    assert bronze.select("_snapshot_time").distinct().count() == 4 and bronze.count() == 8
+    applied = run_step(spark, config, "silver.users")
+    assert applied.counts["snapshots applied"] == 4
+    key_of = {python_pseudonym_id(i, KEY, "user"): i for i in (1, 2)}
+    current = {key_of[r.user_key]: r.country for r in read_table(spark, config, "silver.users").collect()}
+    assert current == {1: "US", 2: "BR"}  # silver ends at B
+    history = read_table(spark, config, "silver.users_history").where(F.col("user_key") == python_pseudonym_id(2, KEY, "user"))
+    assert sorted(r.country for r in history.collect()) == ["BR", "BR", "DE", "DE"]
+
+    # user 2's row comes with a time that does not type: it is quarantined in bronze, and silver keeps user 2
+    broken = (2, "b@example.com", "Ben", "CL", "yesterday at noon", "2026-01-02 00:00:00")
+    land_users_csv(spark, config, tmp_path / "s5", [user(1, "US"), broken], datetime(2026, 11, 5, 12))
+    reasons = [r.reason for r in read_table(spark, config, "bronze.appdb_users_quarantine").collect()]
+    assert reasons == ["bad_value:created_at"]
+    assert run_step(spark, config, "silver.users").counts["snapshots applied"] == 1
+    current = {key_of[r.user_key]: r.country for r in read_table(spark, config, "silver.users").collect()}
+    assert current == {1: "US", 2: "BR"}  # held, not deleted (and not changed to the unusable row's values)
+    open_versions = read_table(spark, config, "silver.users_history").where("is_current")
+    assert sorted(key_of[r.user_key] for r in open_versions.collect()) == [1, 2]
+    assert read_table(spark, config, "silver.users_history").where("deleted").count() == 0

@@ -1,6 +1,5 @@
 """Image references -> bronze.image_refs -> silver.images: real Fashion-MNIST pixels, bad objects on purpose."""
 
-import argparse
 import hashlib
 import json
 from collections import Counter
@@ -10,18 +9,19 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from helpers import run_step
 from lakehouse.catalog import current_version, read_table
 from lakehouse.datasets import fashion_mnist_images, png_bytes
-from lakehouse.job import run_job
-from lakehouse.pipeline import load_job
 from lakehouse.scenario.app_db import BAD_OBJECT_KINDS, write_app_database
 from lakehouse.sources.manifests import parse_manifest, resolve_uri
 from lakehouse.transforms.images import describe_image
 
 
+STEPS = {"ingest_image_manifests": "ingest_photos", "build_silver_images": "silver.images"}
+
+
 def run(spark, config, name):
-    job = load_job(name)
-    return run_job(name, job.run, argparse.Namespace(), spark=spark, config=config)
+    return run_step(spark, config, STEPS[name])
 
 
 def test_manifest_lines_parse_or_are_rescued_with_the_reason():
@@ -72,7 +72,7 @@ def test_photos_land_validated_deduplicated_and_reconciled(spark, config):
     assert all(db.bad_objects.values()) and db.reused_images > 0  # every kind of bad input is exercised
 
     ingest = run(spark, config, "ingest_image_manifests")
-    assert ingest.counts["manifest lines"] == len(uploads)
+    assert ingest.counts["references"] == len(uploads)
     build = run(spark, config, "build_silver_images")
     bronze = read_table(spark, config, "bronze.image_refs")
     references = read_table(spark, config, "silver.image_references")
@@ -114,3 +114,33 @@ def test_photos_land_validated_deduplicated_and_reconciled(spark, config):
     assert read_table(spark, config, "silver.image_references").count() == n_references + 1
     latest = read_table(spark, config, "silver.images_quarantine").orderBy(F.desc("quarantined_at")).first()
     assert latest.reason == "duplicate_reference"
+
+
+def test_only_allowed_formats_are_decoded_and_the_reason_says_what_an_object_is():
+    from io import BytesIO
+
+    from PIL import Image
+
+    png = png_bytes(fashion_mnist_images("t10k")[0][0])
+    gif = BytesIO()
+    Image.new("L", (8, 8)).save(gif, format="GIF")
+    assert describe_image(png, ("PNG",))[0] == "PNG"
+    assert describe_image(png, ("JPEG",))[-1] == "format_not_allowed:PNG"  # never handed to a decoder
+    assert describe_image(gif.getvalue(), ("PNG", "JPEG"))[-1] == "format_not_allowed:GIF"
+    assert describe_image(png[:40])[-1] == "corrupt_image:UnidentifiedImageError"  # starts like a PNG, is not one
+
+
+def test_references_outside_the_allowed_roots_are_quarantined_unread(spark):
+    from lakehouse.transforms.images import classify_references
+
+    refs = spark.createDataFrame(
+        [(uri, n, None) for n, uri in enumerate([
+            "file:/landing/photos/a.png", resolve_uri("../../../etc/passwd", "file:/landing/manifests/m.csv"),
+            "file:/etc/shadow", "s3a://other-bucket/x.png",
+        ], start=2)],
+        "object_uri string, line_number bigint, parse_error string",
+    ).withColumn("source_file", F.lit("file:/landing/manifests/m.csv"))
+    published = spark.createDataFrame([], "object_uri string")
+    reasons = {r.object_uri: r.reject_reason for r in classify_references(refs, published, ("/landing",)).collect()}
+    assert reasons == {"file:/landing/photos/a.png": None, "file:/etc/passwd": "uri_outside_allowed_roots",
+                       "file:/etc/shadow": "uri_outside_allowed_roots", "s3a://other-bucket/x.png": "uri_outside_allowed_roots"}

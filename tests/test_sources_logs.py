@@ -1,6 +1,5 @@
 """Access logs -> bronze.access_logs: the real Logstalgia log, rotated and gzip files, rescued lines."""
 
-import argparse
 import gzip
 import shutil
 from pathlib import Path
@@ -8,18 +7,16 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from helpers import run_step
 from lakehouse.catalog import current_version, read_table
 from lakehouse.datasets import logstalgia_access_log
-from lakehouse.job import run_job
-from lakehouse.pipeline import load_job
 from lakehouse.transforms.access_logs import parse_access_log_lines
 
 LOGSTALGIA_LINES = 3260
 
 
 def ingest(spark, config):
-    job = load_job("ingest_access_logs")
-    return run_job(job.JOB_NAME, job.run, argparse.Namespace(), spark=spark, config=config)
+    return run_step(spark, config, "ingest_access_logs")
 
 
 def test_parser_types_fields_and_rescues_what_does_not_parse(spark):

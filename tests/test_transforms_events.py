@@ -6,14 +6,10 @@ from datetime import datetime
 import pytest
 from helpers import assert_same_rows
 
+from helpers import demo_table
+from lakehouse import quarantine
 from lakehouse.privacy import python_pseudonym_id
-from lakehouse.tables import get_table
-from lakehouse.transforms.events import (
-    accepted_events,
-    mark_duplicates,
-    parse_app_events,
-    rejected_events,
-)
+from lakehouse.transforms.events import events_with_outcome, mark_duplicates, parse_app_events
 from lakehouse.writer import check_schema
 
 INGESTED = datetime(2026, 11, 2, 0, 0, 0)
@@ -65,15 +61,22 @@ def test_good_line_is_typed(spark):
 
 
 def test_every_line_comes_out_once_and_accepted_rows_fit_the_declared_schema(spark):
-    lines = [event(event_id=f"e{i}") for i in range(5)] + ["garbage", ""]
+    lines = [event(event_id=f"e{i}") for i in range(5)] + ["garbage", "", event(event_id="bad", user_id="user-70021")]
     marked = mark_duplicates(parse_app_events(bronze_rows(spark, lines)))
-    accepted = accepted_events(marked, KEY)
-    rejected = rejected_events(marked, rule="parse", run_id="r1")
-    assert accepted.count() == 5 and rejected.count() == 2
+    outcome = events_with_outcome(marked, KEY)
+    accepted = quarantine.accepted(outcome)
+    rejected = quarantine.quarantine_rows(outcome, rule="silver.events", source=None, run_id="r1")
+    assert accepted.count() == 5 and rejected.count() == 3
     assert {r.user_key for r in accepted.collect()} == {python_pseudonym_id(7, KEY, "user")}  # never the raw id
-    check_schema(accepted, get_table("silver.events"))
-    check_schema(rejected, get_table("silver.events_quarantine"))
-    assert {r.record for r in rejected.collect()} == {"garbage", ""}
+    check_schema(accepted, demo_table("silver.events"))
+    check_schema(rejected, demo_table("silver.events_quarantine"))
+    records = {r.reason: r.record for r in rejected.collect()}
+    assert records["invalid_json"] in ("garbage", "")
+    # the quarantine keeps the line, with the user id pseudonymised: the raw id never leaves bronze
+    assert "70021" not in records["bad_type:user_id"] and '"user_key": ' in records["bad_type:user_id"]
+    assert str(python_pseudonym_id("user-70021", KEY, "user")) in records["bad_type:user_id"]
+    assert {r.rule for r in rejected.collect()} == {"parse_app_events"}
+    assert {r.source for r in rejected.collect()} == {"file:/landing/a.jsonl"}
 
 
 def test_first_delivery_wins_and_repeats_are_duplicates(spark):

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.catalog import current_version, read_table
 from lakehouse.config import RetentionConfig
-from lakehouse.tables import get_table
+from helpers import demo_table
 from lakehouse.versioning.diff import diff_versions
 from lakehouse.versioning.history import table_history
 from lakehouse.versioning.restore import RestoreRefused, restore_table
@@ -22,8 +22,8 @@ from lakehouse.versioning.tags import TagError, create_tag, delete_tag, list_tag
 from lakehouse.versioning.views import register_tag_views
 from lakehouse.writer import Commit, append_rows, insert_new_rows, overwrite_table
 
-GOLD = get_table("gold.user_activity_daily")
-SILVER = get_table("silver.events")
+GOLD = demo_table("gold.user_activity_daily")
+SILVER = demo_table("silver.events")
 
 
 def activity(spark, rows):

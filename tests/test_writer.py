@@ -9,7 +9,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from lakehouse.catalog import current_version, read_table
-from lakehouse.tables import get_table
+from helpers import demo_table
 from lakehouse.writer import (
     SchemaMismatchError,
     Transaction,
@@ -20,7 +20,7 @@ from lakehouse.writer import (
     overwrite_table,
 )
 
-GOLD = get_table("gold.user_activity_daily")
+GOLD = demo_table("gold.user_activity_daily")
 COLUMNS = "user_key bigint, event_date date, day_index int, n_events bigint, n_logins bigint, n_views bigint, n_likes bigint, n_uploads bigint"
 
 

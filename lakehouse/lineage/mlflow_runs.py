@@ -15,7 +15,6 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.config import LakehouseConfig
-from lakehouse.tables import get_table
 
 FRAME_TAG = "lakehouse.training_frame"
 DEFAULT_EXPERIMENT = "lakehouse"
@@ -96,7 +95,7 @@ def log_table_input(df: DataFrame, config: LakehouseConfig, table: str, version:
     import mlflow
     from mlflow.data.spark_dataset import SparkDataset
 
-    path = config.table_path(get_table(table).name)
+    path = config.table_path(config.table(table).name)
     name = f"{table}@v{version}"
     dataset = mlflow.data.from_spark(df, path=path, version=version, name=name)
     if version == 0 or dataset.source.delta_table_version != version:

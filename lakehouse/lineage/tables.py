@@ -10,7 +10,6 @@ from pyspark.sql import functions as F
 
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
-from lakehouse.tables import get_table
 from lakehouse.versioning.history import commit_metadata
 
 SOURCE_FILE_SAMPLE = 5
@@ -45,7 +44,7 @@ def _producing_commit(spark: SparkSession, path: str, version: int):
 
 def table_lineage(spark: SparkSession, config: LakehouseConfig, table: str, version: int | None = None) -> LineageNode:
     """The lineage tree of ``table`` at ``version`` (default latest), down to bronze's source files."""
-    declaration = get_table(table)
+    declaration = config.table(table)
     path = config.table_path(declaration.name)
     version = current_version(spark, path) if version is None else version
     if version is None:

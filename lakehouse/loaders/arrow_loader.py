@@ -1,11 +1,14 @@
 """A pinned Delta snapshot -> PyTorch batches, reading its Parquet files directly with pyarrow.
 
 Spark resolves which files make up the table at the pinned version (removed files excluded); after
-that no JVM is involved: each worker process reads whole row groups with pyarrow and hands columns to
-torch without copying where the types allow. Rows are dealt to ranks and workers by row group, so in
-one epoch every row is seen exactly once across all ranks; shuffling is seeded and changes per epoch.
-Binary image columns reach the transform as bytes, to be decoded (and augmented) in the workers; a
-:class:`~lakehouse.loaders.split.Split` keeps one side of a stable hash split of the key.
+that no JVM is involved: each worker process reads row groups with pyarrow and hands columns to torch
+without copying where the types allow. Rows are dealt to data-parallel ranks at row level
+(:mod:`lakehouse.loaders.shards`): every rank gets the same number of batches in an epoch whatever the
+file and row-group layout, and reads only the row groups that hold its rows; the remainder is padded
+(``drop_last=False``, a few rows seen twice) or dropped (``drop_last=True``). Shuffling is seeded and
+changes per epoch. Binary image columns reach the transform as bytes, to be decoded (and augmented) in
+the workers; a :class:`~lakehouse.loaders.split.Split` keeps one side of a stable hash split of the key,
+before the rows are dealt to the ranks.
 
 Tables whose files do not hold all their rows' values are refused rather than read wrongly: deletion
 vectors (rows deleted without rewriting the file), column mapping (physical column names differ) and
@@ -28,8 +31,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
 from lakehouse.loaders.columns import UnsupportedColumnError, tensor_columns
+from lakehouse.loaders.shards import RowGroup, RowShards, footer_row_groups, local_path, split_rows
 from lakehouse.loaders.split import Split
-from lakehouse.tables import get_table
 
 # Tensors share Arrow's read-only buffers (no copy); torch warns that writing to them is undefined.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
@@ -65,7 +68,7 @@ def resolve_snapshot(
 
     ``encoded`` names binary columns handed to the transform as bytes (see :func:`tensor_columns`).
     """
-    path = config.table_path(get_table(table).name)
+    path = config.table_path(config.table(table).name)
     version = current_version(spark, path) if version is None else int(version)
     df = spark.read.format("delta").option("versionAsOf", version).load(path)
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
@@ -83,24 +86,12 @@ def resolve_snapshot(
     return Snapshot(table, version, tuple(sorted(df.inputFiles())), tuple(wanted), tuple(encoded))
 
 
-def _local(uri: str) -> str:
-    return uri.removeprefix("file://").removeprefix("file:")
-
-
-@dataclass(frozen=True)
-class RowGroup:
-    file: str
-    index: int
-    rows: int
+_local = local_path
 
 
 def row_groups(snapshot: Snapshot) -> list[RowGroup]:
     """Every row group of the snapshot, in file order (read from the Parquet footers only)."""
-    groups = []
-    for uri in snapshot.files:
-        metadata = pq.ParquetFile(_local(uri)).metadata
-        groups += [RowGroup(uri, i, metadata.row_group(i).num_rows) for i in range(metadata.num_row_groups)]
-    return groups
+    return footer_row_groups(snapshot.files)
 
 
 def _to_tensor(name: str, column: pa.ChunkedArray) -> torch.Tensor:
@@ -127,9 +118,19 @@ class DeltaArrowDataset(IterableDataset):
     """Batches (dicts of column -> tensor) of a pinned snapshot, sharded, shuffled and transformed.
 
     Use with :func:`make_loader` (a ``DataLoader(dataset, batch_size=None, num_workers=N)`` also works):
-    batching happens here, and each worker reads its own row groups. ``transform`` runs in the workers (decoding and augmentation off
-    the training loop). Call :meth:`set_epoch` before each epoch for a new shuffle order. ``rank`` and
-    ``world_size`` default to torch.distributed's when a process group is initialised.
+    batching happens here, and each worker reads its own rows. ``transform`` runs in the workers
+    (decoding and augmentation off the training loop). Call :meth:`set_epoch` before each epoch for a
+    new shuffle order. ``rank`` and ``world_size`` default to torch.distributed's when a process group
+    is initialised.
+
+    Every rank yields the same number of batches in an epoch, :meth:`num_batches`, whatever the file
+    and row-group layout: rows (on ``split``'s side, shared by all ranks) are dealt at row level, each
+    rank a contiguous run of the epoch's seeded order (see :mod:`lakehouse.loaders.shards`). The
+    remainder of ``rows / world_size``: ``drop_last=False`` pads (a rank one row short repeats its last
+    row, so every row is seen and fewer than ``world_size`` twice), ``drop_last=True`` drops those rows
+    (none is seen twice); with no remainder every row is seen exactly once across the ranks. Which
+    rows a rank gets depends on (``shuffle_seed``, epoch) only; their order also on the worker count.
+    Reading costs the Parquet footers, plus the key column once when there is a split.
     """
 
     def __init__(
@@ -142,6 +143,7 @@ class DeltaArrowDataset(IterableDataset):
         transform: Transform | None = None,
         split: Split | None = None,
         chunk_batches: int = 1,
+        drop_last: bool = False,
     ):
         rank, world_size = distributed_rank_and_size(rank, world_size)
         if not 0 <= rank < world_size:
@@ -156,34 +158,34 @@ class DeltaArrowDataset(IterableDataset):
         self.transform = transform
         self.split = split
         self.epoch = 0
-        if split is not None and split.key not in snapshot.columns:
-            raise ValueError(f"split key {split.key!r} is not among the loaded columns {snapshot.columns}")
+        selected = split_rows(self.groups, split) if split is not None else None
+        self.shards = RowShards(self.groups, selected, rank, world_size, drop_last)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _my_groups(self) -> list[RowGroup]:
-        groups = list(self.groups)
-        if self.shuffle_seed is not None:
-            order = np.random.default_rng([self.shuffle_seed, self.epoch]).permutation(len(groups))
-            groups = [groups[i] for i in order]
-        groups = groups[self.rank :: self.world_size]
-        worker = get_worker_info()
-        if worker is not None:
-            groups = groups[worker.id :: worker.num_workers]
-        return groups
+    @property
+    def rows_per_rank(self) -> int:
+        """Rows each rank yields in an epoch (the same on every rank)."""
+        return self.shards.rows_per_rank
+
+    def num_batches(self) -> int:
+        """Batches of ``batch_size`` each rank yields in an epoch (the same on every rank)."""
+        return self.shards.num_batches(self.batch_size)
 
     def _tables(self) -> Iterator[pa.Table]:
         worker = get_worker_info()
-        rng = np.random.default_rng([self.shuffle_seed or 0, self.epoch, self.rank, worker.id if worker else 0])
-        for group in self._my_groups():
-            table = pq.ParquetFile(_local(group.file)).read_row_group(group.index, columns=list(self.snapshot.columns))
-            if self.split is not None:
-                keys = table.column(self.split.key).to_numpy()
-                table = table.filter(pa.array(self.split.mask(keys)))
-            if self.shuffle_seed is not None:
-                table = table.take(pa.array(rng.permutation(table.num_rows)))
-            yield table
+        pieces = self.shards.pieces(
+            self.shuffle_seed, self.epoch, self.batch_size, worker.id if worker else 0, worker.num_workers if worker else 1
+        )
+        columns, files, last = list(self.snapshot.columns), {}, (None, None)
+        for piece in pieces:
+            group = self.groups[piece.group]
+            if last[0] != piece.group:  # consecutive pieces of one group (a padded row) read it once
+                if group.file not in files:
+                    files[group.file] = pq.ParquetFile(_local(group.file))
+                last = (piece.group, files[group.file].read_row_group(group.index, columns=columns))
+            yield piece.take(last[1])
 
     def __iter__(self) -> Iterator[Batch]:
         # Slices of a row group are zero-copy; only a chunk that spans two row groups is concatenated.
@@ -238,6 +240,10 @@ class ArrowLoader:
     def dataset(self) -> "DeltaArrowDataset":
         return self.loader.dataset
 
+    def __len__(self) -> int:
+        """Batches in an epoch: the same on every rank."""
+        return self.dataset.num_batches()
+
     def __iter__(self) -> Iterator[Batch]:
         for chunk in self.loader:
             rows = len(next(iter(chunk.values())))
@@ -281,10 +287,14 @@ def arrow_dataloader(
     transform: Transform | None = None,
     encoded: Sequence[str] = (),
     split: Split | None = None,
+    drop_last: bool = False,
 ) -> ArrowLoader:
     """Batches of ``table`` at ``version``; pinned memory when a GPU is present.
 
     Its dataset is ``loader.dataset``: call ``loader.dataset.set_epoch(n)`` for epoch n's order.
+    Data-parallel: every rank gets ``len(loader)`` batches, the same on each; ``drop_last`` says what
+    happens to the remainder of the rows over ``world_size`` (pad, the default, or drop: see
+    :class:`DeltaArrowDataset`).
     Workers hand over chunks of many batches at once, except when a column needs decoding (there
     the work per row dwarfs the hand-over, and a chunk of decoded images would be large).
     """
@@ -298,6 +308,7 @@ def arrow_dataloader(
         transform=transform,
         split=split,
         chunk_batches=chunk_batches_for(snapshot, batch_size),
+        drop_last=drop_last,
     )
     return make_loader(dataset, num_workers)
 

@@ -9,9 +9,20 @@
   (no deletion vectors, column mapping or partition columns).
 
 Both read through Petastorm's ``BatchedDataLoader`` (whole batches; its row-at-a-time ``DataLoader``
-is several times slower), shard by row group for data-parallel training (``rank``/``world_size``),
-shuffle row groups and rows from a seed that changes per epoch, and run ``transform`` (decoding,
-augmentation) and the split filter in Petastorm's reader workers through a ``TransformSpec``.
+is several times slower) and run ``transform`` (decoding, augmentation) in Petastorm's reader workers
+through a ``TransformSpec``.
+
+Data-parallel training (``rank``/``world_size``). Petastorm's own sharding (``cur_shard``/``shard_count``)
+deals whole row groups: rank r reads the row groups whose index is r modulo the shard count, so ranks
+get as many rows as their row groups happen to hold, and a table with fewer row groups than ranks
+(one file of one row group, say) is refused (``NoDataAvailableError``). It is not used here. Instead
+the rows are dealt at row level by the same plan as the Arrow loader's (:mod:`lakehouse.loaders.shards`):
+every rank gets the same number of rows, hence of batches, and the same rows as the Arrow loader
+would give it; the remainder is padded (``drop_last=False``) or dropped (``drop_last=True``). Each rank's
+reader is handed only the row groups holding its rows, each with the positions to keep (subclasses
+of Petastorm's ``Reader`` and ``ArrowReaderWorker``: :mod:`lakehouse.loaders.petastorm_rows`), in the
+plan's seeded order for the epoch (Petastorm's own ``shuffle_rows`` is not used: its order depends on
+which worker read what before).
 :func:`batch_reader_loader` is that reading part alone, given the Parquet files, without Spark (for
 processes that must not start it, such as ``bench/loaders.py``'s).
 """
@@ -34,32 +45,28 @@ from lakehouse.catalog import current_version, read_table
 from lakehouse.config import LakehouseConfig
 from lakehouse.loaders.arrow_loader import Transform, distributed_rank_and_size, resolve_snapshot
 from lakehouse.loaders.columns import UnsupportedColumnError, tensor_columns
+from lakehouse.loaders.shards import Piece, RowShards, footer_row_groups, split_rows
 from lakehouse.loaders.split import Split
-from lakehouse.tables import get_table
 
 # Petastorm 0.12 drives pyarrow 14 through its legacy dataset API; the deprecation notices are known
 # (see STACK.md: newer pyarrow drops that API, which is why it is pinned) and say nothing to a user.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"petastorm(\..*)?$")
 
 VIAS = ("converter", "batch_reader")
-ROW_GROUP_BYTES = 8 * 1024 * 1024  # smaller than Petastorm's 32 MB: more row groups to shard and shuffle
+ROW_GROUP_BYTES = 8 * 1024 * 1024  # smaller than Petastorm's 32 MB: more row groups to shuffle and read in parallel
 
 
 class _PandasBatchTransform:
-    """Petastorm ``TransformSpec`` function: split filter, then ``transform`` on the batch as tensors.
+    """Petastorm ``TransformSpec`` function: ``transform`` on the batch as tensors.
 
     Runs in Petastorm's reader workers. Numeric columns become tensors (no copy), encoded columns
     lists of bytes, as in the Arrow loader; multi-dimensional outputs go back as one array per row.
     """
 
-    def __init__(self, encoded: Sequence[str], transform: Transform | None, split: Split | None):
-        self.encoded, self.transform, self.split = tuple(encoded), transform, split
+    def __init__(self, encoded: Sequence[str], transform: Transform):
+        self.encoded, self.transform = tuple(encoded), transform
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if self.split is not None:
-            frame = frame[self.split.mask(frame[self.split.key].to_numpy())]
-        if self.transform is None:
-            return frame
         batch = {
             name: list(frame[name]) if name in self.encoded else torch.from_numpy(np.ascontiguousarray(frame[name].to_numpy()))
             for name in frame.columns
@@ -71,23 +78,23 @@ class _PandasBatchTransform:
         return pd.DataFrame(out)
 
 
-def _transform_spec(encoded: Sequence[str], transform: Transform | None, split: Split | None):
+def _transform_spec(encoded: Sequence[str], transform: Transform | None):
     from petastorm import TransformSpec
 
     if encoded and transform is None:
         raise UnsupportedColumnError(f"encoded columns {list(encoded)} need a transform that decodes them")
-    if transform is None and split is None:
+    if transform is None:
         return None
-    fields = transform.output_fields() if transform is not None and hasattr(transform, "output_fields") else {}
+    fields = transform.output_fields() if hasattr(transform, "output_fields") else {}
     missing = [name for name in encoded if name not in fields]
     if missing:
         raise UnsupportedColumnError(f"the transform does not say what it decodes {missing} into (output_fields)")
     edit_fields = [(name, dtype, shape, False) for name, (dtype, shape) in fields.items()]
-    return TransformSpec(_PandasBatchTransform(encoded, transform, split), edit_fields=edit_fields)
+    return TransformSpec(_PandasBatchTransform(encoded, transform), edit_fields=edit_fields)
 
 
 def _cache_root(config: LakehouseConfig, table: str) -> Path:
-    return Path(config.loader_cache).resolve() / "converter" / get_table(table).name
+    return Path(config.loader_cache).resolve() / "converter" / config.table(table).name
 
 
 def _local_path(url: str) -> Path:
@@ -118,7 +125,7 @@ def cached_converter(
     Materialised once per (version, selection) under ``config.loader_cache`` and found again by any
     later process through a small index file; caches of versions that are neither ``version`` nor the
     table's latest are deleted (the table moved on). ``min_files``: at least that many Parquet files
-    (Petastorm shards by row group, so data-parallel training needs one per rank at least).
+    (more files to read in parallel; data-parallel ranks need none: rows are dealt at row level).
     """
     from petastorm.spark import SparkDatasetConverter, make_spark_converter
 
@@ -150,23 +157,30 @@ def cached_converter(
     return converter
 
 
-def reader_options(
-    shuffle_seed: int | None, epoch: int, rank: int, world_size: int, workers_count: int, reader_pool_type: str
-) -> dict:
-    """``make_batch_reader`` keywords: sharding, seeded per-epoch shuffling, the worker pool."""
-    options = {
-        "workers_count": workers_count,
-        "reader_pool_type": reader_pool_type,
-        "num_epochs": 1,
-        "cur_shard": rank if world_size > 1 else None,
-        "shard_count": world_size if world_size > 1 else None,
-        "shuffle_row_groups": shuffle_seed is not None,
-        "shuffle_rows": shuffle_seed is not None,
-    }
-    if shuffle_seed is not None:
-        # The same on every rank, so all ranks shuffle row groups alike before dealing them out.
-        options["seed"] = (shuffle_seed * 1_000_003 + epoch) % 2**32
-    return options
+def rank_pieces(
+    urls: Sequence[str], split: Split | None, shuffle_seed: int | None, epoch: int, rank: int, world_size: int,
+    drop_last: bool,
+) -> tuple[RowShards, list[Piece]]:
+    """This rank's share of the rows of ``urls`` (on ``split``'s side) in ``epoch``: the plan and its pieces."""
+    groups = footer_row_groups(urls)
+    shards = RowShards(groups, split_rows(groups, split) if split is not None else None, rank, world_size, drop_last)
+    return shards, shards.pieces(shuffle_seed, epoch)
+
+
+class SizedLoader:
+    """Petastorm's ``BatchedDataLoader`` with its length: the batches each rank yields in the epoch."""
+
+    def __init__(self, loader, batches: int, rows: int):
+        self.loader, self.batches, self.rows = loader, batches, rows
+
+    def __iter__(self):
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
 
 
 @contextmanager
@@ -183,25 +197,35 @@ def batch_reader_loader(
     epoch: int = 0,
     rank: int = 0,
     world_size: int = 1,
+    drop_last: bool = False,
 ) -> Iterator:
     """Yield Petastorm's ``BatchedDataLoader`` over one epoch of the Parquet files ``urls``; no Spark.
 
     ``fields``: the columns to read (all when ``None``). ``reader_pool_type``: ``"thread"`` or
     ``"process"`` (a pool of ``workers_count``), or ``"dummy"`` (read in the calling thread).
-    ``transform``, ``encoded`` and ``split`` run in the reader workers (see :func:`petastorm_dataloader`).
+    ``transform`` and ``encoded`` run in the reader workers (see :func:`petastorm_dataloader`);
+    ``split`` is applied when the rows are dealt to ranks (its key column read here, once). Every rank
+    gets ``len(loader)`` batches, the same on each (see :mod:`lakehouse.loaders.shards`).
     """
-    from petastorm import make_batch_reader
     from petastorm.pytorch import BatchedDataLoader
 
-    options = reader_options(shuffle_seed, epoch, rank, world_size, workers_count, reader_pool_type)
-    reader = make_batch_reader(
-        list(urls),
-        schema_fields=list(fields) if fields is not None else None,
-        transform_spec=_transform_spec(encoded, transform, split),
-        **options,
+    from lakehouse.loaders.petastorm_rows import planned_reader
+
+    transform_spec = _transform_spec(encoded, transform)
+    shards, pieces = rank_pieces(urls, split, shuffle_seed, epoch, rank, world_size, drop_last)
+    if not pieces:  # nothing to read (an empty table or split side)
+        yield SizedLoader([], 0, 0)
+        return
+    planned = []
+    for piece in pieces:
+        group = shards.groups[piece.group]
+        whole = piece.rows is None and piece.num_rows == group.rows  # the whole group in file order
+        planned.append((group.file, group.index, None if whole else piece.positions()))
+    reader = planned_reader(
+        urls, list(fields) if fields is not None else None, transform_spec, workers_count, reader_pool_type, planned
     )
     try:
-        yield BatchedDataLoader(reader, batch_size=batch_size)
+        yield SizedLoader(BatchedDataLoader(reader, batch_size=batch_size), shards.num_batches(batch_size), shards.rows_per_rank)
     finally:
         reader.stop()
         reader.join()
@@ -225,13 +249,21 @@ def petastorm_dataloader(
     encoded: Sequence[str] = (),
     split: Split | None = None,
     reader_pool_type: str = "thread",
+    drop_last: bool = False,
 ) -> Iterator:
     """Yield a DataLoader over one epoch of ``table`` at ``version`` (latest when ``None``).
 
     Batches are dicts of column name -> tensor. ``encoded`` binary columns reach ``transform`` as
     bytes (it must decode them and declare ``output_fields``). Shuffled when ``shuffle_seed`` is set,
     differently for each ``epoch``; with more than one worker Petastorm hands row groups over as they
-    finish, so the order is reproducible with ``workers_count=1`` only.
+    finish, so the order is reproducible with ``workers_count=1`` only (the rows a rank gets are
+    reproducible whatever the worker count).
+
+    Data-parallel: rank ``rank`` of ``world_size`` gets ``len(loader)`` batches, the same on every rank
+    whatever the files' layout, and the same rows as :func:`~lakehouse.loaders.arrow_loader.arrow_dataloader`
+    gives it; the remainder of the rows over ``world_size`` is padded (``drop_last=False``: ranks one
+    row short repeat their last row) or dropped (``drop_last=True``). ``split`` applies first: the ranks
+    share its side.
     """
     if via not in VIAS:
         raise ValueError(f"via must be one of {VIAS}, got {via!r}")
@@ -242,13 +274,13 @@ def petastorm_dataloader(
         df = read_table(spark, config, table, version=version)
         wanted = tensor_columns(df, columns, encoded)
         wanted += [name for name in encoded if name not in wanted]
-        converter = cached_converter(spark, config, table, version, wanted, split, min_files=world_size)
+        converter = cached_converter(spark, config, table, version, wanted, split)
         urls, fields, reader_split = converter.file_urls, None, None  # the cache holds one side of the split
     else:
         snapshot = resolve_snapshot(spark, config, table, version, columns, encoded)
         urls, fields, reader_split = list(snapshot.files), list(snapshot.columns), split
     with batch_reader_loader(
         urls, fields, batch_size, workers_count, reader_pool_type, transform, encoded, reader_split,
-        shuffle_seed, epoch, rank, world_size,
+        shuffle_seed, epoch, rank, world_size, drop_last,
     ) as loader:
         yield loader

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import time
 import traceback
@@ -104,7 +105,10 @@ def run_notebook(
     parameters: Mapping[str, str] | None = None,
     out_dir: Path | None = None,
 ) -> NotebookRun:
-    """Run every cell of the notebook at ``path`` in one namespace; stop at the first error."""
+    """Run every cell of the notebook at ``path`` in one namespace; stop at the first error.
+
+    The cells see ``config``'s project as the current one (``lakehouse.project.find_project_root``).
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # no screen: figures go to files
@@ -133,23 +137,39 @@ def run_notebook(
         "dbutils": LocalDbutils(parameters or {}),
     }
     started = time.monotonic()
-    for cell in cells:
-        printed.write(f"--- cell {cell.index} ({cell.kind}) ---\n")
-        try:
-            with contextlib.redirect_stdout(printed):
-                _run_cell(cell, namespace, spark, display)
-            for number in plt.get_fignums():  # figures a cell drew without display()
-                save_figure(plt.figure(number))
-        except Exception:
-            run.failed_cell = cell
-            run.error = traceback.format_exc(limit=-3)
-            break
-        run.cells_run += 1
+    with _current_project(config):
+        for cell in cells:
+            printed.write(f"--- cell {cell.index} ({cell.kind}) ---\n")
+            try:
+                with contextlib.redirect_stdout(printed):
+                    _run_cell(cell, namespace, spark, display)
+                for number in plt.get_fignums():  # figures a cell drew without display()
+                    save_figure(plt.figure(number))
+            except Exception:
+                run.failed_cell = cell
+                run.error = traceback.format_exc(limit=-3)
+                break
+            run.cells_run += 1
     plt.close("all")
     run.seconds = time.monotonic() - started
     run.output = printed.getvalue()
     (out_dir / "output.txt").write_text(run.output + ("\n" + run.summary() if not run.ok else ""))
     return run
+
+
+@contextlib.contextmanager
+def _current_project(config):
+    """``config``'s project as the one cells find (``$LAKEHOUSE_PROJECT``) while they run."""
+    previous = os.environ.get("LAKEHOUSE_PROJECT")
+    if config is not None:
+        os.environ["LAKEHOUSE_PROJECT"] = str(config.project_root)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("LAKEHOUSE_PROJECT", None)
+        else:
+            os.environ["LAKEHOUSE_PROJECT"] = previous
 
 
 def _run_cell(cell: Cell, namespace: dict[str, Any], spark, display) -> None:

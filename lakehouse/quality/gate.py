@@ -23,7 +23,12 @@ RESULT_FORMAT = {"result_format": "SUMMARY", "return_unexpected_index_query": Tr
 
 
 class QualityGateError(RuntimeError):
-    """A ``fail`` rule failed: nothing was published."""
+    """A ``fail`` rule failed: nothing was published. ``report`` holds every rule's outcome (the failed
+    row-level rules' conditions select the rows that failed them)."""
+
+    def __init__(self, message: str, report: "GateReport | None" = None):
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,11 @@ def _outcome(rule: Rule, result) -> RuleOutcome:
     condition = None
     if not result.success and rule.action == "quarantine":
         condition = failing_rows_condition(rule, details.get("unexpected_index_query"))
+    elif not result.success and rule.action == "fail" and details.get("unexpected_index_query"):
+        try:  # which rows a refused batch's failing rule found (to name their files): best effort
+            condition = failing_rows_condition(rule, details.get("unexpected_index_query"))
+        except SuiteError:
+            condition = None
     observed = details.get("observed_value")
     return RuleOutcome(
         rule=rule,

@@ -8,10 +8,10 @@ from pyspark.sql import SparkSession
 
 from lakehouse.config import LakehouseConfig
 from lakehouse.quality.gate import GateReport, RuleOutcome
-from lakehouse.tables import get_table
+from lakehouse.tables import RESULTS_TABLE
 from lakehouse.writer import Commit, WriteResult, append_rows
 
-RESULTS = get_table("quality.results")
+RESULTS = RESULTS_TABLE
 
 
 def outcome_label(outcome: RuleOutcome) -> str:

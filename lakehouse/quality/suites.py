@@ -99,8 +99,12 @@ def is_row_level(snake_name: str) -> bool:
     return issubclass(cls, (ColumnMapExpectation, ColumnPairMapExpectation)) and "unique" not in snake_name
 
 
-def load_suite(declaration: TableDeclaration) -> Suite | None:
-    """Read and check the suite a declaration names; ``None`` when it names none."""
+def load_suite(declaration: TableDeclaration, columns: list[str] | None = None) -> Suite | None:
+    """Read and check the suite a declaration names; ``None`` when it names none.
+
+    Rules are checked against the declared columns, or ``columns`` (what is about to be validated) for a
+    table whose definition declares none.
+    """
     path = declaration.expectations_path
     if path is None:
         return None
@@ -119,7 +123,7 @@ def load_suite(declaration: TableDeclaration) -> Suite | None:
         if rule.name in names:
             raise SuiteError(f"{path}: rule {rule.name!r} is defined twice")
         names.add(rule.name)
-        _check_rule(rule, declaration, path)
+        _check_rule(rule, declaration, path, columns)
         rules.append(rule)
     if any(rule.action == "quarantine" for rule in rules) and not declaration.has_quarantine:
         raise SuiteError(f"{path}: quarantine rules need a quarantine table; {declaration.name} declares none")
@@ -132,7 +136,7 @@ def _load_rule(raw: Any, position: int, path: Path) -> Rule:
     return Rule(str(raw["name"]), str(raw["expectation"]), dict(raw.get("kwargs") or {}), str(raw["action"]))
 
 
-def _check_rule(rule: Rule, declaration: TableDeclaration, path: Path) -> None:
+def _check_rule(rule: Rule, declaration: TableDeclaration, path: Path, columns: list[str] | None) -> None:
     where = f"{path}: rule {rule.name!r}"
     if rule.action not in ACTIONS:
         raise SuiteError(f"{where}: action must be one of {ACTIONS}, not {rule.action!r}")
@@ -140,10 +144,11 @@ def _check_rule(rule: Rule, declaration: TableDeclaration, path: Path) -> None:
         expectation_class(rule.expectation)
     except SuiteError as exc:
         raise SuiteError(f"{where}: {exc}") from None
-    columns = set(declaration.schema.names)
+    schema = declaration.schema
+    columns = set(schema.names if schema is not None else columns or ())
     named = [rule.kwargs[k] for k in COLUMN_KWARGS if k in rule.kwargs]
     named += list(rule.kwargs.get("column_list") or [])
-    missing = [name for name in named if name not in columns]
+    missing = [name for name in named if name not in columns] if schema is not None or columns else []
     if missing:
         raise SuiteError(f"{where}: no column {', '.join(map(repr, missing))} in {declaration.name} ({sorted(columns)})")
     if rule.action == "quarantine" and not is_row_level(rule.expectation):

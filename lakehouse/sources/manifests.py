@@ -47,11 +47,14 @@ LINE_SCHEMA = T.ArrayType(T.StructType([
 
 
 def normalise_uri(uri: str) -> str:
-    """``file:///a`` and ``/a`` -> ``file:/a`` (how Spark's file sources name local files)."""
+    """``file:///a``, ``file:/a`` and ``/a`` -> ``file:/a`` (how Spark's file sources name local files), with
+    ``.`` and ``..`` resolved in local paths (``file:/landing/../etc`` is ``file:/etc``)."""
     if uri.startswith("file://"):
-        return "file:" + uri[len("file://"):]
-    if uri.startswith("/"):
-        return "file:" + uri
+        uri = "file:" + uri[len("file://"):]
+    elif uri.startswith("/"):
+        uri = "file:" + uri
+    if uri.startswith("file:/"):
+        return "file:" + posixpath.normpath(uri[len("file:"):]).replace("//", "/")
     return uri
 
 

@@ -1,6 +1,6 @@
 """Put source data into the project's PostgreSQL and take it out again as dumps and CSV exports.
 
-Tables are created from the same column files bronze is typed with (``schemas/bronze/<db>/<table>.yaml``),
+Tables are created from the same column files bronze is typed with (``schemas/bronze/<source>/<table>.yaml``),
 so the source database and its bronze snapshots cannot disagree on a column.
 """
 
@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 from lakehouse import postgres
 from lakehouse.postgres import PostgresServer
 from lakehouse.schemas import load_schema
-from lakehouse.sources.databases import SourceDatabase, SourceTable
+from lakehouse.project.sources import DatabaseSource as SourceDatabase, SourceTable
 
 _PG_TYPES = {
     T.StringType: "text",

@@ -1,11 +1,13 @@
 """Database tables -> bronze snapshots: read (JDBC, pg_dump or CSV), type, fingerprint, land once.
 
 Whatever way a table is read, its rows are typed to the columns declared in
-``schemas/bronze/<database>/<table>.yaml``; a row that does not fit (wrong field count, a value that
-does not cast) goes to the table's quarantine with the reason. The snapshot id is a fingerprint of
+``schemas/bronze/<source>/<table>.yaml``; a row that does not fit (wrong field count, a value that
+does not cast) goes to the table's quarantine with the reason (a row with a value that does not cast
+keeps every field, as text, in JSON, so silver can tell its key). The snapshot id is a fingerprint of
 the content, so the three ways give the same id for the same rows, and landing a snapshot whose
-content equals the table's latest one is a no-op. Each snapshot commits with a Delta transaction
-(previous snapshot -> this one), so a run killed between its commits and re-run lands nothing twice.
+content equals the table's latest one is a no-op. Each snapshot commits with a Delta transaction whose
+version is the bronze table's version before it, so a run killed between its commits and re-run lands
+nothing twice, and content that comes back (A, B, A, B) lands every time it changes.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from pyspark.sql import types as T
 
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
+from lakehouse.project.sources import DatabaseSource, SourceTable
 from lakehouse.publish import publish_rows
 from lakehouse.sources import pg_copy
-from lakehouse.sources.databases import SourceDatabase, SourceTable
-from lakehouse.tables import TableDeclaration, get_table
+from lakehouse.tables import TableDeclaration
 from lakehouse.writer import Commit, SchemaMismatchError, Transaction, ensure_table
 
 ERROR = "__error"  # a reason found while reading (e.g. a malformed line), before typing
@@ -66,33 +68,39 @@ class SnapshotResult:
 # ---------------------------------------------------------------- readers
 
 
-def read_jdbc(spark: SparkSession, config: LakehouseConfig, database: SourceDatabase, table: SourceTable,
-              password: str | None = None) -> RawSnapshot:
-    """A live snapshot over JDBC; split into ``jdbc_partitions`` parallel range reads when the table
-    declares a ``jdbc_partition_column``."""
-    url = config.postgres.jdbc_url(database.name)
-    qualified = f"{database.schema}.{table.name}"
-    options = {"url": url, "user": config.postgres.user, "driver": "org.postgresql.Driver", "fetchsize": "10000"}
-    if password:
-        options["password"] = password
+def read_jdbc(spark: SparkSession, source: DatabaseSource, table: SourceTable, options: dict[str, str]) -> RawSnapshot:
+    """A live snapshot over JDBC with the connection ``options`` (:func:`lakehouse.sources.jdbc.read_options`);
+    split into ``partitions`` parallel range reads when the table declares a ``partition_column``."""
+    from lakehouse.schemas import load_schema
+    from lakehouse.sources.jdbc import custom_schema, engine_for, qualified_name, redact_url
+
+    url = options["url"]
+    engine = engine_for(url)
+    qualified = qualified_name(url, table.name, source.schema)
     taken_at = datetime.now(timezone.utc)
     reader = spark.read.format("jdbc").options(**options)
-    if table.jdbc_partition_column:
-        column = table.jdbc_partition_column
+    declared = [(f.name, f.dataType.simpleString()) for f in load_schema(table.columns_file).fields]
+    as_read = custom_schema(url, declared, table.partition_column)  # SQLite: text first, typed like every source
+    if as_read:
+        reader = reader.option("customSchema", as_read)
+    if table.partition_column:
+        column = engine.quote(table.partition_column)
         bounds = (
             spark.read.format("jdbc").options(**options)
-            .option("query", f'SELECT min("{column}") AS lo, max("{column}") AS hi FROM {qualified}')
+            .option("query", f"SELECT min({column}) AS lo, max({column}) AS hi FROM {qualified}")
             .load().first()
         )
         if bounds is not None and bounds.lo is not None:
             reader = (
-                reader.option("partitionColumn", column)
+                reader.option("partitionColumn", table.partition_column)
                 .option("lowerBound", str(bounds.lo))
                 .option("upperBound", str(bounds.hi))
-                .option("numPartitions", str(table.jdbc_partitions))
+                .option("numPartitions", str(table.partitions))
             )
     rows = reader.option("dbtable", qualified).load()
-    return RawSnapshot(table, rows, f"{url}?table={qualified}", taken_at)
+    where = redact_url(url).split("?")[0]  # a URL may hold credentials: never in a stamp
+    shown = f"{source.schema}.{table.name}" if source.schema else table.name
+    return RawSnapshot(table, rows, f"{where}?table={shown}", taken_at)
 
 
 def file_time(spark: SparkSession, path: str) -> datetime:
@@ -105,7 +113,7 @@ def file_time(spark: SparkSession, path: str) -> datetime:
     return datetime.fromtimestamp(fs.getFileStatus(hadoop_path).getModificationTime() / 1000, tz=timezone.utc)
 
 
-def read_pg_dump(spark: SparkSession, dump_path: str, database: SourceDatabase,
+def read_pg_dump(spark: SparkSession, dump_path: str, database: DatabaseSource,
                  tables: list[SourceTable]) -> list[RawSnapshot]:
     """The wanted tables' rows from a plain-format ``pg_dump`` file; a wanted table missing from the dump
     is an error naming the tables it does hold."""
@@ -118,7 +126,7 @@ def read_pg_dump(spark: SparkSession, dump_path: str, database: SourceDatabase,
         raise
     snapshots = []
     for table in tables:
-        qualified = f"{database.schema}.{table.name}"
+        qualified = f"{database.schema or 'public'}.{table.name}"
         if qualified not in blocks:
             lines.unpersist()
             raise pg_copy.DumpFormatError(
@@ -129,9 +137,10 @@ def read_pg_dump(spark: SparkSession, dump_path: str, database: SourceDatabase,
     return snapshots
 
 
-def read_csv_export(spark: SparkSession, csv_path: str, database: SourceDatabase, table: SourceTable) -> RawSnapshot:
-    """One table's CSV export with a header row; every value read as text, ``csv_null_value`` as NULL.
-    A line with the wrong number of fields keeps its raw text with ``malformed_csv_row``."""
+def read_csv_export(spark: SparkSession, csv_path: str, database: DatabaseSource, table: SourceTable) -> RawSnapshot:
+    """One table's CSV export with a header row (PostgreSQL's ``COPY ... CSV``: quotes doubled inside quoted
+    fields, which may hold newlines); every value read as text, ``csv_null_value`` as NULL. A record with
+    the wrong number of fields keeps its raw text with ``malformed_csv_row``."""
     taken_at = file_time(spark, csv_path)
     header_line = spark.read.text(csv_path).first()
     if header_line is None:
@@ -144,6 +153,8 @@ def read_csv_export(spark: SparkSession, csv_path: str, database: SourceDatabase
         .option("header", "true")
         .option("enforceSchema", "false")
         .option("nullValue", database.csv_null_value)
+        .option("multiLine", "true")
+        .option("escape", '"')
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", RAW_RECORD)
         .csv(csv_path)
@@ -188,10 +199,12 @@ def typed_rows(raw: RawSnapshot, declaration: TableDeclaration) -> DataFrame:
         reason = F.lit(f"bad_value:{f.name}")
         first_bad_value = F.when(does_not_cast, reason) if first_bad_value is None else first_bad_value.when(does_not_cast, reason)
     error = F.coalesce(F.col(ERROR), first_bad_value)
-    # the raw text is only kept for rows going to quarantine (the snapshot is cached: no copy of every line)
+    # Kept only for rows going to quarantine (the snapshot is cached: no copy of every line). A row the
+    # reader could split keeps its fields as text in JSON, so silver can hold its key (see silver snapshots).
+    fields_as_json = F.to_json(F.struct(*[F.col(f.name).cast("string") for f in fields]))
     record = F.when(
         error.isNotNull(),
-        F.coalesce(F.col(RAW_RECORD), F.to_json(F.struct(*[F.col(f.name).cast("string") for f in fields]))),
+        F.when(F.col(ERROR).isNull(), fields_as_json).otherwise(F.coalesce(F.col(RAW_RECORD), fields_as_json)),
     )
     return rows.select(
         *[casts[f.name].alias(f.name) for f in fields],
@@ -232,7 +245,7 @@ def latest_snapshot_id(spark: SparkSession, path: str) -> str | None:
 
 def land_snapshot(spark: SparkSession, config: LakehouseConfig, raw: RawSnapshot, job: str, run_id: str) -> SnapshotResult:
     """Type, fingerprint and land one snapshot (no-op when its content equals the latest snapshot's)."""
-    declaration = get_table(raw.table.bronze_name)
+    declaration = config.table(raw.table.bronze_name)
     path = ensure_table(spark, config, declaration)
     columns = declaration.source_schema.names
     typed = typed_rows(raw, declaration).persist()
@@ -257,10 +270,12 @@ def land_snapshot(spark: SparkSession, config: LakehouseConfig, raw: RawSnapshot
             F.current_timestamp().alias("quarantined_at"),
             F.lit(run_id).alias("run_id"),
         )
-        transaction = Transaction(app_id=f"{declaration.name}:{previous}->{snapshot_id}", version=0)
+        # The version the table has before this snapshot: increasing, and the same when a crashed landing is
+        # replayed (its quarantine commit, made first, is then skipped; the bronze append is not yet there).
+        transaction = Transaction(app_id=f"{declaration.name}:snapshots", version=current_version(spark, path))
         result = publish_rows(
             spark, config, declaration, good_rows, Commit(job, run_id, transaction=transaction),
-            rejected=rejected if bad else None,
+            rejected=rejected if bad else None, commit_empty=True,  # the next snapshot's transaction follows it
         )
         return SnapshotResult(
             declaration.name, snapshot_id, True, result.rows_in - result.rows_quarantined + bad,

@@ -11,12 +11,12 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.privacy import pseudonym_text
+from lakehouse import quarantine
+from lakehouse.privacy import IPV4_PATTERN, IPV6_PATTERN, MASK, pseudonym_text
 
 REJECT_COLUMN = "reject_reason"
 DUPLICATE_REASON = "duplicate_request"
 MISSING_STATUS_REASON = "missing_status"
-MASK = "<masked>"
 
 _BOT_PATTERN = r"(?i)(bot|crawl|spider|slurp)"
 _REFERRER_HOST = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#:]+)"
@@ -25,11 +25,8 @@ _REFERRER_HOST = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#:]+)"
 # such as 13:55:36 has neither).
 _LEADING_IDENTITY = r"^\S+ \S+ \S+ \["
 _QUERY_STRING = r"\?[^\s\"]*"
-_IPV4 = r"(?<![0-9])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9])"
-_IPV6 = (
-    r"(?i)(?<![0-9a-f:])(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){7}"
-    r"|(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?::(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?)(?![0-9a-f:])"
-)
+_IPV4 = IPV4_PATTERN
+_IPV6 = IPV6_PATTERN
 
 SILVER_COLUMNS = (
     "request_id", "request_time", "request_date", "client_key", "auth_user_key", "method", "path",
@@ -77,8 +74,10 @@ def _null_if_blank(column: Column) -> Column:
     return F.when((column == "") | (column == "-"), None).otherwise(column)
 
 
-def accepted_requests(marked: DataFrame, key: bytes) -> DataFrame:
-    """The rows of ``silver.access_requests``: accepted requests, pseudonymised, in the declared order."""
+def requests_with_outcome(marked: DataFrame, key: bytes, rule: str = "silver.access_requests") -> DataFrame:
+    """Every marked line in the columns of ``silver.access_requests`` (pseudonymised, declared order) with the
+    quarantine protocol's columns (:mod:`lakehouse.quarantine`): the reason, and the line with its personal
+    parts masked."""
     status = F.col("status")
     user_agent = _null_if_blank(F.col("user_agent"))
     columns = {
@@ -101,7 +100,10 @@ def accepted_requests(marked: DataFrame, key: bytes) -> DataFrame:
         "source_file": F.col("source_file"),
         "ingest_time": F.col("ingest_time"),
     }
-    return marked.where(F.col(REJECT_COLUMN).isNull()).select(*[columns[name].alias(name) for name in SILVER_COLUMNS])
+    protocol = quarantine.reject(
+        F.col(REJECT_COLUMN), record=mask_personal(F.col("value")), rule=rule, source=F.col("source_file")
+    )
+    return marked.select(*[columns[name].alias(name) for name in SILVER_COLUMNS], *protocol.values())
 
 
 def mask_personal(line: Column) -> Column:
@@ -110,15 +112,3 @@ def mask_personal(line: Column) -> Column:
     masked = F.regexp_replace(masked, _QUERY_STRING, "?" + MASK)
     masked = F.regexp_replace(masked, _IPV4, MASK)
     return F.regexp_replace(masked, _IPV6, MASK)
-
-
-def rejected_requests(marked: DataFrame, rule: str, run_id: str) -> DataFrame:
-    """The quarantine rows: the line (personal parts masked), the reason, its file, when and by which run."""
-    return marked.where(F.col(REJECT_COLUMN).isNotNull()).select(
-        mask_personal(F.col("value")).alias("record"),
-        F.col(REJECT_COLUMN).alias("reason"),
-        F.lit(rule).alias("rule"),
-        F.col("source_file").alias("source"),
-        F.current_timestamp().alias("quarantined_at"),
-        F.lit(run_id).alias("run_id"),
-    )

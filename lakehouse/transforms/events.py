@@ -5,6 +5,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from lakehouse import quarantine
 from lakehouse.privacy import pseudonym_id
 
 EVENT_TYPES = ("login", "view", "like", "upload")
@@ -82,21 +83,37 @@ def mark_duplicates(events: DataFrame, existing_ids: DataFrame | None = None) ->
     return marked.drop("__rank", "__known_id")
 
 
-def accepted_events(marked: DataFrame, pseudonym_key: bytes) -> DataFrame:
-    """The rows of ``silver.events``: good, first deliveries, in the declared column order, the app's
-    user id replaced by its keyed pseudonym ``user_key`` (:mod:`lakehouse.privacy`)."""
-    return marked.where(F.col(REJECT_COLUMN).isNull()).select(
-        "event_id", pseudonym_id(F.col("user_id"), pseudonym_key, "user").alias("user_key"), "event_type", "photo_id", "event_time", "event_date", "source_file", "ingest_time"
-    )
+SILVER_COLUMNS = ("event_id", "user_key", "event_type", "photo_id", "event_time", "event_date", "source_file", "ingest_time")
+# A raw line names the app's user id; what the quarantine keeps of it carries the pseudonym instead.
+_USER_ID_FIELD = r'"user_id"\s*:\s*("[^"]*"|[^,}\s]*)'
 
 
-def rejected_events(marked: DataFrame, rule: str, run_id: str, quarantined_at: Column | None = None) -> DataFrame:
-    """The quarantine rows: the raw line, the reason, where it came from, when and by which run."""
-    return marked.where(F.col(REJECT_COLUMN).isNotNull()).select(
-        F.col("value").alias("record"),
-        F.col(REJECT_COLUMN).alias("reason"),
-        F.lit(rule).alias("rule"),
-        F.col("source_file").alias("source"),
-        (quarantined_at if quarantined_at is not None else F.current_timestamp()).alias("quarantined_at"),
-        F.lit(run_id).alias("run_id"),
+def mask_user_id(line: Column, pseudonym_key: bytes) -> Column:
+    """``line`` with its ``"user_id": <value>`` replaced by ``"user_key": <pseudonym of that value>``."""
+    raw = F.regexp_extract(line, _USER_ID_FIELD, 1)
+    unquoted = F.regexp_replace(raw, r'^"|"$', "")
+    pseudonym = pseudonym_id(unquoted, pseudonym_key, "user").cast("string")
+    return F.when(
+        raw != "", F.regexp_replace(line, _USER_ID_FIELD, F.concat(F.lit('"user_key": '), F.coalesce(pseudonym, F.lit("null"))))
+    ).otherwise(line)
+
+
+def events_with_outcome(marked: DataFrame, pseudonym_key: bytes, rule: str = "parse_app_events") -> DataFrame:
+    """Every marked line in the columns of ``silver.events`` (the app's user id replaced by its keyed
+    pseudonym ``user_key``, :mod:`lakehouse.privacy`) with the quarantine protocol's columns
+    (:mod:`lakehouse.quarantine`): the reason, and the raw line with the user id pseudonymised."""
+    reason = F.col(REJECT_COLUMN)
+    columns = {
+        "event_id": F.col("event_id"),
+        "user_key": pseudonym_id(F.col("user_id"), pseudonym_key, "user"),
+        "event_type": F.col("event_type"),
+        "photo_id": F.col("photo_id"),
+        "event_time": F.col("event_time"),
+        "event_date": F.col("event_date"),
+        "source_file": F.col("source_file"),
+        "ingest_time": F.col("ingest_time"),
+    }
+    protocol = quarantine.reject(
+        reason, record=mask_user_id(F.col("value"), pseudonym_key), rule=rule, source=F.col("source_file")
     )
+    return marked.select(*[columns[name].alias(name) for name in SILVER_COLUMNS], *protocol.values())

@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakehouse import quarantine
 from lakehouse.models.fashion_classifier import LABELS, image_pixels, load_network, predict_probabilities
 
 ERROR_COLUMN = "prediction_error"
@@ -80,9 +81,15 @@ def score_images(images: DataFrame, model_bytes: bytes, batch_size: int = 256, p
     return spark.createDataFrame(scored, SCORED)
 
 
-def prediction_rows(scored: DataFrame, model_name: str, model_version: str, run_id: str) -> DataFrame:
-    """The scored images that got a prediction, in the columns of silver.image_predictions."""
-    return scored.where(F.col(ERROR_COLUMN).isNull()).select(
+def predictions_with_outcome(scored: DataFrame, model_name: str, model_version: str, run_id: str) -> DataFrame:
+    """Every scored image in the columns of silver.image_predictions, with the quarantine protocol's columns
+    (:mod:`lakehouse.quarantine`) for those that could not be predicted: the reason, and as the record
+    which image under which model (``content_hash``, ``model_name``, ``model_version`` as JSON, which
+    :func:`unpredicted` reads back so that a re-run does not score them again)."""
+    record = F.to_json(F.struct(
+        "content_hash", F.lit(model_name).alias("model_name"), F.lit(model_version).alias("model_version")
+    ))
+    return scored.select(
         "content_hash",
         F.lit(model_name).alias("model_name"),
         F.lit(model_version).alias("model_version"),
@@ -92,23 +99,7 @@ def prediction_rows(scored: DataFrame, model_name: str, model_version: str, run_
         "class_probabilities",
         F.current_timestamp().alias("predicted_at"),
         F.lit(run_id).alias("run_id"),
-    )
-
-
-def quarantine_records(scored: DataFrame, model_name: str, model_version: str, rule: str, source: str,
-                       run_id: str) -> DataFrame:
-    """The scored images that could not be predicted, in the quarantine schema: which image, under which
-    model, and why (``record`` holds ``content_hash``, ``model_name`` and ``model_version`` as JSON)."""
-    record = F.to_json(F.struct(
-        "content_hash", F.lit(model_name).alias("model_name"), F.lit(model_version).alias("model_version")
-    ))
-    return scored.where(F.col(ERROR_COLUMN).isNotNull()).select(
-        record.alias("record"),
-        F.col(ERROR_COLUMN).alias("reason"),
-        F.lit(rule).alias("rule"),
-        F.lit(source).alias("source"),
-        F.current_timestamp().alias("quarantined_at"),
-        F.lit(run_id).alias("run_id"),
+        *quarantine.reject(F.col(ERROR_COLUMN), record=record).values(),
     )
 
 

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from lakehouse.config import LakehouseConfig
-from lakehouse.tables import TableDeclaration, get_table
+from lakehouse.tables import TableDeclaration
 
 CDF_META = ("_change_type", "_commit_version", "_commit_timestamp")
 
@@ -43,7 +43,7 @@ def _uses_change_feed(declaration: TableDeclaration) -> bool:
 
 def diff_versions(spark: SparkSession, config: LakehouseConfig, table: str, from_version: int, to_version: int) -> TableDiff:
     """Rows added, removed and changed going from ``from_version`` to ``to_version`` (either order)."""
-    declaration = get_table(table)
+    declaration = config.table(table)
     path = config.table_path(declaration.name)
     if from_version == to_version:
         empty = spark.read.format("delta").option("versionAsOf", from_version).load(path).limit(0)

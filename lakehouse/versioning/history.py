@@ -10,7 +10,6 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from lakehouse.config import LakehouseConfig
-from lakehouse.tables import get_table
 from lakehouse.writer import rows_added
 
 REMOVED_ROW_METRICS = ("numTargetRowsDeleted", "numDeletedRows")
@@ -45,7 +44,7 @@ def rows_at(spark: SparkSession, path: str, version: int) -> int:
 
 def table_history(spark: SparkSession, config: LakehouseConfig, table: str, limit: int | None = None) -> list[VersionInfo]:
     """Newest version first. Rows removed by an overwrite or restore are the previous version's rows."""
-    path = config.table_path(get_table(table).name)
+    path = config.table_path(config.table(table).name)
     commits = DeltaTable.forPath(spark, path).history(limit).orderBy("version").collect()
     history, previous_total = [], None
     for commit in commits:

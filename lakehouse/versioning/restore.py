@@ -8,7 +8,6 @@ from pyspark.sql import SparkSession
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
 from lakehouse.job import new_run_id
-from lakehouse.tables import get_table
 from lakehouse.versioning.tags import list_tags, resolve_tag
 from lakehouse.writer import Commit, commit_context
 
@@ -31,7 +30,7 @@ def restore_table(
     get, which is usually a mistake): pass ``force=True`` to restore anyway. Tagged versions stay
     readable either way: a restore is a new commit.
     """
-    declaration = get_table(table)
+    declaration = config.table(table)
     if (version is None) == (tag is None):
         raise ValueError("give a version or a tag to restore to")
     if tag is not None:

@@ -12,7 +12,6 @@ from pyspark.sql import functions as F
 
 from lakehouse.catalog import current_version, table_exists
 from lakehouse.config import LakehouseConfig
-from lakehouse.tables import get_table
 from lakehouse.versioning.tags import list_tags
 
 # Files a later commit removes carry the time that commit prepared its actions; a writer that started
@@ -59,7 +58,7 @@ def plan_vacuum(
     have been removed by later commits, so the retention must reach back (plus a margin) to the first
     removal after the oldest tagged version, read from the log; files removed before it may go.
     """
-    declaration = get_table(table)
+    declaration = config.table(table)
     path = config.table_path(declaration.name)
     policy = config.retention.hours_for(declaration.layer)
     tags = list_tags(spark, config, declaration.name)
@@ -82,7 +81,7 @@ def vacuum_table(
     margin_hours: float = DEFAULT_MARGIN_HOURS,
 ) -> VacuumPlan:
     """VACUUM ``table`` by :func:`plan_vacuum`; with ``dry_run`` only return the plan."""
-    path = config.table_path(get_table(table).name)
+    path = config.table_path(config.table(table).name)
     if not table_exists(spark, path):
         raise ValueError(f"{table} does not exist yet")
     plan = plan_vacuum(spark, config, table, margin_hours=margin_hours)

@@ -13,10 +13,10 @@ from pyspark.sql import functions as F
 
 from lakehouse.catalog import current_version, table_exists
 from lakehouse.config import LakehouseConfig
-from lakehouse.tables import get_table
+from lakehouse.tables import TAGS_TABLE
 from lakehouse.writer import Commit, ensure_table, insert_new_rows
 
-TAGS = get_table("ops.tags")
+TAGS = TAGS_TABLE
 TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -45,7 +45,7 @@ def list_tags(spark: SparkSession, config: LakehouseConfig, table: str | None = 
     if frame is None:
         return []
     if table is not None:
-        frame = frame.where(F.col("table_name") == get_table(table).name)
+        frame = frame.where(F.col("table_name") == config.table(table).name)
     rows = frame.orderBy("table_name", "version", "tag").collect()
     return [Tag(r.table_name, r.tag, r.version, r.created_at, r.created_by, r.note) for r in rows]
 
@@ -70,7 +70,7 @@ def create_tag(
     created_by: str | None = None,
 ) -> Tag:
     """Name ``version`` (default: the latest) of ``table``. Tags are immutable: a taken name is an error."""
-    declaration = get_table(table)
+    declaration = config.table(table)
     if not TAG_NAME.match(tag):
         raise TagError(f"bad tag name {tag!r}: letters, digits, '.', '_' and '-', starting with a letter or digit")
     latest = current_version(spark, config.table_path(declaration.name))
@@ -104,7 +104,7 @@ def delete_tag(spark: SparkSession, config: LakehouseConfig, table: str, tag: st
     """Remove a tag (the version itself stays until retention removes it)."""
     resolve_tag(spark, config, table, tag)
     path = ensure_table(spark, config, TAGS)
-    DeltaTable.forPath(spark, path).delete((F.col("table_name") == get_table(table).name) & (F.col("tag") == tag))
+    DeltaTable.forPath(spark, path).delete((F.col("table_name") == config.table(table).name) & (F.col("tag") == tag))
     from lakehouse.versioning.views import drop_tag_view
 
-    drop_tag_view(spark, get_table(table), tag)
+    drop_tag_view(spark, config.table(table), tag)

@@ -11,7 +11,7 @@ import re
 from pyspark.sql import SparkSession
 
 from lakehouse.config import LakehouseConfig
-from lakehouse.tables import TableDeclaration, get_table
+from lakehouse.tables import TableDeclaration
 
 
 def tag_view_name(declaration: TableDeclaration, tag: str) -> str:
@@ -20,7 +20,7 @@ def tag_view_name(declaration: TableDeclaration, tag: str) -> str:
 
 def register_tag_view(spark: SparkSession, config: LakehouseConfig, tag) -> str:
     """Create (or replace) the view of one tag; return its name."""
-    declaration = get_table(tag.table)
+    declaration = config.table(tag.table)
     name = tag_view_name(declaration, tag.tag)
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {declaration.layer}")
     path = config.table_path(declaration.name)

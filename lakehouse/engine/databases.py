@@ -1,0 +1,89 @@
+"""Land a database source (``kind: database``) in bronze as snapshots: a live JDBC read (the default),
+a plain pg_dump file or a folder of per-table CSV exports; the same content twice is a no-op.
+
+Where the database is, its driver and its user come from the source's declaration; its password from
+the environment variable it names (``password_from: env:NAME``) or the project's own PostgreSQL server
+(``password_from: project-postgres``), never from a file of the project.
+"""
+
+from __future__ import annotations
+
+import os
+
+from lakehouse.catalog import current_version
+from lakehouse.config import LakehouseConfig
+from lakehouse.job import JobContext, JobResult
+from lakehouse.project.sources import DatabaseSource, SourceError, expand
+from lakehouse.project.steps import Step
+from lakehouse.sources import snapshots
+from lakehouse.writer import write_result
+
+METHODS = ("jdbc", "dump", "csv")
+
+
+def source_password(source: DatabaseSource, config: LakehouseConfig) -> str | None:
+    """The password ``source`` declares the way to (``password_from``), or None when it needs none."""
+    if source.password_from is None:
+        return None
+    if source.password_from == "project-postgres":
+        from lakehouse import postgres
+
+        return postgres.server_password(config)
+    variable = source.password_from.removeprefix("env:")
+    if variable not in os.environ:
+        raise SourceError(f"{source.file}: the password comes from ${variable}, which is not set")
+    return os.environ[variable]
+
+
+def connection_options(source: DatabaseSource, config: LakehouseConfig) -> dict[str, str]:
+    """Spark JDBC options (url, driver, user, password) for ``source`` in this environment."""
+    from lakehouse.sources.jdbc import read_options
+
+    return read_options(expand(source.url, config), expand(source.user, config), source_password(source, config),
+                        source.driver)
+
+
+def raw_snapshots(ctx: JobContext, source: DatabaseSource) -> list[snapshots.RawSnapshot]:
+    """The source's tables as read the way the step's options say (``method``: jdbc, dump or csv)."""
+    options = ctx.options
+    method = options.get("method") or "jdbc"
+    if method not in METHODS:
+        raise ValueError(f"--from must be one of {', '.join(METHODS)}, not {method!r}")
+    wanted = options.get("table")
+    tables = [source.table(name) for name in wanted] if wanted else list(source.tables)
+    if method == "jdbc":
+        jdbc = connection_options(source, ctx.config)
+        return [snapshots.read_jdbc(ctx.spark, source, table, jdbc) for table in tables]
+    if method == "dump":
+        if not options.get("dump_file"):
+            raise ValueError("--from dump needs --dump-file")
+        return snapshots.read_pg_dump(ctx.spark, options["dump_file"], source, tables)
+    if not options.get("csv_dir"):
+        raise ValueError("--from csv needs --csv-dir")
+    folder = options["csv_dir"].rstrip("/")
+    return [snapshots.read_csv_export(ctx.spark, f"{folder}/{table.name}.csv", source, table) for table in tables]
+
+
+def ingest_database(ctx: JobContext, step: Step) -> JobResult:
+    """Land a snapshot of every (selected) table of the database source behind ``step``."""
+    source: DatabaseSource = ctx.config.project.source(step.source)
+    result = JobResult(ctx.job_name, ctx.run_id)
+    landed = unchanged = quarantined = 0
+    read = raw_snapshots(ctx, source)
+    try:
+        for raw in read:
+            declaration = ctx.config.table(raw.table.bronze_name)
+            path = ctx.config.table_path(declaration.name)
+            before = current_version(ctx.spark, path)
+            outcome = snapshots.land_snapshot(ctx.spark, ctx.config, raw, ctx.job_name, ctx.run_id)
+            result.writes.append(write_result(ctx.spark, declaration, path, before))
+            landed += outcome.landed
+            unchanged += not outcome.landed
+            quarantined += outcome.quarantined
+            state = f"snapshot {outcome.snapshot_id}" + ("" if outcome.landed else " unchanged: nothing landed")
+            print(f"  {outcome.table}: {state}, {outcome.rows} rows, {outcome.quarantined} quarantined")
+    finally:
+        for raw in read:
+            raw.release()
+    result.counts.update({"snapshots landed": landed, "snapshots unchanged": unchanged, "rows quarantined": quarantined})
+    return result
