@@ -19,6 +19,7 @@ from lakehouse.scenario.sources import stage_sources
 
 JOB_NAME = "pipeline"
 TRAINING_JOB = "train_popularity"
+TRAINING_TABLE = "gold.photo_popularity_training"  # what the training job reads
 train_popularity = load_job(Path(__file__).resolve().parent.parent, TRAINING_JOB)
 
 
@@ -27,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--training-loader", choices=train_popularity.LOADERS, default="petastorm",
                         help="the loader the training step reads gold through")
     parser.add_argument("--skip-training", action="store_true", help="build the tables only")
+    parser.add_argument("--select", nargs="+", metavar="TABLE", default=None,
+                        help="build only these tables (or steps) and what they need; the model is trained only "
+                             f"when {TRAINING_TABLE} is among them")
     parser.add_argument("--force", action="store_true",
                         help="run every step, even those whose inputs, code and configuration are unchanged")
 
@@ -44,12 +48,15 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     result = JobResult(JOB_NAME, ctx.run_id)
     for line in stage_sources(ctx.config, args.days).describe():
         print(line)
-    outcomes = run_pipeline(ctx.spark, ctx.config, force=args.force)
+    outcomes = run_pipeline(ctx.spark, ctx.config, selected=args.select, force=args.force)
     result.writes.extend(write for outcome in outcomes for write in outcome.writes)
     failed = failures(outcomes)
     if failed:
         raise RuntimeError(failed)
-    if not args.skip_training:
+    built = {table for outcome in outcomes for table in outcome.step.outputs}
+    if not args.skip_training and TRAINING_TABLE not in built:
+        print(f"training skipped: {TRAINING_TABLE} is not among the selected tables")
+    elif not args.skip_training:
         step = run_job(TRAINING_JOB, train_popularity.run, training_arguments(args), spark=ctx.spark, config=ctx.config)
         print(step.summary())
         result.counts.update(step.counts)

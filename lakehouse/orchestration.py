@@ -53,7 +53,8 @@ class StepOutcome:
     job_summary: str = ""  # the job's own report (counts), when it ran
 
     def line(self) -> str:
-        written = ", ".join(f"{table} v{version}" for table, version in self.outputs.items())
+        # a table the step may write but has not yet (a quarantine nothing was rejected to) has version -1
+        written = ", ".join(f"{table} v{version}" for table, version in self.outputs.items() if version >= 0)
         detail = {
             "succeeded": f"ran ({self.reason}) in {self.seconds:.1f}s, +{self.rows_written:,} rows; {written}",
             "skipped": f"skipped ({self.reason}); {written}",

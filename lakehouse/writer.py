@@ -76,9 +76,10 @@ def ensure_table(
     """
     path = config.table_path(declaration.name)
     columns = declaration.schema or schema
-    if columns is None:
-        if not table_exists(spark, path):
-            raise SchemaMismatchError(f"{declaration.name} has no schema file and was never written: nothing to create it from")
+    exists = table_exists(spark, path)
+    if columns is None and not exists:
+        raise SchemaMismatchError(f"{declaration.name} has no schema file and was never written: nothing to create it from")
+    if exists:  # createIfNotExists would be a no-op, at the cost of a Spark command (a fixed cost of every write)
         register_table(spark, declaration, path)
         return path
     builder = (
@@ -161,20 +162,23 @@ def rows_added(metrics: Mapping[str, str] | None) -> int | None:
     return None
 
 
-def _rows_committed(spark: SparkSession, path: str, after_version: int | None) -> int:
-    """Rows added by the commits after ``after_version``."""
-    history = DeltaTable.forPath(spark, path).history()
-    if after_version is not None:
-        history = history.where(history.version > after_version)
-    return sum(rows_added(row.operationMetrics) or 0 for row in history.select("operationMetrics").collect())
+RECENT_COMMITS = 8  # a write makes one to three: read that much of the history, all of it only when short
 
 
 def write_result(spark: SparkSession, declaration: TableDeclaration, path: str, before: int | None) -> WriteResult:
-    """Describe what the commits after version ``before`` did to the table at ``path``."""
-    after = current_version(spark, path)
-    committed = after != before
-    rows = _rows_committed(spark, path, before) if committed else 0
-    return WriteResult(declaration.name, after, rows, committed)
+    """Describe what the commits after version ``before`` did to the table at ``path`` (its version now,
+    the rows they added), from one read of its recent history."""
+    if not table_exists(spark, path):
+        return WriteResult(declaration.name, None, 0, False)
+    table = DeltaTable.forPath(spark, path)
+    first_new = -1 if before is None else before
+    recent = table.history(RECENT_COMMITS).select("version", "operationMetrics").collect()
+    if recent and min(row.version for row in recent) > first_new + 1:  # more new commits than were read
+        recent = table.history().where(f"version > {first_new}").select("version", "operationMetrics").collect()
+    after = max((row.version for row in recent), default=None)
+    new = [row for row in recent if row.version > first_new]
+    rows = sum(rows_added(row.operationMetrics) or 0 for row in new)
+    return WriteResult(declaration.name, after, rows, after != before)
 
 
 def _save(spark, config, declaration: TableDeclaration, df: DataFrame, commit: Commit, mode: str) -> WriteResult:

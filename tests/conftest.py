@@ -6,6 +6,7 @@ import atexit
 import shutil
 import socket
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,10 +32,11 @@ def _free_port() -> int:
 _PG_PORT = _free_port()
 
 
-def make_config(root: Path) -> LakehouseConfig:
+def make_config(root: Path, data_docs: bool = False) -> LakehouseConfig:
     """``conf/local.yaml`` with its warehouse and landing folders moved under ``root`` and the suite's
-    PostgreSQL server as the application database, and an in-memory catalog."""
-    return load_config(
+    PostgreSQL server as the application database, and an in-memory catalog. The gates run; their Data Docs
+    site is rendered only with ``data_docs`` (a second a job, and only two tests look at it)."""
+    config = load_config(
         DEMO_CONF_FILE,
         environ={
             "LAKEHOUSE_WAREHOUSE": str(root / "warehouse"),
@@ -46,6 +48,7 @@ def make_config(root: Path) -> LakehouseConfig:
             "LAKEHOUSE_METASTORE": "in-memory",
         },
     )
+    return replace(config, quality=replace(config.quality, data_docs=data_docs))
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from lakehouse import object_store
 from lakehouse.config import ENV_OVERRIDES
 from helpers import DEMO_PROJECT
 from lakehouse.privacy import KEY_VARIABLE
+from lakehouse.project import PROJECT_VARIABLE
 from lakehouse.scenario.app_db import BAD_OBJECT_KINDS, write_app_database
 from lakehouse.scenario.app_events import write_app_event_logs
 
@@ -125,7 +126,8 @@ def test_pipeline_on_s3_history_time_travel_reconciliation_and_idempotent_rerun(
         quality={"enabled": False, "data_docs": False},
     )
     inherited = {k: v for k, v in os.environ.items() if k not in ENV_OVERRIDES}  # the conf file says where things are
-    env = {**inherited, **s3.env(), KEY_VARIABLE: "test-pseudonym-key-0123456789"}  # endpoint + keys, never in files
+    env = {**inherited, **s3.env(), KEY_VARIABLE: "test-pseudonym-key-0123456789",  # endpoint + keys, never in files
+           PROJECT_VARIABLE: str(DEMO_PROJECT)}  # the conf file lives outside the project
     work = tmp_path / "cwd"
     work.mkdir()
 

@@ -1,6 +1,7 @@
 """The thin path end to end on real files and real Delta tables: logs -> bronze -> silver -> gold -> tensors."""
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ def generate(config, **kwargs):
 
 
 def test_logs_to_tensors_reconcile_rerun_and_time_travel(spark, config):
+    config = replace(config, quality=replace(config.quality, data_docs=True))  # this test reads the site
     logs = generate(config, days=2)
     run_pipeline(spark, config)
 

@@ -37,6 +37,7 @@ def results(spark, config, run_id):
 
 
 def test_quarantine_uses_the_rules_conditions_and_loses_nothing(spark, config):
+    config = replace(config, quality=replace(config.quality, data_docs=True))  # this test reads the site
     df = events(
         spark,
         ("e1", "view", T),

