@@ -171,12 +171,12 @@ def write_result(spark: SparkSession, declaration: TableDeclaration, path: str, 
     if not table_exists(spark, path):
         return WriteResult(declaration.name, None, 0, False)
     table = DeltaTable.forPath(spark, path)
-    first_new = -1 if before is None else before
+    last_seen = -1 if before is None else before
     recent = table.history(RECENT_COMMITS).select("version", "operationMetrics").collect()
-    if recent and min(row.version for row in recent) > first_new + 1:  # more new commits than were read
-        recent = table.history().where(f"version > {first_new}").select("version", "operationMetrics").collect()
+    if recent and min(row.version for row in recent) > last_seen + 1:  # more new commits than were read
+        recent = table.history().where(f"version > {last_seen}").select("version", "operationMetrics").collect()
     after = max((row.version for row in recent), default=None)
-    new = [row for row in recent if row.version > first_new]
+    new = [row for row in recent if row.version > last_seen]
     rows = sum(rows_added(row.operationMetrics) or 0 for row in new)
     return WriteResult(declaration.name, after, rows, after != before)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import socket
 import tempfile
@@ -16,6 +17,12 @@ pytest.register_assert_rewrite("helpers")
 from helpers import DEMO_CONF_FILE
 from lakehouse.config import LakehouseConfig, load_config
 
+
+# Every JVM the suite starts (its Spark sessions, spark-submit, the SQL server, beeline, S3Proxy, the cluster's
+# daemons and executors) compiles with C1 only: on test-sized data a JVM spends more CPU optimising hot code
+# than running it, and the suite is CPU-bound on 2 cores. Measured: the same 12 Delta merges and reads took
+# 36% less JVM CPU (141 s -> 90 s). A setting of the user's own (or CI's) is left alone.
+os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
 
 # The suite's own PostgreSQL (started once, on a free port, in a folder the server account can enter).
 _PG_DATA_DIR = Path(tempfile.mkdtemp(prefix="lakehouse-test-pg-"))
@@ -80,3 +87,18 @@ def spark(session_config):
 def config(tmp_path) -> LakehouseConfig:
     """A fresh, empty warehouse and landing folder for one test."""
     return make_config(tmp_path)
+
+
+# Files that take minutes go first, so that xdist's two workers finish together rather than one waiting on a
+# long file handed out last. `--no-loadscope-reorder` (pytest.ini) makes xdist hand files out in this
+# collection order; by default it sends the files with the most tests first, which put these last.
+SLOW_FILES_FIRST = (
+    "test_demo_lakehouse_e2e.py", "test_cluster.py", "test_orchestration.py", "test_source_crashes.py",
+    "test_object_storage.py", "test_sources_databases.py", "test_silver_snapshots.py", "test_versioning.py",
+    "test_user_project.py", "test_pipeline_e2e.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: position for position, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its own order
