@@ -7,6 +7,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.config import LakehouseConfig
+from lakehouse.delta_log import latest_version
 from lakehouse.tables import TableDeclaration
 
 
@@ -99,4 +100,4 @@ def current_version(spark: SparkSession, path: str) -> int | None:
     """The latest committed version of the Delta table at ``path``; ``None`` when there is none."""
     if not table_exists(spark, path):
         return None
-    return DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
+    return latest_version(spark, path)

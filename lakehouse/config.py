@@ -87,6 +87,8 @@ class QualityConfig:
 
     enabled: bool = True
     data_docs: bool = True
+    # Render the site after each validation; a job (lakehouse.job.run_job) turns this off and renders once.
+    docs_per_validation: bool = True
 
 
 @dataclass(frozen=True)

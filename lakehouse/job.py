@@ -111,7 +111,7 @@ def run_job(
     # not once per validation (a job validates many batches and tables).
     build_docs = config.quality.enabled and config.quality.data_docs
     if build_docs:
-        config = replace(config, quality=replace(config.quality, data_docs=False))
+        config = replace(config, quality=replace(config.quality, docs_per_validation=False))
     context = new_context(spark, config, job_name, vars(args) if isinstance(args, argparse.Namespace) else args)
     started = time.monotonic()
     result = None

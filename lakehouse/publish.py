@@ -87,7 +87,9 @@ def _gate(
     if suite is None or not suite.rules or not config.quality.enabled:
         return None, df, None
     report = validate(
-        df, suite, quality_root(config), previous_rows=previous_rows, build_docs=config.quality.data_docs
+        df, suite, quality_root(config), previous_rows=previous_rows,
+        build_docs=config.quality.data_docs and config.quality.docs_per_validation,
+        failing_samples=config.quality.data_docs,
     )
     if not report.passed:
         # A refused attempt is logged on its own (no transaction): the replay that follows must still

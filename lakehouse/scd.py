@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from lakehouse import faults
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
+from lakehouse.delta_log import file_count
 from lakehouse.tables import TableDeclaration
 from lakehouse.transforms.snapshot_changes import MERGE_KEY_PREFIX, SNAPSHOT_STAMPS, history_merge_source, values_differ
 from lakehouse.writer import Commit, WriteResult, append_rows, check_schema, commit_context, ensure_table, write_result
@@ -31,7 +32,8 @@ def value_columns(declaration: TableDeclaration, stamps: tuple[str, ...]) -> lis
 
 
 def _is_empty(spark: SparkSession, path: str) -> bool:
-    return spark.read.format("delta").load(path).limit(1).count() == 0
+    # No data file, no row. (A file of no rows counts as not empty: the MERGE that follows is then correct too.)
+    return file_count(spark, path) == 0
 
 
 HELD = "__held"  # a merge source row that only holds its key in place (its snapshot row was unusable)

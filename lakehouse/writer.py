@@ -20,6 +20,7 @@ from pyspark.sql import types as T
 from lakehouse import faults
 from lakehouse.catalog import current_version, register_table, table_exists
 from lakehouse.config import LakehouseConfig
+from lakehouse.delta_log import commits_after
 from lakehouse.tables import TableDeclaration
 
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
@@ -162,22 +163,14 @@ def rows_added(metrics: Mapping[str, str] | None) -> int | None:
     return None
 
 
-RECENT_COMMITS = 8  # a write makes one to three: read that much of the history, all of it only when short
-
-
 def write_result(spark: SparkSession, declaration: TableDeclaration, path: str, before: int | None) -> WriteResult:
     """Describe what the commits after version ``before`` did to the table at ``path`` (its version now,
-    the rows they added), from one read of its recent history."""
+    the rows they added), from their commit files."""
     if not table_exists(spark, path):
         return WriteResult(declaration.name, None, 0, False)
-    table = DeltaTable.forPath(spark, path)
-    last_seen = -1 if before is None else before
-    recent = table.history(RECENT_COMMITS).select("version", "operationMetrics").collect()
-    if recent and min(row.version for row in recent) > last_seen + 1:  # more new commits than were read
-        recent = table.history().where(f"version > {last_seen}").select("version", "operationMetrics").collect()
-    after = max((row.version for row in recent), default=None)
-    new = [row for row in recent if row.version > last_seen]
-    rows = sum(rows_added(row.operationMetrics) or 0 for row in new)
+    new = commits_after(spark, path, before)
+    after = new[-1].version if new else current_version(spark, path)
+    rows = sum(rows_added(commit.operation_metrics) or 0 for commit in new)
     return WriteResult(declaration.name, after, rows, after != before)
 
 

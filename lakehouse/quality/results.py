@@ -48,5 +48,5 @@ def record_results(
         )
         for o in report.outcomes
     ]
-    df = spark.createDataFrame(rows, RESULTS.schema)
+    df = spark.createDataFrame(rows, RESULTS.schema).coalesce(1)  # one file, not one per core
     return append_rows(spark, config, RESULTS, df, commit)

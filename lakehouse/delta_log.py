@@ -1,0 +1,71 @@
+"""A table's version and its recent commits, read from its transaction log by Delta's own ``DeltaLog``
+without running a Spark job.
+
+``DeltaTable.history()`` answers the same questions through a DataFrame, and each call costs a Spark job
+(about 0.35 s on a 2-core machine, measured 2026-12-02). The writer asks them two or three times per commit,
+and the pipeline hundreds of times per run. ``DeltaLog.update()`` lists the log from its last checkpoint
+(through the table's own file system, so s3a works as local paths do) and reads the state from the checksum
+file Delta writes with each commit; ``getChanges`` reads only the commit files asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from pyspark.sql import SparkSession
+
+
+@dataclass(frozen=True)
+class CommitSummary:
+    """One commit as its ``commitInfo`` action records it."""
+
+    version: int
+    operation: str | None
+    operation_metrics: dict[str, str] = field(default_factory=dict)
+    user_metadata: str | None = None
+
+
+def _delta_log(spark: SparkSession, path: str):
+    return spark._jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+
+
+def latest_version(spark: SparkSession, path: str) -> int | None:
+    """The latest committed version of the Delta table at ``path``; ``None`` when none is there."""
+    none = spark._jvm.scala.Option.empty()
+    snapshot = _delta_log(spark, path).update(False, none, none)
+    version = snapshot.version()
+    return None if version < 0 else int(version)
+
+
+def file_count(spark: SparkSession, path: str) -> int:
+    """How many data files the latest version of the table at ``path`` holds (0 when it has no version):
+    from the commit's checksum file when Delta wrote one, else from the table's state."""
+    none = spark._jvm.scala.Option.empty()
+    snapshot = _delta_log(spark, path).update(False, none, none)
+    return 0 if snapshot.version() < 0 else int(snapshot.numOfFiles())
+
+
+def commits_after(spark: SparkSession, path: str, version: int | None) -> list[CommitSummary]:
+    """The commits after ``version`` (all of them for ``None``), oldest first, from their commit files."""
+    start = 0 if version is None else version + 1
+    if (latest_version(spark, path) or -1) < start:
+        return []
+    changes = _delta_log(spark, path).getChanges(start, spark._jvm.scala.Option.empty(), False)
+    summaries = []
+    while changes.hasNext():
+        entry = changes.next()
+        actions = entry._2().iterator()
+        info: dict = {}
+        while actions.hasNext():
+            action = actions.next()
+            if action.getClass().getSimpleName() == "CommitInfo":
+                info = json.loads(action.json()).get("commitInfo", {})
+                break
+        summaries.append(CommitSummary(
+            version=int(entry._1()),
+            operation=info.get("operation"),
+            operation_metrics=dict(info.get("operationMetrics") or {}),
+            user_metadata=info.get("userMetadata"),
+        ))
+    return summaries
