@@ -70,3 +70,24 @@ def test_insert_new_rows_only_inserts_unknown_keys(spark, config):
     assert result.rows_written == 1
     assert sorted(r.user_key for r in read_table(spark, config, GOLD.name).collect()) == [1, 2, 3]
     assert current_version(spark, config.table_path(GOLD.name)) == 2
+
+
+def test_the_log_reader_agrees_with_delta_history_including_a_commit_made_outside_the_writer(spark, config):
+    """``lakehouse.delta_log`` (no Spark job) against ``DESCRIBE HISTORY`` on the same table. (Commits by
+    another process: tests/test_orchestration.py's two runs at once decide on each other's.)"""
+    from lakehouse.delta_log import commits_after, file_count, latest_version
+
+    path = config.table_path(GOLD.name)
+    assert latest_version(spark, path) is None and commits_after(spark, path, None) == [] and file_count(spark, path) == 0
+    overwrite_table(spark, config, GOLD, activity(spark, 1, 2, 3), Commit("t", "r1"))
+    append_rows(spark, config, GOLD, activity(spark, 4), Commit("t", "r2"))
+    activity(spark, 5, 6).write.format("delta").mode("append").save(path)  # not through the writer
+    history = {row.version: row for row in DeltaTable.forPath(spark, path).history().collect()}
+    assert latest_version(spark, path) == max(history) == current_version(spark, path)
+    commits = commits_after(spark, path, 0)
+    assert [c.version for c in commits] == sorted(v for v in history if v > 0)
+    for commit in commits:
+        assert commit.operation == history[commit.version].operation
+        assert commit.operation_metrics == dict(history[commit.version].operationMetrics)
+    assert json.loads(commits[-2].user_metadata)["run_id"] == "r2" and commits[-1].user_metadata is None
+    assert file_count(spark, path) == len(spark.read.format("delta").load(path).inputFiles())
