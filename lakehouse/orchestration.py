@@ -127,16 +127,15 @@ def last_success(spark: SparkSession, config: LakehouseConfig, job: str):
     return cached[1].get(job)
 
 
-def _remember_recorded(path: str, before: int | None, after: int | None, row: Row) -> None:
-    """Add the row this process just appended (``before`` -> ``after``) to what it knows of ops.runs, when
+def _remember_recorded(path: str, before: int | None, after: int | None, rows: list[Row]) -> None:
+    """Add the rows this process just appended (``before`` -> ``after``) to what it knows of ops.runs, when
     nobody else committed in between; otherwise the next :func:`last_success` reads the table again."""
     cached = _LAST_SUCCESSES.get(path)
     if cached is None or before is None or cached[0] != before or after != before + 1:
         _LAST_SUCCESSES.pop(path, None)
         return
     successes = dict(cached[1])
-    if row.status == "succeeded":
-        successes[row.step] = row
+    successes.update((row.step, row) for row in rows if row.status == "succeeded")
     _LAST_SUCCESSES[path] = (after, successes)
 
 
@@ -193,22 +192,28 @@ def select_steps(steps: list[Step], selected: list[str], upstream: bool = True, 
     return [step for step in steps if step.name in closure]
 
 
-def _record(spark: SparkSession, config: LakehouseConfig, run_id: str, outcome: StepOutcome) -> None:
+def _record(spark: SparkSession, config: LakehouseConfig, run_id: str, outcomes: list[StepOutcome]) -> None:
+    """Append one ops.runs row per outcome, in one commit."""
     from lakehouse.writer import Commit, append_rows
 
+    if not outcomes:
+        return
     declaration = RUNS_TABLE
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    values = (
-        run_id, outcome.step.name, outcome.status, outcome.reason, outcome.started_at or now, now,
-        json.dumps(outcome.inputs, sort_keys=True), json.dumps(outcome.outputs, sort_keys=True),
-        int(outcome.rows_written), code_version(outcome.step), config_fingerprint(config), outcome.job_run_id,
-        outcome.error,
-    )
+    rows = [
+        (
+            run_id, outcome.step.name, outcome.status, outcome.reason, outcome.started_at or now, now,
+            json.dumps(outcome.inputs, sort_keys=True), json.dumps(outcome.outputs, sort_keys=True),
+            int(outcome.rows_written), code_version(outcome.step), config_fingerprint(config), outcome.job_run_id,
+            outcome.error,
+        )
+        for outcome in outcomes
+    ]
     path = config.table_path(declaration.name)
     before = current_version(spark, path)
-    rows = spark.createDataFrame([values], declaration.schema).coalesce(1)  # one file, not one per core
-    written = append_rows(spark, config, declaration, rows, Commit("lakehouse-run", run_id))
-    _remember_recorded(path, before, written.version, Row(**dict(zip(declaration.schema.names, values))))
+    frame = spark.createDataFrame(rows, declaration.schema).coalesce(1)  # one file, not one per core
+    written = append_rows(spark, config, declaration, frame, Commit("lakehouse-run", run_id))
+    _remember_recorded(path, before, written.version, [Row(**dict(zip(declaration.schema.names, r))) for r in rows])
 
 
 def run_pipeline(
@@ -231,33 +236,41 @@ def run_pipeline(
     progress(f"{run_id}: {len(steps)} steps")
     outcomes: list[StepOutcome] = []
     failed_jobs: set[str] = set()
-    for number, step in enumerate(steps, 1):
-        started_at = datetime.now(timezone.utc).replace(tzinfo=None)
-        blocked_by = [job for job in step.upstream_steps if job in failed_jobs]
-        if blocked_by:
-            failed_jobs.add(step.name)
-            outcome = StepOutcome(step, "blocked", f"{', '.join(blocked_by)} did not succeed",
-                                  _versions(spark, config, step.inputs))
-        else:
-            # Decided under the step's lock: a concurrent run that held it may have just done the work.
-            with job_lock(config, step.name, waiting=progress):
-                inputs = _versions(spark, config, step.inputs)
-                unchanged_outputs, reason = (None, "forced") if force else decide(spark, config, step, inputs)
-                if unchanged_outputs is not None:
-                    outcome = StepOutcome(step, "skipped", reason, inputs, unchanged_outputs)
-                else:
-                    outcome = _run_step(spark, config, step, inputs, reason, (step_options or {}).get(step.name))
-                    if outcome.status == "failed":
-                        failed_jobs.add(step.name)
+    # A skipped or blocked step's row is only a record (decide() reads successes): they are written together,
+    # with the next step that ran or at the end, so a run with nothing new makes one commit, not one per step.
+    unrecorded: list[StepOutcome] = []
+    try:
+        for number, step in enumerate(steps, 1):
+            started_at = datetime.now(timezone.utc).replace(tzinfo=None)
+            blocked_by = [job for job in step.upstream_steps if job in failed_jobs]
+            if blocked_by:
+                failed_jobs.add(step.name)
+                outcome = StepOutcome(step, "blocked", f"{', '.join(blocked_by)} did not succeed",
+                                      _versions(spark, config, step.inputs))
+            else:
+                # Decided under the step's lock: a concurrent run that held it may have just done the work.
+                with job_lock(config, step.name, waiting=progress):
+                    inputs = _versions(spark, config, step.inputs)
+                    unchanged_outputs, reason = (None, "forced") if force else decide(spark, config, step, inputs)
+                    if unchanged_outputs is not None:
+                        outcome = StepOutcome(step, "skipped", reason, inputs, unchanged_outputs)
+                    else:
+                        outcome = _run_step(spark, config, step, inputs, reason, (step_options or {}).get(step.name))
+                        if outcome.status == "failed":
+                            failed_jobs.add(step.name)
+                    outcome.started_at = started_at
+                    if outcome.status != "skipped":  # before the lock goes: the next holder reads it
+                        _record(spark, config, run_id, [*unrecorded, outcome])
+                        unrecorded = []
+            if outcome.status in ("skipped", "blocked"):
                 outcome.started_at = started_at
-                _record(spark, config, run_id, outcome)  # before the lock goes: the next holder reads it
-        if outcome.status == "blocked":
-            outcome.started_at = started_at
-            _record(spark, config, run_id, outcome)
-        outcomes.append(outcome)
-        if outcome.job_summary:
-            progress(outcome.job_summary)
-        progress(f"[{number}/{len(steps)}] {outcome.line()}")
+                unrecorded.append(outcome)
+            outcomes.append(outcome)
+            if outcome.job_summary:
+                progress(outcome.job_summary)
+            progress(f"[{number}/{len(steps)}] {outcome.line()}")
+    finally:
+        _record(spark, config, run_id, unrecorded)
     return outcomes
 
 

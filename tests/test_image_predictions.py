@@ -25,7 +25,10 @@ from lakehouse.models.fashion_classifier import (
     model_version,
     register_model,
     serialize,
+    TrainingParams,
     train_classifier,
+    train_once,
+    training_cache_file,
 )
 from helpers import DEMO_CONF_FILE, demo_table, run_step
 from lakehouse.transforms.predictions import unpredicted
@@ -68,6 +71,23 @@ def test_training_is_deterministic():
     second = train_classifier(train_size=300, holdout=200, epochs=1)
     assert first.version == second.version and first.holdout_accuracy == second.holdout_accuracy
     assert train_classifier(train_size=300, holdout=200, epochs=1, seed=1).version != first.version
+
+
+def test_a_recipe_is_trained_once_per_machine_and_a_damaged_cache_file_is_trained_again(tmp_path, monkeypatch):
+    from lakehouse.models import fashion_classifier
+
+    monkeypatch.setattr(fashion_classifier, "CACHE_DIR", tmp_path)
+    recipe = {"train_size": 300, "holdout": 200, "epochs": 1}
+    first = train_once(**recipe)
+    cached = training_cache_file(TrainingParams(**recipe))
+    assert not first.reused and cached.is_file() and cached.parent.parent.parent == tmp_path
+    again = train_once(**recipe)
+    assert again.reused and again.version == first.version and again.holdout_accuracy == first.holdout_accuracy
+    assert training_cache_file(TrainingParams(**recipe, seed=1)) != cached  # another recipe, another file
+    assert not train_once(**recipe, retrain=True).reused
+    cached.write_bytes(fashion_classifier.serialize(train_classifier(**recipe, seed=1).state_dict))  # wrong weights
+    repaired = train_once(**recipe)
+    assert not repaired.reused and repaired.version == first.version
 
 
 def test_classifier_beats_chance_on_held_out_pictures_and_is_logged_once(model_config):

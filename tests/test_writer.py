@@ -15,6 +15,7 @@ from lakehouse.writer import (
     Transaction,
     append_rows,
     check_schema,
+    ensure_table,
     Commit,
     insert_new_rows,
     overwrite_table,
@@ -79,6 +80,8 @@ def test_the_log_reader_agrees_with_delta_history_including_a_commit_made_outsid
 
     path = config.table_path(GOLD.name)
     assert latest_version(spark, path) is None and commits_after(spark, path, None) == [] and file_count(spark, path) == 0
+    ensure_table(spark, config, GOLD)  # version 0 alone: its commit is the table's only one
+    assert [(c.version, c.operation) for c in commits_after(spark, path, None)] == [(0, "CREATE TABLE")]
     overwrite_table(spark, config, GOLD, activity(spark, 1, 2, 3), Commit("t", "r1"))
     append_rows(spark, config, GOLD, activity(spark, 4), Commit("t", "r2"))
     activity(spark, 5, 6).write.format("delta").mode("append").save(path)  # not through the writer

@@ -3,7 +3,8 @@
 It is trained on Fashion-MNIST's ``t10k`` split: the scenario's photos are ``train`` pictures, so its
 predictions on them are on pictures it never saw. Training is deterministic (seeded, fixed data order,
 fixed thread count) and a model's version is a hash of its weights: the same weights always carry
-the same version. Models are kept under ``<warehouse>/_models/fashion_mnist_cnn/<version>/`` with a
+the same version. So a recipe is trained once per machine, and every warehouse there reuses its weights
+(:func:`train_once`). Models are kept under ``<warehouse>/_models/fashion_mnist_cnn/<version>/`` with a
 ``CURRENT`` file naming the one in use; each training run is logged to MLflow.
 
 torch is imported inside the functions: importing this module (the jobs do) costs nothing.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -23,6 +25,7 @@ from pathlib import Path
 from lakehouse.config import LakehouseConfig
 from lakehouse.datasets import FASHION_MNIST_LABELS, fashion_mnist_images
 from lakehouse.models import storage
+from lakehouse.paths import CACHE_DIR
 
 MODEL_NAME = "fashion_mnist_cnn"
 EXPERIMENT = "image-classifier"
@@ -54,7 +57,8 @@ class TrainedClassifier:
     params: TrainingParams
     train_images: int
     holdout_accuracy: float
-    seconds: float
+    seconds: float  # how long training took (when it was trained, for weights from the training cache)
+    reused: bool = False  # the weights came from this machine's training cache (:func:`train_once`)
 
     @property
     def version(self) -> str:
@@ -71,7 +75,7 @@ class StoredModel:
     content: bytes
     holdout_accuracy: float | None = None
     mlflow_run_id: str | None = None
-    trained: bool = False  # True when this call trained it
+    trained: bool = False  # True when this call trained it (not when it reused this machine's cached weights)
     training_seconds: float | None = None
 
 
@@ -266,7 +270,7 @@ def save_model(config: LakehouseConfig, trained: TrainedClassifier, mlflow_run_i
     storage.write_bytes(f"{models_root(config)}/{version}/model.json", json.dumps(info, indent=2).encode())
     storage.write_bytes(f"{models_root(config)}/CURRENT", f"{version}\n".encode())  # last: the switch
     return StoredModel(MODEL_NAME, version, uri, content, trained.holdout_accuracy, mlflow_run_id,
-                       trained=True, training_seconds=trained.seconds)
+                       trained=not trained.reused, training_seconds=trained.seconds)
 
 
 def log_training_run(config: LakehouseConfig, trained: TrainedClassifier) -> str:
@@ -284,7 +288,8 @@ def log_training_run(config: LakehouseConfig, trained: TrainedClassifier) -> str
         mlflow.log_params({**asdict(trained.params), "training_split": TRAINING_SPLIT,
                            "train_images": trained.train_images})
         mlflow.log_metrics({"holdout_accuracy": trained.holdout_accuracy, "training_seconds": trained.seconds})
-        mlflow.set_tags({"model_name": MODEL_NAME, "model_version": version, "model_uri": model_uri(config, version)})
+        mlflow.set_tags({"model_name": MODEL_NAME, "model_version": version, "model_uri": model_uri(config, version),
+                         "weights": "from this machine's training cache" if trained.reused else "trained in this run"})
         mlflow.log_artifact(str(model_file), artifact_path="model")
         return run.info.run_id
 
@@ -294,8 +299,47 @@ def register_model(config: LakehouseConfig, trained: TrainedClassifier) -> Store
     return save_model(config, trained, log_training_run(config, trained))
 
 
+def training_cache_file(params: TrainingParams) -> Path:
+    """Where this machine keeps the weights trained with ``params``: the name hashes everything that decides
+    them (the recipe, the training images and labels, the torch build)."""
+    import torch
+
+    pixels, labels = fashion_mnist_images(TRAINING_SPLIT)
+    digest = hashlib.sha256(json.dumps(asdict(params), sort_keys=True).encode())
+    digest.update(f"|{torch.__version__}|{TRAINING_SPLIT}|".encode())
+    digest.update(b"".join(pixels))
+    digest.update(bytes(labels))
+    return CACHE_DIR / "models" / MODEL_NAME / f"{digest.hexdigest()[:20]}.pt"
+
+
+def train_once(params: TrainingParams | None = None, retrain: bool = False, **overrides) -> TrainedClassifier:
+    """:func:`train_classifier`, once per machine: training is deterministic, so the weights a recipe gave
+    here before are the weights it would give again, and every warehouse on this machine reuses them
+    (``.cache/models``). ``retrain`` trains anyway (and keeps the result)."""
+    params = replace(params or TrainingParams(), **overrides)
+    cached = training_cache_file(params)
+    info_file = cached.with_suffix(".json")
+    if not retrain and cached.is_file() and info_file.is_file():
+        info = json.loads(info_file.read_text())
+        state = deserialize(cached.read_bytes())
+        if model_version(state) == info["version"]:  # else damaged: train again
+            return TrainedClassifier(state, params, info["train_images"], info["holdout_accuracy"], info["seconds"],
+                                     reused=True)
+    trained = train_classifier(params)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    for target, content in ((cached, serialize(trained.state_dict)), (info_file, json.dumps({
+        "version": trained.version, "train_images": trained.train_images,
+        "holdout_accuracy": trained.holdout_accuracy, "seconds": trained.seconds,
+    }).encode())):
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        partial.write_bytes(content)
+        partial.rename(target)  # atomic: a concurrent trainer writes the same bytes
+    return trained
+
+
 def ensure_model(config: LakehouseConfig, retrain: bool = False, **training) -> StoredModel:
-    """The current model; trained, logged and saved first when there is none yet (or ``retrain``).
+    """The current model; trained (or taken from this machine's training cache, see :func:`train_once`),
+    logged and saved first when there is none yet (or ``retrain``).
 
     ``training`` overrides :class:`TrainingParams` fields for a model trained here.
     """
@@ -303,4 +347,4 @@ def ensure_model(config: LakehouseConfig, retrain: bool = False, **training) -> 
         existing = current_model(config)
         if existing is not None:
             return existing
-    return register_model(config, train_classifier(**training))
+    return register_model(config, train_once(retrain=retrain, **training))

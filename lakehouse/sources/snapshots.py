@@ -23,6 +23,7 @@ from pyspark.sql import types as T
 
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
+from lakehouse.delta_log import commits_after, is_partitioned
 from lakehouse.project.sources import DatabaseSource, SourceTable
 from lakehouse.publish import publish_rows
 from lakehouse.sources import pg_copy
@@ -234,7 +235,20 @@ def fingerprint(typed: DataFrame, columns: list[str]) -> tuple[str, int, int]:
 
 
 def latest_snapshot_id(spark: SparkSession, path: str) -> str | None:
-    """The snapshot id most recently landed in the table at ``path`` (None for an empty table)."""
+    """The snapshot id most recently landed in the table at ``path`` (None for an empty table).
+
+    A landing is one append: when the table's latest commit is one that added rows, the files it added hold
+    that snapshot alone, and reading one row of them answers. After anything else (a restore, a delete, an
+    empty snapshot's commit) the whole table is asked, as it always was before."""
+    version = current_version(spark, path)
+    if version is None:
+        return None
+    last = commits_after(spark, path, version - 1, with_files=True)[-1]  # (or a newer one, another writer's)
+    appended = last.operation == "WRITE" and last.operation_parameters.get("mode") == "Append"
+    if appended and last.added_files and not last.files_have_deletions and not is_partitioned(spark, path):
+        row = spark.read.parquet(*last.added_files).select("_snapshot_id").where(F.col("_snapshot_id").isNotNull()).first()
+        if row is not None:
+            return row._snapshot_id
     latest = (
         spark.read.format("delta").load(path)
         .groupBy("_snapshot_id").agg(F.max("_ingest_time").alias("landed"))
