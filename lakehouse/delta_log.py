@@ -33,19 +33,22 @@ def _delta_log(spark: SparkSession, path: str):
     return spark._jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
 
 
+def _snapshot(spark: SparkSession, path: str):
+    """The table's latest snapshot, after listing its log (version -1 when there is no table)."""
+    none = spark._jvm.scala.Option.empty()
+    return _delta_log(spark, path).update(False, none, none)
+
+
 def latest_version(spark: SparkSession, path: str) -> int | None:
     """The latest committed version of the Delta table at ``path``; ``None`` when none is there."""
-    none = spark._jvm.scala.Option.empty()
-    snapshot = _delta_log(spark, path).update(False, none, none)
-    version = snapshot.version()
+    version = _snapshot(spark, path).version()
     return None if version < 0 else int(version)
 
 
 def file_count(spark: SparkSession, path: str) -> int:
     """How many data files the latest version of the table at ``path`` holds (0 when it has no version):
     from the commit's checksum file when Delta wrote one, else from the table's state."""
-    none = spark._jvm.scala.Option.empty()
-    snapshot = _delta_log(spark, path).update(False, none, none)
+    snapshot = _snapshot(spark, path)
     return 0 if snapshot.version() < 0 else int(snapshot.numOfFiles())
 
 
@@ -89,5 +92,4 @@ def commits_after(spark: SparkSession, path: str, version: int | None, with_file
 
 def is_partitioned(spark: SparkSession, path: str) -> bool:
     """Whether the table at ``path`` (which must exist) has partition columns."""
-    none = spark._jvm.scala.Option.empty()
-    return not _delta_log(spark, path).update(False, none, none).metadata().partitionColumns().isEmpty()
+    return not _snapshot(spark, path).metadata().partitionColumns().isEmpty()
