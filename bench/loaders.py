@@ -460,7 +460,7 @@ def prepare(spark, config, kind: str, rows: int, scratch: Path) -> tuple[Table, 
         snapshot_args = (IMAGE_COLUMNS, IMAGE_ENCODED)
     written = time.perf_counter() - started
     version = current_version(spark, config.table_path(name))
-    snapshot = resolve_snapshot(spark, config, name, version, *snapshot_args)
+    snapshot = resolve_snapshot(config, name, version, *snapshot_args)
     columns = list(snapshot.columns)
 
     started = time.perf_counter()

@@ -1,19 +1,21 @@
-"""Train the photo-popularity model on gold.photo_popularity_training at one pinned version, through the Arrow loader or Petastorm; hold out the photos whose key hashes into the held-out share; log parameters, per-epoch metrics, the model, the table versions and their lineage to MLflow."""
+"""Train the photo-popularity model on gold.photo_popularity_training at one pinned version, through the Arrow loader or Petastorm; hold out the photos whose key hashes into the held-out share; log parameters, per-epoch metrics (with samples/s and the share of step time spent waiting for data), the model, checkpoints of model, optimizer and loader state, the table versions and their lineage to MLflow. --resume RUN_ID continues a run that stopped mid-epoch with exactly the batches it had not yet trained on."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 import torch
 
-from lakehouse.catalog import current_version, read_table
 from lakehouse.job import JobContext, JobResult, exit_with, job_main
-from lakehouse.loaders.arrow_loader import arrow_dataloader, to_device
+from lakehouse.loaders.arrow_loader import DeltaArrowDataset, arrow_dataloader, to_device
+from lakehouse.loaders.delta_files import latest_version, resolve_snapshot
 from lakehouse.loaders.augment import CellDropout, Compose, DecodeImages, image_augmentation
 from lakehouse.loaders.petastorm_loader import petastorm_dataloader
 from lakehouse.loaders.split import DEFAULT_HOLDOUT_PERCENT, Split
@@ -43,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-image", action="store_true", help="tabular features only (no image tower)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in the training process")
     parser.add_argument("--experiment", default=EXPERIMENT, help="MLflow experiment")
+    parser.add_argument("--shuffle-buffer-rows", type=int, default=16_384,
+                        help="Arrow loader: rows shuffled together across row groups (0: within row groups only)")
+    parser.add_argument("--checkpoint-every", type=int, default=100, metavar="STEPS",
+                        help="log a checkpoint (model, optimizer, loader state) every STEPS training steps, and after each epoch")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="stop after this many training steps in this process (a checkpoint is logged first)")
+    parser.add_argument("--resume", default=None, metavar="RUN_ID",
+                        help="continue this MLflow run from its last checkpoint (same table version; --loader arrow)")
 
 
 def pinned_version(ctx: JobContext, args: argparse.Namespace) -> int:
@@ -53,10 +63,10 @@ def pinned_version(ctx: JobContext, args: argparse.Namespace) -> int:
         return resolve_tag(ctx.spark, ctx.config, TABLE, args.tag)
     if args.version is not None:
         return args.version
-    version = current_version(ctx.spark, ctx.config.table_path(TABLE))
-    if version is None:
-        raise RuntimeError(f"{TABLE} does not exist yet: run build_gold_photo_popularity first")
-    return version
+    try:
+        return latest_version(ctx.config, TABLE)
+    except FileNotFoundError as error:
+        raise RuntimeError(f"{TABLE} does not exist yet: run build_gold_photo_popularity first") from error
 
 
 def batch_transform(args: argparse.Namespace, training: bool):
@@ -70,8 +80,10 @@ def batch_transform(args: argparse.Namespace, training: bool):
 
 
 @contextmanager
-def open_batches(ctx: JobContext, args: argparse.Namespace, version: int, split: Split, epoch: int) -> Iterator:
-    """One epoch of ``split``'s batches through the chosen loader (shuffled and augmented when training)."""
+def open_batches(ctx: JobContext, args: argparse.Namespace, version: int, split: Split, epoch: int,
+                 resume_state: dict | None = None) -> Iterator:
+    """One epoch of ``split``'s batches through the chosen loader (shuffled and augmented when training);
+    ``resume_state``: the Arrow loader's state, to yield only the rest of that epoch."""
     training = split.name == "train"
     options = dict(
         columns=loader_columns(),
@@ -82,8 +94,11 @@ def open_batches(ctx: JobContext, args: argparse.Namespace, version: int, split:
         shuffle_seed=args.seed if training else None,
     )
     if args.loader == "arrow":
-        loader = arrow_dataloader(ctx.spark, ctx.config, TABLE, version, num_workers=args.workers, **options)
+        loader = arrow_dataloader(ctx.config, TABLE, version, num_workers=args.workers,
+                                  shuffle_buffer_rows=args.shuffle_buffer_rows, **options)
         loader.dataset.set_epoch(epoch)
+        if resume_state is not None:
+            loader.load_state_dict(resume_state)
         yield loader
     else:
         with petastorm_dataloader(ctx.spark, ctx.config, TABLE, version, via=args.petastorm_via,
@@ -92,30 +107,117 @@ def open_batches(ctx: JobContext, args: argparse.Namespace, version: int, split:
 
 
 def split_sizes(ctx: JobContext, version: int, train: Split) -> tuple[int, int, float]:
-    """Rows on each side of the split and the training rows' mean label (the baseline's prediction)."""
-    table = read_table(ctx.spark, ctx.config, TABLE, version=version)
-    row = table.selectExpr(
-        f"count_if({train.where()}) AS train_rows",
-        f"count_if(NOT ({train.where()})) AS holdout_rows",
-        f"avg(CASE WHEN {train.where()} THEN {LABEL} END) AS train_mean",
-    ).first()
-    return row.train_rows, row.holdout_rows, float(row.train_mean or 0.0)
+    """Rows on each side of the split and the training rows' mean label (the baseline's prediction),
+    read from the pinned version's files (the key and label columns only; no Spark)."""
+    snapshot = resolve_snapshot(ctx.config, TABLE, version, [KEY, LABEL])
+    rows, mean = {}, 0.0
+    for side in (train, train.other()):
+        dataset = DeltaArrowDataset(snapshot, batch_size=65_536, split=side)
+        rows[side.name] = dataset.total
+        if side is train and dataset.total:
+            mean = float(sum(float(batch[LABEL].double().sum()) for batch in dataset) / dataset.total)
+    return rows[train.name], rows[train.other().name], mean
 
 
-def train_epoch(model, optimizer, batches, device) -> tuple[float, int]:
-    """One pass over ``batches``; the mean training loss and the rows seen."""
-    loss_sum, rows = 0.0, 0
-    for batch in batches:
-        if len(batch[KEY]) < 2:
-            continue  # batch norm needs two rows; at most the epoch's last row is skipped
-        batch = to_device(batch, device)
-        loss = torch.nn.functional.mse_loss(model(batch), target(batch))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        loss_sum += float(loss) * len(batch[KEY])
-        rows += len(batch[KEY])
-    return loss_sum / max(rows, 1), rows
+@dataclass
+class EpochProgress:
+    """What training did in (part of) one epoch, and how long it waited for data."""
+
+    loss_sum: float = 0.0
+    rows: int = 0
+    steps: int = 0
+    wait_s: float = 0.0
+    step_s: float = 0.0
+    stopped: bool = False  # at --max-steps, before the epoch's end
+
+    def mean_loss(self) -> float:
+        return self.loss_sum / max(self.rows, 1)
+
+    def metrics(self) -> dict[str, float]:
+        """Samples per second of the loop, and the share of its time spent waiting for the next batch."""
+        busy = self.wait_s + self.step_s
+        return {"samples_per_s": self.rows / busy if busy else 0.0, "data_wait_share": self.wait_s / busy if busy else 0.0}
+
+
+@dataclass
+class Checkpointer:
+    """Logs model, optimizer and loader position to the MLflow run as ``checkpoint/state.pt`` (the latest wins)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    every: int
+    max_steps: int | None = None
+    steps_total: int = 0  # training steps of the whole run, across resumptions
+    steps_here: int = 0  # training steps in this process
+    saved: list = field(default_factory=list)
+
+    def save(self, epoch: int, loader, progress: EpochProgress | None) -> None:
+        """``progress`` ``None``: ``epoch`` is done, the next starts at its beginning."""
+        import mlflow
+
+        state = {
+            "epoch": epoch if progress is not None else epoch + 1,
+            "loader": loader.state_dict() if progress is not None else None,
+            "progress": None if progress is None else {k: v for k, v in vars(progress).items() if k != "stopped"},
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "steps_total": self.steps_total,
+        }
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "state.pt"
+            torch.save(state, path)
+            mlflow.log_artifact(str(path), artifact_path="checkpoint")
+        self.saved.append((epoch, self.steps_total))
+
+    def after_step(self, epoch: int, loader, progress: EpochProgress) -> bool:
+        """Count a step, checkpoint when due; ``True``: stop here (``--max-steps`` reached)."""
+        self.steps_total += 1
+        self.steps_here += 1
+        if self.max_steps is not None and self.steps_here >= self.max_steps:
+            self.save(epoch, loader, progress)
+            return True
+        if self.every and self.steps_total % self.every == 0:
+            self.save(epoch, loader, progress)
+        return False
+
+
+def load_checkpoint(run_id: str) -> dict:
+    """The last checkpoint the MLflow run ``run_id`` logged, with an error saying when there is none."""
+    import mlflow
+
+    try:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="checkpoint/state.pt")
+    except Exception as error:
+        raise RuntimeError(f"MLflow run {run_id} has no checkpoint to resume from (checkpoint/state.pt): {error}") from error
+    return torch.load(local, weights_only=False)
+
+
+def train_epoch(model, optimizer, batches, device, progress: EpochProgress | None = None,
+                checkpointer: Checkpointer | None = None, epoch: int = 0) -> EpochProgress:
+    """One pass over ``batches``, timing the wait for each batch apart from the step itself; through
+    ``checkpointer``, checkpoints when due and stops early at ``--max-steps``."""
+    progress = progress or EpochProgress()
+    iterator = iter(batches)
+    while True:
+        waited = time.perf_counter()
+        batch = next(iterator, None)
+        started = time.perf_counter()
+        progress.wait_s += started - waited
+        if batch is None:
+            return progress
+        if len(batch[KEY]) >= 2:  # batch norm needs two rows; at most the epoch's last row is skipped
+            batch = to_device(batch, device)
+            loss = torch.nn.functional.mse_loss(model(batch), target(batch))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            progress.loss_sum += loss.item() * len(batch[KEY])  # item() waits for the device: inside the step
+            progress.rows += len(batch[KEY])
+        progress.steps += 1
+        progress.step_s += time.perf_counter() - started
+        if checkpointer is not None and checkpointer.after_step(epoch, batches, progress):
+            progress.stopped = True
+            return progress
 
 
 def log_inputs(ctx: JobContext, version: int, train: Split) -> None:
@@ -142,44 +244,81 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    version = pinned_version(ctx, args)
+    configure_mlflow(ctx.config, args.experiment)
+    checkpoint = None
+    if args.resume:
+        if args.loader != "arrow":
+            raise ValueError("--resume needs --loader arrow: Petastorm's reader cannot resume an epoch mid-way")
+        checkpoint = load_checkpoint(args.resume)
+        version = int(mlflow.get_run(args.resume).data.params["table_version"])  # the run's own version
+    else:
+        version = pinned_version(ctx, args)
     train = Split(KEY, "train", args.holdout_percent)
     train_rows, holdout_rows, train_mean = split_sizes(ctx, version, train)
     if train_rows == 0 or holdout_rows == 0:
         raise RuntimeError(f"{TABLE}@v{version} has {train_rows} training and {holdout_rows} held-out rows: too few to train")
     model = PopularityModel(use_image=not args.no_image).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
-    configure_mlflow(ctx.config, args.experiment)
-    with mlflow.start_run(run_name=f"popularity-{args.loader}-v{version}") as run:
-        mlflow.log_params({
-            **{k: v for k, v in vars(args).items() if k not in ("conf_file", "version", "tag")},
-            "table": TABLE, "table_version": version, "split_key": KEY, "device": device.type,
-            "train_rows": train_rows, "holdout_rows": holdout_rows, "job_run_id": ctx.run_id,
-        })
-        log_inputs(ctx, version, train)
-        for epoch in range(args.epochs):
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    first_epoch = checkpoint["epoch"] if checkpoint else 0
+    if first_epoch >= args.epochs:
+        raise ValueError(f"run {args.resume} already finished its {first_epoch} epochs: give more --epochs to go on")
+    checkpointer = Checkpointer(model, optimizer, args.checkpoint_every, args.max_steps,
+                                steps_total=checkpoint["steps_total"] if checkpoint else 0)
+    opened = mlflow.start_run(run_id=args.resume) if args.resume else mlflow.start_run(run_name=f"popularity-{args.loader}-v{version}")
+    evaluation, progress = None, None
+    with opened as run:
+        if checkpoint is None:
+            mlflow.log_params({
+                **{k: v for k, v in vars(args).items() if k not in ("conf_file", "version", "tag", "resume", "max_steps")},
+                "table": TABLE, "table_version": version, "split_key": KEY, "device": device.type,
+                "train_rows": train_rows, "holdout_rows": holdout_rows, "job_run_id": ctx.run_id,
+            })
+            log_inputs(ctx, version, train)
+        else:
+            mlflow.log_metric("resumed_at_step", checkpointer.steps_total, step=checkpointer.steps_total)
+            where = checkpoint["loader"]["position"] if checkpoint["loader"] else 0
+            print(f"resuming run {args.resume} at epoch {first_epoch}, row {where} of its order, step {checkpointer.steps_total}")
+        for epoch in range(first_epoch, args.epochs):
             started = time.monotonic()
-            with open_batches(ctx, args, version, train, epoch) as batches:
-                train_loss, seen = train_epoch(model, optimizer, batches, device)
+            resumed = checkpoint is not None and epoch == first_epoch and checkpoint["loader"] is not None
+            progress = EpochProgress(**checkpoint["progress"]) if resumed else EpochProgress()
+            with open_batches(ctx, args, version, train, epoch, checkpoint["loader"] if resumed else None) as batches:
+                progress = train_epoch(model, optimizer, batches, device, progress, checkpointer, epoch)
+            if progress.stopped:
+                print(f"stopped after {checkpointer.steps_here} steps (--max-steps), in epoch {epoch}: "
+                      f"continue with --resume {run.info.run_id}")
+                mlflow.end_run(status="KILLED")
+                break
             with open_batches(ctx, args, version, train.other(), epoch) as batches:
                 evaluation = evaluate(model, batches, train_mean, device)
             seconds = time.monotonic() - started
-            mlflow.log_metrics({"train_loss": train_loss, **evaluation.as_metrics(), "epoch_seconds": seconds}, step=epoch)
-            print(f"epoch {epoch}: train loss {train_loss:.4f} ({seen} rows), held-out MAE {evaluation.mae:.3f} "
-                  f"likes (mean-predictor baseline {evaluation.baseline_mae:.3f}), {seconds:.1f}s")
-        mlflow.pytorch.log_model(
-            model.cpu(), name="model", serialization_format="pickle",
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-        )
+            mlflow.log_metrics({
+                "train_loss": progress.mean_loss(), "train_rows_seen": progress.rows, **progress.metrics(),
+                **evaluation.as_metrics(), "epoch_seconds": seconds,
+            }, step=epoch)
+            checkpointer.save(epoch, None, None)
+            print(f"epoch {epoch}: train loss {progress.mean_loss():.4f} ({progress.rows} rows, "
+                  f"{progress.metrics()['samples_per_s']:.0f} samples/s, {progress.metrics()['data_wait_share']:.0%} "
+                  f"waiting for data), held-out MAE {evaluation.mae:.3f} likes (mean-predictor baseline "
+                  f"{evaluation.baseline_mae:.3f}), {seconds:.1f}s")
+        else:
+            mlflow.pytorch.log_model(
+                model.cpu(), name="model", serialization_format="pickle",
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            )
     result = JobResult(JOB_NAME, ctx.run_id)
-    result.counts.update({
-        f"{TABLE} version": version,
-        "training rows": train_rows,
-        "held-out rows": holdout_rows,
-        "held-out MAE (likes)": round(evaluation.mae, 3),
-        "mean-predictor MAE (likes)": round(evaluation.baseline_mae, 3),
-        "MLflow run": run.info.run_id,
-    })
+    result.counts.update({f"{TABLE} version": version, "training rows": train_rows, "held-out rows": holdout_rows})
+    if progress is not None and progress.stopped:
+        result.counts["stopped at step"] = checkpointer.steps_total
+    else:
+        result.counts.update({
+            "held-out MAE (likes)": round(evaluation.mae, 3),
+            "mean-predictor MAE (likes)": round(evaluation.baseline_mae, 3),
+        })
+    result.counts["MLflow run"] = run.info.run_id
     return result
 
 

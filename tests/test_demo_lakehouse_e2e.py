@@ -209,6 +209,35 @@ def test_training_logs_per_epoch_metrics_the_model_and_the_exact_rows_it_read(sp
 
 
 @pytest.mark.e2e
+def test_a_training_run_stopped_mid_epoch_resumes_with_the_rows_it_had_not_trained_on(spark, built):
+    import mlflow
+
+    from lakehouse.lineage.mlflow_runs import configure_mlflow
+
+    config, _ = built
+    options = ("--loader", "arrow", "--no-image", "--batch-size", "64", "--checkpoint-every", "2")
+    stopped = run_job("train_popularity", train_popularity.run, training_arguments(*options, "--max-steps", "3"),
+                      spark=spark, config=config)
+    run_id, train_rows = stopped.counts["MLflow run"], stopped.counts["training rows"]
+    assert stopped.counts["stopped at step"] == 3 and train_rows > 3 * 64  # stopped inside the first epoch
+    configure_mlflow(config, train_popularity.EXPERIMENT)
+    assert mlflow.get_run(run_id).info.status == "KILLED"
+    with pytest.raises(ValueError, match="--resume needs --loader arrow"):
+        run_job("train_popularity", train_popularity.run, training_arguments("--loader", "petastorm", "--resume", run_id),
+                spark=spark, config=config)
+    resumed = run_job("train_popularity", train_popularity.run, training_arguments(*options, "--resume", run_id),
+                      spark=spark, config=config)
+    assert resumed.counts["MLflow run"] == run_id and "held-out MAE (likes)" in resumed.counts
+    client = mlflow.MlflowClient()
+    seen = {m.step: m.value for m in client.get_metric_history(run_id, "train_rows_seen")}
+    assert seen == {0: train_rows, 1: train_rows}  # the stopped epoch: 3 batches before, the rest after
+    assert [m.value for m in client.get_metric_history(run_id, "resumed_at_step")] == [3]
+    assert all(0 <= m.value <= 1 for m in client.get_metric_history(run_id, "data_wait_share"))
+    assert mlflow.get_run(run_id).info.status == "FINISHED"
+    assert "model" in {a.path for a in client.list_artifacts(run_id)}
+
+
+@pytest.mark.e2e
 def test_both_loaders_hand_over_the_pictures_spark_holds(spark, built):
     config, _ = built
     version = current_version(spark, config.table_path(GOLD))
@@ -218,7 +247,7 @@ def test_both_loaders_hand_over_the_pictures_spark_holds(spark, built):
         for r in read_table(spark, config, GOLD, version=version).where(split.where()).select("photo_id", "image").collect()
     }
     options = dict(columns=["photo_id", "likes_24h"], encoded=["image"], transform=DecodeImages("image"), split=split, batch_size=50)
-    arrow = arrow_dataloader(spark, config, GOLD, version, num_workers=2, **options)
+    arrow = arrow_dataloader(config, GOLD, version, num_workers=2, **options)
     with petastorm_dataloader(spark, config, GOLD, version, via="batch_reader", **options) as petastorm:
         for loader in (arrow, petastorm):
             seen = {}

@@ -1,6 +1,6 @@
 """Petastorm, both ways (converter and batch reader): Spark's rows at the pinned version, a converter
-cache that lives exactly as long as its table version, sharding (every rank as many batches, the same
-rows as the Arrow loader's), seeded shuffling, transforms."""
+cache that lives exactly as long as its table version, sharding (every rank as many batches), seeded
+row-group shuffling, transforms."""
 
 import math
 from collections import Counter
@@ -15,7 +15,7 @@ import torch
 
 from helpers import write_loader_versions
 from lakehouse.catalog import current_version, read_table
-from lakehouse.loaders.arrow_loader import DeltaArrowDataset, Snapshot, resolve_snapshot
+from lakehouse.loaders.arrow_loader import resolve_snapshot
 from lakehouse.loaders.augment import CellDropout
 from lakehouse.loaders.columns import UnsupportedColumnError
 from lakehouse.loaders.petastorm_loader import batch_reader_loader, cached_converter, petastorm_dataloader
@@ -139,17 +139,9 @@ def assert_equal_shares(per_rank, rows, world_size, drop_last, batch_size=50):
         assert set(seen.values()) == {1}
 
 
-def arrow_rows(files, rank, world_size, drop_last=False, shuffle_seed=11, split=None, epoch=0):
-    """The rows the Arrow loader deals to ``rank`` over the same files."""
-    dataset = DeltaArrowDataset(Snapshot("layout", 0, tuple(files), ("user_key",)), batch_size=50,
-                                shuffle_seed=shuffle_seed, rank=rank, world_size=world_size, drop_last=drop_last, split=split)
-    dataset.set_epoch(epoch)
-    return sorted(u for b in dataset for u in b["user_key"].tolist())
-
-
 @pytest.mark.parametrize("pool, workers", [("dummy", 1), ("thread", 2)])
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_batch_reader_gives_every_rank_as_many_batches_and_the_arrow_loaders_rows(tmp_path, layout, pool, workers):
+def test_batch_reader_gives_every_rank_as_many_batches(tmp_path, layout, pool, workers):
     files = write_layout(tmp_path, LAYOUTS[layout])
     for world_size in (1, 2, 3, 4):
         for drop_last in (False, True):
@@ -158,11 +150,10 @@ def test_batch_reader_gives_every_rank_as_many_batches_and_the_arrow_loaders_row
                 with batch_reader_loader(files, ["user_key", "n_views"], 50, workers, pool, shuffle_seed=11, rank=rank,
                                          world_size=world_size, drop_last=drop_last) as loader:
                     per_rank.append(batches_of(loader))
-                assert sorted(sum(per_rank[-1], [])) == arrow_rows(files, rank, world_size, drop_last)
             assert_equal_shares(per_rank, 859, world_size, drop_last)
 
 
-def test_batch_reader_process_pool_and_split_deal_the_same_rows(tmp_path):
+def test_batch_reader_process_pool_and_split_deal_the_train_side_in_equal_shares(tmp_path):
     files = write_layout(tmp_path, LAYOUTS["four files, uneven row groups"])
     split = Split("user_key")
     train = {int(k) for k in np.arange(859)[split.mask(np.arange(859, dtype=np.int64))]}
@@ -171,7 +162,7 @@ def test_batch_reader_process_pool_and_split_deal_the_same_rows(tmp_path):
         with batch_reader_loader(files, ["user_key", "n_views"], 50, 2, "process", split=split, shuffle_seed=3, epoch=2,
                                  rank=rank, world_size=2) as loader:
             per_rank.append(batches_of(loader))
-        assert sorted(sum(per_rank[-1], [])) == arrow_rows(files, rank, 2, shuffle_seed=3, split=split, epoch=2) != []
+        assert set(sum(per_rank[-1], [])) <= train and per_rank[-1]
     assert {u for batches in per_rank for b in batches for u in b} == train
     assert_equal_shares(per_rank, len(train), 2, False)
 
@@ -186,7 +177,7 @@ def test_each_way_ranks_share_the_train_split_of_a_one_file_table_in_equal_batch
     split = Split("user_key")
     train = {r.user_key for r in read_table(spark, config, GOLD, version=version).where(split.where()).collect()}
     converter = cached_converter(spark, config, GOLD, version, COLUMNS, split)
-    snapshot = resolve_snapshot(spark, config, GOLD, version, COLUMNS)
+    snapshot = resolve_snapshot(config, GOLD, version, COLUMNS)
     files = {"converter": (converter.file_urls, None, None), "batch_reader": (snapshot.files, COLUMNS, split)}
     for via, (urls, fields, reader_split) in files.items():
         assert len(urls) == 1

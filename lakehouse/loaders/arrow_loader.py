@@ -1,37 +1,41 @@
-"""A pinned Delta snapshot -> PyTorch batches, reading its Parquet files directly with pyarrow.
+"""A pinned Delta snapshot -> PyTorch batches, reading its Parquet files directly with pyarrow; no Spark.
 
-Spark resolves which files make up the table at the pinned version (removed files excluded); after
-that no JVM is involved: each worker process reads row groups with pyarrow and hands columns to torch
-without copying where the types allow. Rows are dealt to data-parallel ranks at row level
-(:mod:`lakehouse.loaders.shards`): every rank gets the same number of batches in an epoch whatever the
-file and row-group layout, and reads only the row groups that hold its rows; the remainder is padded
-(``drop_last=False``, a few rows seen twice) or dropped (``drop_last=True``). Shuffling is seeded and
-changes per epoch. Binary image columns reach the transform as bytes, to be decoded (and augmented) in
-the workers; a :class:`~lakehouse.loaders.split.Split` keeps one side of a stable hash split of the key,
-before the rows are dealt to the ranks.
+delta-rs resolves which files make up the table at the pinned version, which rows their deletion
+vectors removed and which physical column names they use (:mod:`lakehouse.loaders.delta_files`); no
+JVM is involved. Each worker process reads row groups with pyarrow and hands columns to torch.
 
-Tables whose files do not hold all their rows' values are refused rather than read wrongly: deletion
-vectors (rows deleted without rewriting the file), column mapping (physical column names differ) and
-partition columns (values live in the log, not in the file).
+The epoch's sample order is global and a function of ``(shuffle_seed, epoch)`` alone: windows of row
+groups, each window's rows permuted together, a bounded buffer of ``shuffle_buffer_rows`` rows per
+reading process (:mod:`lakehouse.loaders.epoch_plan`). Each step deals the next ``world_size *
+batch_size`` rows of that order to the ranks, so every rank yields the same number of batches whatever
+the file layout, and the loader's state is one position: :meth:`ArrowLoader.state_dict` and
+:meth:`ArrowLoader.load_state_dict` (the torchdata ``StatefulDataLoader`` convention) resume an epoch
+mid-way with exactly the rows not yet yielded, with any number of workers, and with another world size
+or batch size continue the same order. Batch ``i`` of a rank comes from worker ``i mod workers``, which
+DataLoader's round robin hands over in order: the order does not depend on the worker count either.
+
+Binary image columns reach the transform as bytes, to be decoded (and augmented) in the workers; a
+:class:`~lakehouse.loaders.split.Split` keeps one side of a stable hash split of the key before the
+rows are ordered. Partition columns are refused: their values live in the log, not in the files.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
+from collections import OrderedDict
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from pyspark.sql import SparkSession
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
-from lakehouse.loaders.columns import UnsupportedColumnError, tensor_columns
-from lakehouse.loaders.shards import RowGroup, RowShards, footer_row_groups, local_path, split_rows
+from lakehouse.loaders.columns import UnsupportedColumnError
+from lakehouse.loaders.delta_files import Snapshot, UnsupportedTableError, local_path, resolve_snapshot
+from lakehouse.loaders.epoch_plan import DEFAULT_SHUFFLE_BUFFER_ROWS, GlobalOrder, RankPlan
+from lakehouse.loaders.shards import RowGroup, footer_row_groups, split_rows
 from lakehouse.loaders.split import Split
 
 # Tensors share Arrow's read-only buffers (no copy); torch warns that writing to them is undefined.
@@ -39,59 +43,44 @@ warnings.filterwarnings("ignore", message="The given NumPy array is not writable
 
 Batch = dict[str, torch.Tensor]  # before the transform, an encoded column holds a list of bytes
 Transform = Callable[[Batch], Batch]
-
-
-class UnsupportedTableError(ValueError):
-    """The table uses a Delta feature whose rows cannot be read from its Parquet files alone."""
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The Parquet files of one table version and the columns to load from them."""
-
-    table: str
-    version: int
-    files: tuple[str, ...]
-    columns: tuple[str, ...]
-    encoded: tuple[str, ...] = ()
-
-
-def resolve_snapshot(
-    spark: SparkSession,
-    config: LakehouseConfig,
-    table: str,
-    version: int | None = None,
-    columns: Sequence[str] | None = None,
-    encoded: Sequence[str] = (),
-) -> Snapshot:
-    """The files Spark would read for ``table`` at ``version`` (default latest), checked for loadability.
-
-    ``encoded`` names binary columns handed to the transform as bytes (see :func:`tensor_columns`).
-    """
-    path = config.table_path(config.table(table).name)
-    version = current_version(spark, path) if version is None else int(version)
-    df = spark.read.format("delta").option("versionAsOf", version).load(path)
-    detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
-    properties = detail.properties or {}
-    if properties.get("delta.enableDeletionVectors", "false").lower() == "true":
-        raise UnsupportedTableError(f"{table} has deletion vectors enabled; the Arrow loader cannot apply them")
-    if properties.get("delta.columnMapping.mode", "none") != "none":
-        raise UnsupportedTableError(f"{table} uses column mapping; the Arrow loader reads physical names only")
-    wanted = list(columns) if columns else df.columns
-    wanted += [name for name in encoded if name not in wanted]
-    partitioned = sorted(set(wanted) & set(detail.partitionColumns or []))
-    if partitioned:
-        raise UnsupportedTableError(f"{table}: partition columns {partitioned} are not stored in its files")
-    tensor_columns(df, wanted, encoded)  # raises UnsupportedColumnError naming strings, dates, nested types
-    return Snapshot(table, version, tuple(sorted(df.inputFiles())), tuple(wanted), tuple(encoded))
-
+STATE_FORMAT = 1
 
 _local = local_path
+
+__all__ = [
+    "ArrowLoader", "DeltaArrowDataset", "Snapshot", "UnsupportedTableError", "arrow_dataloader", "make_loader",
+    "resolve_snapshot", "row_groups", "to_device",
+]
 
 
 def row_groups(snapshot: Snapshot) -> list[RowGroup]:
     """Every row group of the snapshot, in file order (read from the Parquet footers only)."""
     return footer_row_groups(snapshot.files)
+
+
+def live_rows(snapshot: Snapshot, groups: Sequence[RowGroup], split: Split | None) -> tuple[np.ndarray, ...] | None:
+    """Each row group's live positions: not removed by a deletion vector, and on ``split``'s side.
+
+    ``None`` when every row of every group is live (no deletion vector, no split): nothing is read.
+    """
+    if not snapshot.keep and split is None:
+        return None
+    if split is not None:  # the key's name in the files, for a table with column mapping
+        key = dict(zip(snapshot.columns, snapshot.physical_names())).get(split.key, split.key)
+        on_side = split_rows(groups, Split(key, split.name, split.holdout_percent))
+    selected, first_row = [], {}
+    for index, group in enumerate(groups):
+        offset = first_row.get(group.file, 0)
+        first_row[group.file] = offset + group.rows
+        rows = on_side[index] if split is not None else np.arange(group.rows, dtype=np.int64)
+        mask = snapshot.keep.get(group.file)
+        if mask is not None:
+            live = np.ones(group.rows, dtype=bool)
+            part = mask[offset : offset + group.rows]
+            live[: len(part)] = part
+            rows = rows[live[rows]]
+        selected.append(rows)
+    return tuple(selected)
 
 
 def _to_tensor(name: str, column: pa.ChunkedArray) -> torch.Tensor:
@@ -114,22 +103,56 @@ def distributed_rank_and_size(rank: int | None, world_size: int | None) -> tuple
     return 0, 1
 
 
+class _WindowReader:
+    """One reading process's windows of the global order: each read once, at most two held at a time."""
+
+    def __init__(self, dataset: "DeltaArrowDataset", order: GlobalOrder):
+        self.dataset, self.order = dataset, order
+        self.files: dict[str, pq.ParquetFile] = {}
+        self.held: OrderedDict[int, tuple[pa.Table, np.ndarray | None]] = OrderedDict()
+        self.windows_read = 0
+
+    def _window(self, window: int) -> tuple[pa.Table, np.ndarray | None]:
+        if window not in self.held:
+            snapshot, parts = self.dataset.snapshot, []
+            for group_index in self.order.windows[window]:
+                group = self.dataset.groups[group_index]
+                if group.file not in self.files:
+                    self.files[group.file] = pq.ParquetFile(local_path(group.file))
+                table = self.files[group.file].read_row_group(group.index, columns=snapshot.physical_names())
+                table = table.rename_columns(list(snapshot.columns))
+                rows = None if self.dataset.selected is None else self.dataset.selected[group_index]
+                parts.append(table if rows is None or len(rows) == group.rows else table.take(pa.array(rows)))
+            table = parts[0] if len(parts) == 1 else pa.concat_tables(parts).combine_chunks()
+            self.held[window] = (table, self.order.permutation(window))
+            self.windows_read += 1
+            while len(self.held) > 2:
+                self.held.popitem(last=False)
+        return self.held[window]
+
+    def rows(self, window: int, lo: int, hi: int) -> pa.Table:
+        """Rows ``lo`` to ``hi`` of the window in the epoch's order."""
+        table, permutation = self._window(window)
+        if permutation is None:
+            return table.slice(lo, hi - lo)  # zero-copy
+        return table.take(pa.array(permutation[lo:hi]))
+
+
 class DeltaArrowDataset(IterableDataset):
-    """Batches (dicts of column -> tensor) of a pinned snapshot, sharded, shuffled and transformed.
+    """Batches (dicts of column -> tensor) of a pinned snapshot, in the epoch's global order, for one rank.
 
-    Use with :func:`make_loader` (a ``DataLoader(dataset, batch_size=None, num_workers=N)`` also works):
-    batching happens here, and each worker reads its own rows. ``transform`` runs in the workers
-    (decoding and augmentation off the training loop). Call :meth:`set_epoch` before each epoch for a
-    new shuffle order. ``rank`` and ``world_size`` default to torch.distributed's when a process group
-    is initialised.
+    Use with :func:`make_loader` (a ``DataLoader(dataset, batch_size=None, num_workers=N)`` also works,
+    without resumption): batching happens here, and each worker reads its own batches. ``transform``
+    runs in the workers (decoding and augmentation off the training loop). Call :meth:`set_epoch`
+    before each epoch for that epoch's order. ``rank`` and ``world_size`` default to torch.distributed's
+    when a process group is initialised.
 
-    Every rank yields the same number of batches in an epoch, :meth:`num_batches`, whatever the file
-    and row-group layout: rows (on ``split``'s side, shared by all ranks) are dealt at row level, each
-    rank a contiguous run of the epoch's seeded order (see :mod:`lakehouse.loaders.shards`). The
-    remainder of ``rows / world_size``: ``drop_last=False`` pads (a rank one row short repeats its last
-    row, so every row is seen and fewer than ``world_size`` twice), ``drop_last=True`` drops those rows
-    (none is seen twice); with no remainder every row is seen exactly once across the ranks. Which
-    rows a rank gets depends on (``shuffle_seed``, epoch) only; their order also on the worker count.
+    The order (see :mod:`lakehouse.loaders.epoch_plan`): with ``shuffle_seed``, row groups in a seeded
+    order, packed into windows of at most ``shuffle_buffer_rows`` rows, each window's rows permuted
+    together (``0``: within each row group only); without, file order. Memory: each reading process
+    holds one window of the loaded columns (two across a boundary). Every rank yields the same number
+    of batches, :meth:`num_batches`; the rows left over by ``world_size`` are padded
+    (``drop_last=False``: fewer than ``world_size`` rows seen twice) or dropped (``drop_last=True``).
     Reading costs the Parquet footers, plus the key column once when there is a split.
     """
 
@@ -144,6 +167,7 @@ class DeltaArrowDataset(IterableDataset):
         split: Split | None = None,
         chunk_batches: int = 1,
         drop_last: bool = False,
+        shuffle_buffer_rows: int = DEFAULT_SHUFFLE_BUFFER_ROWS,
     ):
         rank, world_size = distributed_rank_and_size(rank, world_size)
         if not 0 <= rank < world_size:
@@ -151,63 +175,57 @@ class DeltaArrowDataset(IterableDataset):
         self.snapshot = snapshot
         self.groups = row_groups(snapshot)
         self.batch_size = batch_size
-        # Items yielded: ``chunk_batches`` whole batches at once (see :class:`ArrowLoader`).
-        self.chunk_rows = batch_size * max(1, chunk_batches)
+        self.chunk_batches = max(1, chunk_batches)  # whole batches a worker hands over at once (see ArrowLoader)
         self.shuffle_seed = shuffle_seed
-        self.rank, self.world_size = rank, world_size
+        self.shuffle_buffer_rows = shuffle_buffer_rows
+        self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
         self.transform = transform
         self.split = split
         self.epoch = 0
-        selected = split_rows(self.groups, split) if split is not None else None
-        self.shards = RowShards(self.groups, selected, rank, world_size, drop_last)
+        self.start = 0  # the global position this epoch's pass begins at (a resumed epoch: where it stopped)
+        self.selected = live_rows(snapshot, self.groups, split)
+        counts = [g.rows for g in self.groups] if self.selected is None else [len(rows) for rows in self.selected]
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.total = int(self.counts.sum())
 
     def set_epoch(self, epoch: int) -> None:
+        """Read ``epoch``'s order next; a new epoch starts at its beginning (a resumed one where it stopped)."""
+        if epoch != self.epoch:
+            self.start = 0
         self.epoch = epoch
+
+    def order(self) -> GlobalOrder:
+        """The current epoch's global order of every live row (the same on every rank)."""
+        return GlobalOrder(self.counts, self.shuffle_seed, self.epoch, self.shuffle_buffer_rows)
+
+    def plan(self) -> RankPlan:
+        """This rank's batches of the current epoch, from :attr:`start` on."""
+        return RankPlan(self.total, self.rank, self.world_size, self.batch_size, self.drop_last, self.start)
 
     @property
     def rows_per_rank(self) -> int:
-        """Rows each rank yields in an epoch (the same on every rank)."""
-        return self.shards.rows_per_rank
+        """Rows each rank yields in this pass of the epoch (the same on every rank)."""
+        return self.plan().rows
 
     def num_batches(self) -> int:
-        """Batches of ``batch_size`` each rank yields in an epoch (the same on every rank)."""
-        return self.shards.num_batches(self.batch_size)
-
-    def _tables(self) -> Iterator[pa.Table]:
-        worker = get_worker_info()
-        pieces = self.shards.pieces(
-            self.shuffle_seed, self.epoch, self.batch_size, worker.id if worker else 0, worker.num_workers if worker else 1
-        )
-        columns, files, last = list(self.snapshot.columns), {}, (None, None)
-        for piece in pieces:
-            group = self.groups[piece.group]
-            if last[0] != piece.group:  # consecutive pieces of one group (a padded row) read it once
-                if group.file not in files:
-                    files[group.file] = pq.ParquetFile(_local(group.file))
-                last = (piece.group, files[group.file].read_row_group(group.index, columns=columns))
-            yield piece.take(last[1])
+        """Batches of ``batch_size`` each rank yields in this pass of the epoch (the same on every rank)."""
+        return self.plan().num_batches
 
     def __iter__(self) -> Iterator[Batch]:
-        # Slices of a row group are zero-copy; only a chunk that spans two row groups is concatenated.
-        size = self.chunk_rows
-        carry: pa.Table | None = None
-        for table in self._tables():
-            table = table.combine_chunks()
-            offset = 0
-            if carry is not None:
-                offset = min(size - carry.num_rows, table.num_rows)
-                carry = pa.concat_tables([carry, table.slice(0, offset)]).combine_chunks()
-                if carry.num_rows < size:
-                    continue
-                yield self._batch(carry)
-                carry = None
-            while offset + size <= table.num_rows:
-                yield self._batch(table.slice(offset, size))
-                offset += size
-            if offset < table.num_rows:
-                carry = table.slice(offset)
-        if carry is not None and carry.num_rows:
-            yield self._batch(carry)
+        worker = get_worker_info()
+        worker_id, workers = (worker.id, worker.num_workers) if worker else (0, 1)
+        plan, order = self.plan(), self.order()
+        reader = _WindowReader(self, order)
+        per_chunk = self.chunk_batches
+        chunks = -(-plan.num_batches // per_chunk)
+        for chunk in range(worker_id, chunks, workers):  # chunk i from worker i mod workers: DataLoader's order
+            parts = [
+                reader.rows(window, lo, hi)
+                for index in range(chunk * per_chunk, min((chunk + 1) * per_chunk, plan.num_batches))
+                for start, stop in plan.batch(index)
+                for window, lo, hi in order.locate(start, stop)
+            ]
+            yield self._batch(parts[0] if len(parts) == 1 else pa.concat_tables(parts))
 
     def _batch(self, table: pa.Table) -> Batch:
         batch = {
@@ -226,32 +244,82 @@ CHUNK_ROWS = 65_536  # rows a worker hands over at once when no column needs dec
 
 
 class ArrowLoader:
-    """A DataLoader over chunks of whole batches, handing out ``batch_size`` slices of each.
+    """A DataLoader over chunks of whole batches, handing out ``batch_size`` slices of each; resumable.
 
     Moving a tensor from a worker process to the trainer costs about the same whatever its size, and
     so does turning an Arrow column into a tensor: done once per chunk of many batches instead of once
     per batch, both vanish next to the reading (see bench/loaders.py). Slices are views, no copies.
+
+    :meth:`state_dict` after any batch says how far the epoch got (counting the batches handed out,
+    not those prefetched); :meth:`load_state_dict` on a new loader over the same table version,
+    seed and split makes its next pass yield exactly the rest of that epoch, whatever its world size,
+    batch size or worker count.
     """
 
     def __init__(self, loader: DataLoader, batch_size: int):
         self.loader, self.batch_size = loader, batch_size
+        self._plan: RankPlan | None = None
+        self._yielded = 0
 
     @property
     def dataset(self) -> "DeltaArrowDataset":
         return self.loader.dataset
 
     def __len__(self) -> int:
-        """Batches in an epoch: the same on every rank."""
+        """Batches the next pass yields (a whole epoch, or what a resumed one has left): the same on every rank."""
         return self.dataset.num_batches()
 
     def __iter__(self) -> Iterator[Batch]:
+        dataset = self.dataset
+        self._plan, self._yielded = dataset.plan(), 0
         for chunk in self.loader:
             rows = len(next(iter(chunk.values())))
-            if rows <= self.batch_size:
-                yield chunk
-                continue
-            for start in range(0, rows, self.batch_size):
-                yield {name: values[start : start + self.batch_size] for name, values in chunk.items()}
+            for start in range(0, rows, self.batch_size) if rows > self.batch_size else (0,):
+                batch = chunk if rows <= self.batch_size else {
+                    name: values[start : start + self.batch_size] for name, values in chunk.items()
+                }
+                self._yielded += 1  # counted before the hand-over: a state taken after this batch includes it
+                yield batch
+        dataset.start = 0  # the epoch is done: a later pass of it starts from the beginning
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this rank's epoch stands: a position in the global order, plus what that order depends on."""
+        dataset = self.dataset
+        position = dataset.start if self._plan is None else self._plan.position_after(self._yielded)
+        return {
+            "format": STATE_FORMAT,
+            **self._order_identity(),
+            "epoch": dataset.epoch,
+            "position": position,
+            "world_size": dataset.world_size,
+            "batch_size": self.batch_size,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue the epoch ``state`` was taken in, from its position. Raises :class:`ValueError` when the
+        state was taken over another table version, seed, buffer or split (its order would differ)."""
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"not an Arrow loader state (format {state.get('format')!r}, expected {STATE_FORMAT})")
+        mismatched = {key: (state.get(key), value) for key, value in self._order_identity().items() if state.get(key) != value}
+        if mismatched:
+            details = ", ".join(f"{key}: saved {saved!r}, this loader {now!r}" for key, (saved, now) in mismatched.items())
+            raise ValueError(f"the saved loader state belongs to another order ({details}): resume with the same settings")
+        dataset = self.dataset
+        dataset.set_epoch(int(state["epoch"]))
+        dataset.start = int(state["position"])
+        self._plan, self._yielded = None, 0
+
+    def _order_identity(self) -> dict[str, Any]:
+        dataset = self.dataset
+        split = dataset.split
+        return {
+            "table": dataset.snapshot.table,
+            "version": dataset.snapshot.version,
+            "rows": dataset.total,
+            "shuffle_seed": dataset.shuffle_seed,
+            "shuffle_buffer_rows": dataset.shuffle_buffer_rows if dataset.shuffle_seed is not None else None,
+            "split": None if split is None else f"{split.key}:{split.name}:{split.holdout_percent}",
+        }
 
 
 def chunk_batches_for(snapshot: Snapshot, batch_size: int) -> int:
@@ -267,14 +335,13 @@ def make_loader(dataset: "DeltaArrowDataset", num_workers: int = 0) -> ArrowLoad
             batch_size=None,
             num_workers=num_workers,
             pin_memory=torch.cuda.is_available(),
-            persistent_workers=False,  # each epoch's workers see that epoch's set_epoch
+            persistent_workers=False,  # each pass's workers see that pass's epoch and start
         ),
         dataset.batch_size,
     )
 
 
 def arrow_dataloader(
-    spark: SparkSession,
     config: LakehouseConfig,
     table: str,
     version: int | None = None,
@@ -288,17 +355,21 @@ def arrow_dataloader(
     encoded: Sequence[str] = (),
     split: Split | None = None,
     drop_last: bool = False,
+    shuffle_buffer_rows: int = DEFAULT_SHUFFLE_BUFFER_ROWS,
+    snapshot: Snapshot | None = None,
 ) -> ArrowLoader:
-    """Batches of ``table`` at ``version``; pinned memory when a GPU is present.
+    """Batches of ``table`` at ``version`` (default latest); no Spark; pinned memory when a GPU is present.
 
-    Its dataset is ``loader.dataset``: call ``loader.dataset.set_epoch(n)`` for epoch n's order.
-    Data-parallel: every rank gets ``len(loader)`` batches, the same on each; ``drop_last`` says what
-    happens to the remainder of the rows over ``world_size`` (pad, the default, or drop: see
-    :class:`DeltaArrowDataset`).
-    Workers hand over chunks of many batches at once, except when a column needs decoding (there
-    the work per row dwarfs the hand-over, and a chunk of decoded images would be large).
+    Its dataset is ``loader.dataset``: call ``loader.dataset.set_epoch(n)`` for epoch n's order, and
+    ``loader.state_dict()`` / ``loader.load_state_dict(state)`` to resume an epoch. Data-parallel: every
+    rank gets ``len(loader)`` batches, the same on each; ``drop_last`` says what happens to the
+    remainder of the rows over ``world_size`` (pad, the default, or drop: see :class:`DeltaArrowDataset`).
+    Workers hand over chunks of many batches at once, except when a column needs decoding (there the
+    work per row dwarfs the hand-over, and a chunk of decoded images would be large). ``snapshot``: one
+    already resolved (by :func:`resolve_snapshot`), to skip reading the log again.
     """
-    snapshot = resolve_snapshot(spark, config, table, version, columns, encoded)
+    if snapshot is None:
+        snapshot = resolve_snapshot(config, table, version, columns, encoded)
     dataset = DeltaArrowDataset(
         snapshot,
         batch_size=batch_size,
@@ -309,9 +380,9 @@ def arrow_dataloader(
         split=split,
         chunk_batches=chunk_batches_for(snapshot, batch_size),
         drop_last=drop_last,
+        shuffle_buffer_rows=shuffle_buffer_rows,
     )
     return make_loader(dataset, num_workers)
-
 
 def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> Batch:
     """Move a batch to ``device``; non-blocking from pinned memory to a GPU."""

@@ -2,46 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from pyspark.sql import DataFrame
-from pyspark.sql import types as T
-
-TENSOR_TYPES = (
-    T.ByteType,
-    T.ShortType,
-    T.IntegerType,
-    T.LongType,
-    T.FloatType,
-    T.DoubleType,
-    T.BooleanType,
-)
+# Delta's (and Spark's ``DataType.typeName()``) names of the types a tensor can hold.
+TENSOR_TYPES = frozenset({"byte", "short", "integer", "long", "float", "double", "boolean"})
 
 
 class UnsupportedColumnError(TypeError):
     """A column has a type that cannot become a tensor."""
 
 
-def tensor_columns(df: DataFrame, columns: Sequence[str] | None = None, encoded: Sequence[str] = ()) -> list[str]:
+def spark_field_types(df) -> dict[str, str]:
+    """A Spark DataFrame's columns and their type names, as :func:`tensor_columns` takes them."""
+    return {f.name: f.dataType.typeName() for f in df.schema.fields}
+
+
+def tensor_columns(fields: Mapping[str, str], columns: Sequence[str] | None = None, encoded: Sequence[str] = ()) -> list[str]:
     """The columns to load: ``columns`` checked, or every column when none are named.
 
-    ``encoded`` names binary columns (images) that reach the loader's transform as bytes, for it to
-    decode. Raises :class:`UnsupportedColumnError` naming each other column whose type is not
-    numeric or boolean, and each ``encoded`` column that is not binary.
+    ``fields`` maps each column of the table to its Delta type name (``long``, ``binary``, ``date``...;
+    :func:`spark_field_types` gives them for a DataFrame). ``encoded`` names binary columns (images) that
+    reach the loader's transform as bytes, for it to decode. Raises :class:`UnsupportedColumnError`
+    naming each other column whose type is not numeric or boolean, and each ``encoded`` column that is
+    not binary.
     """
-    fields = {f.name: f.dataType for f in df.schema.fields}
     wanted = list(columns) if columns else list(fields)
     missing = [name for name in [*wanted, *encoded] if name not in fields]
     if missing:
         raise KeyError(f"no such columns: {missing}; the table has {sorted(fields)}")
-    not_binary = [f"{name} ({fields[name].simpleString()})" for name in encoded if not isinstance(fields[name], T.BinaryType)]
+    not_binary = [f"{name} ({fields[name]})" for name in encoded if fields[name] != "binary"]
     if not_binary:
         raise UnsupportedColumnError("encoded columns must be binary: " + ", ".join(not_binary))
-    unsupported = [
-        f"{name} ({fields[name].simpleString()})"
-        for name in wanted
-        if name not in encoded and not isinstance(fields[name], TENSOR_TYPES)
-    ]
+    unsupported = [f"{name} ({fields[name]})" for name in wanted if name not in encoded and fields[name] not in TENSOR_TYPES]
     if unsupported:
         raise UnsupportedColumnError(
             "cannot turn these columns into tensors: " + ", ".join(unsupported)

@@ -5,8 +5,8 @@
   per table version: a later run, in this process or another, reuses it while the table's version is
   unchanged, and it is deleted once the table has moved on to a newer version.
 - ``via="batch_reader"``: the Delta snapshot's own Parquet files are already materialised, so
-  ``make_batch_reader`` reads them in place (no copy); the same checks as the Arrow loader apply
-  (no deletion vectors, column mapping or partition columns).
+  ``make_batch_reader`` reads them in place (no copy); a version whose files have deletion vectors,
+  or a table with column mapping or partition columns, is refused (the converter path reads them through Spark).
 
 Both read through Petastorm's ``BatchedDataLoader`` (whole batches; its row-at-a-time ``DataLoader``
 is several times slower) and run ``transform`` (decoding, augmentation) in Petastorm's reader workers
@@ -16,8 +16,8 @@ Data-parallel training (``rank``/``world_size``). Petastorm's own sharding (``cu
 deals whole row groups: rank r reads the row groups whose index is r modulo the shard count, so ranks
 get as many rows as their row groups happen to hold, and a table with fewer row groups than ranks
 (one file of one row group, say) is refused (``NoDataAvailableError``). It is not used here. Instead
-the rows are dealt at row level by the same plan as the Arrow loader's (:mod:`lakehouse.loaders.shards`):
-every rank gets the same number of rows, hence of batches, and the same rows as the Arrow loader
+the rows are dealt at row level (:mod:`lakehouse.loaders.shards`):
+every rank gets the same number of rows, hence of batches, as the Arrow loader
 would give it; the remainder is padded (``drop_last=False``) or dropped (``drop_last=True``). Each rank's
 reader is handed only the row groups holding its rows, each with the positions to keep (subclasses
 of Petastorm's ``Reader`` and ``ArrowReaderWorker``: :mod:`lakehouse.loaders.petastorm_rows`), in the
@@ -43,8 +43,9 @@ from pyspark.sql import SparkSession
 
 from lakehouse.catalog import current_version, read_table
 from lakehouse.config import LakehouseConfig
-from lakehouse.loaders.arrow_loader import Transform, distributed_rank_and_size, resolve_snapshot
-from lakehouse.loaders.columns import UnsupportedColumnError, tensor_columns
+from lakehouse.loaders.arrow_loader import Transform, distributed_rank_and_size
+from lakehouse.loaders.delta_files import UnsupportedTableError, resolve_snapshot
+from lakehouse.loaders.columns import UnsupportedColumnError, spark_field_types, tensor_columns
 from lakehouse.loaders.shards import Piece, RowShards, footer_row_groups, split_rows
 from lakehouse.loaders.split import Split
 
@@ -272,12 +273,18 @@ def petastorm_dataloader(
         version = current_version(spark, config.table_path(table))
     if via == "converter":
         df = read_table(spark, config, table, version=version)
-        wanted = tensor_columns(df, columns, encoded)
+        wanted = tensor_columns(spark_field_types(df), columns, encoded)
         wanted += [name for name in encoded if name not in wanted]
         converter = cached_converter(spark, config, table, version, wanted, split)
         urls, fields, reader_split = converter.file_urls, None, None  # the cache holds one side of the split
     else:
-        snapshot = resolve_snapshot(spark, config, table, version, columns, encoded)
+        snapshot = resolve_snapshot(config, table, version, columns, encoded)
+        if snapshot.keep:
+            raise UnsupportedTableError(f"{table}@v{version} has rows deleted by deletion vectors, which Petastorm's reader "
+                                        "cannot apply: use via=\"converter\" or the Arrow loader")
+        if snapshot.physical_names() != list(snapshot.columns):
+            raise UnsupportedTableError(f"{table} uses column mapping, which Petastorm's reader cannot apply: "
+                                        "use via=\"converter\" or the Arrow loader")
         urls, fields, reader_split = list(snapshot.files), list(snapshot.columns), split
     with batch_reader_loader(
         urls, fields, batch_size, workers_count, reader_pool_type, transform, encoded, reader_split,

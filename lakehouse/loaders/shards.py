@@ -1,6 +1,7 @@
-"""Which rows each data-parallel rank (and each of its DataLoader workers) reads in an epoch.
+"""Which rows each data-parallel rank reads in an epoch through Petastorm's reader (row-group shuffle).
 
-Both loaders deal rows with this plan, at row level, from the Parquet footers' row counts:
+The Petastorm paths deal rows with this plan, at row level, from the Parquet footers' row counts (the
+Arrow loader has a global order of its own: :mod:`lakehouse.loaders.epoch_plan`):
 
 1. **The split first.** With a :class:`~lakehouse.loaders.split.Split`, each row group's rows on the
    split's side are found by reading the key column alone (once, when the loader is made); the ranks
@@ -36,11 +37,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lakehouse.loaders.delta_files import local_path
+from lakehouse.loaders.epoch_plan import rank_segments
 from lakehouse.loaders.split import Split
-
-
-def local_path(uri: str) -> str:
-    return uri.removeprefix("file://").removeprefix("file:")
 
 
 @dataclass(frozen=True)
@@ -189,17 +188,3 @@ class RowShards:
                 pieces += order.pieces(seg_start + lo - offset, seg_start + hi - offset)
             offset += seg_stop - seg_start
         return pieces
-
-
-def rank_segments(total: int, rank: int, world_size: int, drop_last: bool) -> list[tuple[int, int]]:
-    """The positions of the epoch's order that ``rank`` reads, as ``(start, stop)`` ranges, in order."""
-    if drop_last:
-        share = total // world_size
-        return [(rank * share, (rank + 1) * share)] if share else []
-    share = -(-total // world_size)
-    start, stop = rank * total // world_size, (rank + 1) * total // world_size
-    segments = [(start, stop)] if stop > start else []
-    if stop - start < share:  # one row short: repeat the rank's last row (the one before, when it has none)
-        repeat = (stop - 1) % total
-        segments.append((repeat, repeat + 1))
-    return segments

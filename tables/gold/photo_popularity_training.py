@@ -14,8 +14,6 @@ from lakehouse.transforms.popularity import excluded_photos, photo_popularity_tr
     "author's activity as of the upload (point-in-time correct), the classifier's outputs, the image and the "
     "label (likes in the first 24 hours).",
     keys=["photo_id"],
-    # read file by file by the Arrow loader, which cannot apply deletion vectors
-    properties={"delta.enableDeletionVectors": "false"},
 )
 def photo_popularity_training(ctx, photos, users, follows_history, events, image_references, images, image_predictions):
     rows = training_rows(photos, users, follows_history, events, image_references, images, image_predictions)

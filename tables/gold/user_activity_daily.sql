@@ -1,6 +1,5 @@
 -- description: "Per user and UTC day: counts of logins, views, likes and uploads."
 -- keys: [user_key, event_date]
--- properties: {delta.enableDeletionVectors: "false"}   # the Arrow loader reads its files as they are
 SELECT
   user_key,
   event_date,
