@@ -89,11 +89,12 @@ import time
 import traceback
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -491,6 +492,207 @@ def prepare(spark, config, kind: str, rows: int, scratch: Path) -> tuple[Table, 
 
 
 # ---------------------------------------------------------------------------------------------------
+# The Arrow loader's order: shuffle quality, time to first batch, and what resuming costs.
+
+SHUFFLE_BUFFERS = {"arrow, row groups only (buffer 0)": 0, "arrow, buffer 16,384 (default)": 16_384,
+                   "arrow, whole table in one buffer": 1 << 62}
+ORDER_BATCH = 1024
+TTFB_MODES = ("arrow loader, Spark resolves (before)", "arrow loader, delta-rs resolves", "petastorm batch reader")
+
+
+def _file_order_index(snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray]:
+    """Tabular table (``user_key`` unique): each key's position in file order, and each position's row group."""
+    keys, sizes = [], []
+    for uri in snapshot.files:
+        parquet = pq.ParquetFile(_local(uri))
+        for index in range(parquet.num_row_groups):
+            keys.append(parquet.read_row_group(index, columns=["user_key"]).column(0).to_numpy())
+            sizes.append(len(keys[-1]))
+    keys = np.concatenate(keys)
+    position = np.full(int(keys.max()) + 1, -1, dtype=np.int64)
+    position[keys] = np.arange(len(keys))
+    return position, np.repeat(np.arange(len(sizes)), sizes)
+
+
+def _order_figures(name: str, keys: np.ndarray, position: np.ndarray, group_of: np.ndarray, seconds: float,
+                   batch_size: int) -> dict:
+    original = position[keys]  # where each delivered row sits in file order
+    batches = [group_of[original[i : i + batch_size]] for i in range(0, len(original), batch_size)]
+    return {
+        "order": name,
+        "rows": int(len(original)),
+        "every_row_once": bool(len(np.unique(original)) == len(original) == int((position >= 0).sum())),
+        # Spearman's rho of file position against delivered position (both are ranks): 0 when no trace is left
+        "spearman_rho": round(float(np.corrcoef(original, np.arange(len(original)))[0, 1]), 4),
+        # consecutive deliveries' file positions: near 1 when neighbours come from the same place in the files
+        "lag1_correlation": round(float(np.corrcoef(original[:-1], original[1:])[0, 1]), 4),
+        "row_groups_per_batch": round(float(np.mean([len(np.unique(b)) for b in batches])), 2),
+        "pass_s": round(seconds, 2),
+    }
+
+
+def _keys(batches) -> np.ndarray:
+    return np.concatenate([batch["user_key"].numpy() for batch in batches])
+
+
+def order_quality(table: Table, batch_size: int = ORDER_BATCH) -> list[dict]:
+    """One shuffled epoch of the tabular table through Petastorm's row-group shuffle and through the Arrow
+    loader at three buffer sizes: how much of the file order survives in the delivered order."""
+    snapshot = replace(table.snapshot, columns=("user_key",), physical=())
+    position, group_of = _file_order_index(snapshot)
+    results = []
+    started = time.perf_counter()
+    with batch_reader_loader(snapshot.files, ["user_key"], batch_size, 1, "dummy", shuffle_seed=0) as loader:
+        keys = _keys(loader)
+    results.append(_order_figures("petastorm batch reader (row groups)", keys, position, group_of,
+                                  time.perf_counter() - started, batch_size))
+    for name, buffer_rows in SHUFFLE_BUFFERS.items():
+        started = time.perf_counter()
+        dataset = DeltaArrowDataset(snapshot, batch_size=batch_size, shuffle_seed=0, shuffle_buffer_rows=buffer_rows)
+        keys = _keys(make_loader(dataset, 0))
+        results.append(_order_figures(name, keys, position, group_of, time.perf_counter() - started, batch_size))
+    return results
+
+
+def _first_batch(mode: str, table: Table, warehouse: str, batch_size: int, workers: int) -> dict:
+    """Seconds from nothing resolved to the first batch, one way (in a fresh child)."""
+    from lakehouse.config import load_config
+
+    config = load_config(environ={"LAKEHOUSE_WAREHOUSE": warehouse})
+    name, version, columns = table.snapshot.table, table.snapshot.version, list(table.snapshot.columns)
+    started = time.perf_counter()
+    if mode.startswith("arrow loader, Spark"):  # what the loader did before: a SparkSession lists the files
+        from lakehouse.session import get_spark
+
+        spark = get_spark(config, app_name="ttfb")
+        files = spark.read.format("delta").option("versionAsOf", version).load(config.table_path(name)).inputFiles()
+        spark.sql(f"DESCRIBE DETAIL delta.`{config.table_path(name)}`").first()
+        snapshot = Snapshot(name, version, tuple(sorted(files)), tuple(columns), table.snapshot.encoded)
+        resolved = time.perf_counter() - started
+    elif mode.startswith("arrow loader"):
+        from lakehouse.loaders.delta_files import resolve_snapshot
+
+        snapshot = resolve_snapshot(config, name, version, columns=[c for c in columns if c not in table.snapshot.encoded],
+                                    encoded=table.snapshot.encoded)
+        resolved = time.perf_counter() - started
+    if mode.startswith("arrow loader"):
+        dataset = DeltaArrowDataset(snapshot, batch_size=batch_size, shuffle_seed=0, transform=table.transform(),
+                                    chunk_batches=chunk_batches_for(snapshot, batch_size))
+        next(iter(make_loader(dataset, workers)))
+    else:
+        from lakehouse.loaders.delta_files import resolve_snapshot
+
+        snapshot = resolve_snapshot(config, name, version, columns=[c for c in columns if c not in table.snapshot.encoded],
+                                    encoded=table.snapshot.encoded)
+        resolved = time.perf_counter() - started
+        with batch_reader_loader(snapshot.files, columns, batch_size, max(workers, 1), "thread", shuffle_seed=0,
+                                 transform=table.transform(), encoded=table.snapshot.encoded) as loader:
+            next(iter(loader))
+    return {"resolve_s": round(resolved, 3), "first_batch_s": round(time.perf_counter() - started, 3)}
+
+
+def _resumption(table: Table, batch_size: int, workers: int) -> dict:
+    """A shuffled epoch whole, then stopped half-way and resumed in a new loader: the first batch and the rest."""
+    def loader():
+        dataset = DeltaArrowDataset(table.snapshot, batch_size=batch_size, shuffle_seed=0, transform=table.transform(),
+                                    chunk_batches=chunk_batches_for(table.snapshot, batch_size))
+        return make_loader(dataset, workers)
+
+    def timed(batches, stop=None):
+        started, first, count = time.perf_counter(), None, 0
+        for _ in batches:
+            first = first or time.perf_counter() - started
+            count += 1
+            if count == stop:
+                break
+        return first, time.perf_counter() - started, count
+
+    whole = loader()
+    first_fresh, whole_s, total = timed(whole)
+    stopped = loader()
+    _, half_s, _ = timed(stopped, total // 2)
+    state = stopped.state_dict()
+    resumed = loader()
+    started = time.perf_counter()
+    resumed.load_state_dict(state)
+    load_s = time.perf_counter() - started
+    first_resumed, rest_s, rest = timed(resumed)
+    return {
+        "batches": total, "stopped_after": total // 2, "resumed_batches": rest, "exact": total // 2 + rest == total,
+        "whole_epoch_s": round(whole_s, 3), "first_batch_fresh_s": round(first_fresh, 3),
+        "first_half_s": round(half_s, 3), "load_state_s": round(load_s, 6),
+        "first_batch_resumed_s": round(first_resumed, 3), "rest_after_resume_s": round(rest_s, 3),
+        # resuming costs what the two halves take beyond one whole epoch (a new loader, a window read again)
+        "resumption_overhead_s": round(half_s + rest_s - whole_s, 3),
+    }
+
+
+def _order_child(task: str, table: Table, warehouse: str, options: dict, connection) -> None:
+    multiprocessing.set_start_method(None, force=True)
+    try:
+        if task == "resume":
+            connection.send(_resumption(table, **options))
+        else:
+            connection.send(_first_batch(task, table, warehouse, **options))
+    except BaseException as exc:
+        connection.send({"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+    finally:
+        connection.close()
+
+
+def order_in_child(task: str, table: Table, warehouse: str, **options) -> dict:
+    """Time to first batch (``task``: one of TTFB_MODES) or resumption (``"resume"``) in a fresh spawned process."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_order_child, args=(task, table, warehouse, options, sender))
+    child.start()
+    sender.close()
+    try:
+        result = receiver.recv() if receiver.poll(CHILD_TIMEOUT_S) else {"error": f"timed out after {CHILD_TIMEOUT_S} s"}
+    except EOFError:
+        result = {"error": "the child process died"}
+    if child.is_alive():
+        _kill_tree(child.pid)
+    child.join()
+    return {"table": table.kind, "task": task, **options, **result}
+
+
+def print_order(quality: list[dict], first_batches: list[dict], resumptions: list[dict]) -> None:
+    print(f"\nshuffle quality, tabular table, one epoch, batch {ORDER_BATCH} (0 / low: no trace of the file order)")
+    print(f"{'order':<40} {'rho':>8} {'lag-1':>8} {'groups/batch':>13} {'once':>5} {'pass s':>7}")
+    for r in quality:
+        print(f"{r['order']:<40} {r['spearman_rho']:>8.4f} {r['lag1_correlation']:>8.4f} "
+              f"{r['row_groups_per_batch']:>13.2f} {str(r['every_row_once']):>5} {r['pass_s']:>7.2f}")
+    print("\ntime to first batch (fresh process, shuffled, resolution included)")
+    print(f"{'table':<8} {'way':<40} {'workers':>7} {'batch':>6} {'resolve s':>10} {'first batch s':>14}")
+    for r in first_batches:
+        tail = f"error: {r['error'].splitlines()[0][:60]}" if "error" in r else f"{r['resolve_s']:>10.3f} {r['first_batch_s']:>14.3f}"
+        print(f"{r['table']:<8} {r['task']:<40} {r['workers']:>7} {r['batch_size']:>6} {tail}")
+    print("\nresumption (Arrow loader, shuffled epoch stopped half-way, resumed in a new loader)")
+    print(f"{'table':<8} {'workers':>7} {'batch':>6} {'epoch s':>8} {'halves s':>9} {'overhead s':>11} "
+          f"{'1st fresh s':>12} {'1st resumed s':>14} {'exact':>6}")
+    for r in resumptions:
+        if "error" in r:
+            print(f"{r['table']:<8} error: {r['error'].splitlines()[0][:80]}")
+            continue
+        print(f"{r['table']:<8} {r['workers']:>7} {r['batch_size']:>6} {r['whole_epoch_s']:>8.2f} "
+              f"{r['first_half_s'] + r['rest_after_resume_s']:>9.2f} {r['resumption_overhead_s']:>11.2f} "
+              f"{r['first_batch_fresh_s']:>12.3f} {r['first_batch_resumed_s']:>14.3f} {str(r['exact']):>6}")
+
+
+def measure_order(tables: dict[str, Table], warehouse: str, workers: int) -> dict:
+    """The order section: shuffle quality, time to first batch each way, resumption, per table."""
+    quality = order_quality(tables["tabular"])
+    batch = {"tabular": ORDER_BATCH, "images": 256}
+    first_batches = [order_in_child(mode, table, warehouse, batch_size=batch[kind], workers=workers)
+                     for kind, table in tables.items() for mode in TTFB_MODES]
+    resumptions = [order_in_child("resume", table, warehouse, batch_size=batch[kind], workers=workers)
+                   for kind, table in tables.items()]
+    print_order(quality, first_batches, resumptions)
+    return {"shuffle_quality": quality, "time_to_first_batch": first_batches, "resumption": resumptions}
+
+
+# ---------------------------------------------------------------------------------------------------
 # Report.
 
 
@@ -560,6 +762,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, nargs="+", help=f"default {DEFAULTS['workers']}")
     parser.add_argument("--quick", action="store_true", help=f"smoke run: defaults become {QUICK}")
     parser.add_argument("--out", help="JSON file (default bench/results/loaders.json; --quick: loaders-quick.json)")
+    parser.add_argument("--sections", nargs="+", choices=("throughput", "order"), default=["throughput", "order"],
+                        help="throughput: every loader at every batch size and worker count; order: shuffle quality, "
+                             "time to first batch, resumption (default: both)")
     args = parser.parse_args()
     args.out = args.out or f"bench/results/loaders{'-quick' if args.quick else ''}.json"
     for key, value in (QUICK if args.quick else DEFAULTS).items():
@@ -586,7 +791,8 @@ def main() -> None:
         finally:
             spark.stop()  # the children never need it; its JVM would only take memory from them
         results = []
-        for kind, table in tables.items():
+        order = measure_order(tables, str(root / "wh"), max(args.workers)) if "order" in args.sections else None
+        for kind, table in tables.items() if "throughput" in args.sections else ():
             for run in plan(kind, args.batch_sizes, args.workers):
                 result = run_in_child(table, run)
                 results.append(result)
@@ -610,6 +816,7 @@ def main() -> None:
         },
         "tables": setups,
         "results": results,
+        "order": order,
         "total_s": total,
     }
     out.write_text(json.dumps(report, indent=2))
