@@ -67,9 +67,23 @@ children, plus about 2 minutes of Spark preparation. The longest are the native 
 at batch 64 on the tabular table (~1-2 minutes) and Petastorm's process pool on the image table (each
 pass starts new interpreters).
 
+The order section (``--sections order``; on by default)
+------------------------------------------------------
+- Shuffle quality, on the tabular table (``user_key`` unique, so each delivered row's place in file order
+  is known): one shuffled epoch at batch 1,024 through Petastorm's row-group shuffle (the batch reader, as
+  ``petastorm_dataloader`` shuffles) and through the Arrow loader with buffers of 0 rows (row groups
+  only), 16,384 (the default) and the whole table. Spearman's rho between file position and delivered
+  position, the correlation of consecutive deliveries' file positions (lag 1), and the mean number of row
+  groups a batch draws from. A perfect shuffle gives 0, 0 and as many groups as a batch can reach.
+- Time to first batch, in a fresh process, shuffled, resolution included: the Arrow loader as it was
+  before (a SparkSession lists the version's files: JVM start included) and as it is (delta-rs), and
+  Petastorm's batch reader, on both tables.
+- Resumption: a shuffled epoch read whole, then stopped half-way, its ``state_dict()`` loaded into a new
+  loader and the rest read: the first batch after resuming, and the two halves' time beyond one epoch.
+
 Usage:
   .venv/bin/python bench/loaders.py [--rows 2000000] [--images 70000] [--batch-sizes 64 1024 16384]
-      [--workers 0 2] [--out bench/results/loaders.json]
+      [--workers 0 2] [--sections throughput order] [--out bench/results/loaders.json]
   .venv/bin/python bench/loaders.py --quick     # smoke run: 200,000 rows, 10,000 images, batches 1,024 and
                                                 # 16,384; written to bench/results/loaders-quick.json
 """

@@ -56,11 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def pinned_version(ctx: JobContext, args: argparse.Namespace) -> int:
-    """The table version this run trains on: ``--version``, ``--tag`` or the latest."""
+    """The table version this run trains on: ``--version``, ``--tag`` or the latest (read without Spark)."""
     if args.tag is not None:
         from lakehouse.versioning.tags import resolve_tag
 
-        return resolve_tag(ctx.spark, ctx.config, TABLE, args.tag)
+        return resolve_tag(None, ctx.config, TABLE, args.tag)
     if args.version is not None:
         return args.version
     try:
@@ -101,7 +101,8 @@ def open_batches(ctx: JobContext, args: argparse.Namespace, version: int, split:
             loader.load_state_dict(resume_state)
         yield loader
     else:
-        with petastorm_dataloader(ctx.spark, ctx.config, TABLE, version, via=args.petastorm_via,
+        spark = ctx.spark if args.petastorm_via == "converter" else None  # the batch reader needs no JVM
+        with petastorm_dataloader(spark, ctx.config, TABLE, version, via=args.petastorm_via,
                                   workers_count=max(args.workers, 1), epoch=epoch, **options) as loader:
             yield loader
 
@@ -129,6 +130,7 @@ class EpochProgress:
     wait_s: float = 0.0
     step_s: float = 0.0
     stopped: bool = False  # at --max-steps, before the epoch's end
+    first_batch_at: float | None = None  # time.monotonic() when this process got its first batch
 
     def mean_loss(self) -> float:
         return self.loss_sum / max(self.rows, 1)
@@ -137,6 +139,9 @@ class EpochProgress:
         """Samples per second of the loop, and the share of its time spent waiting for the next batch."""
         busy = self.wait_s + self.step_s
         return {"samples_per_s": self.rows / busy if busy else 0.0, "data_wait_share": self.wait_s / busy if busy else 0.0}
+
+
+RESUMED_PROGRESS = ("loss_sum", "rows", "steps", "wait_s", "step_s")  # what a checkpoint keeps of an epoch's progress
 
 
 @dataclass
@@ -158,7 +163,7 @@ class Checkpointer:
         state = {
             "epoch": epoch if progress is not None else epoch + 1,
             "loader": loader.state_dict() if progress is not None else None,
-            "progress": None if progress is None else {k: v for k, v in vars(progress).items() if k != "stopped"},
+            "progress": None if progress is None else {k: v for k, v in vars(progress).items() if k in RESUMED_PROGRESS},
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "steps_total": self.steps_total,
@@ -205,6 +210,8 @@ def train_epoch(model, optimizer, batches, device, progress: EpochProgress | Non
         progress.wait_s += started - waited
         if batch is None:
             return progress
+        if progress.first_batch_at is None:
+            progress.first_batch_at = started
         if len(batch[KEY]) >= 2:  # batch norm needs two rows; at most the epoch's last row is skipped
             batch = to_device(batch, device)
             loss = torch.nn.functional.mse_loss(model(batch), target(batch))
@@ -222,17 +229,16 @@ def train_epoch(model, optimizer, batches, device, progress: EpochProgress | Non
 
 def log_inputs(ctx: JobContext, version: int, train: Split) -> None:
     """The table version and selection trained on (``lakehouse reproduce``), the held-out rows, and
-    the lineage of that table version down to its sources."""
+    the lineage of that table version down to its sources: all read from the Delta logs, no Spark."""
     import mlflow
 
-    from lakehouse.lineage.mlflow_runs import TrainingFrame, log_table_input, log_training_frame
+    from lakehouse.lineage.mlflow_runs import TrainingFrame, log_frame_input, record_training_frame
     from lakehouse.lineage.tables import format_lineage, table_lineage
 
     columns = tuple(loader_columns()) + (IMAGE,)
-    log_training_frame(ctx.spark, ctx.config, TrainingFrame(TABLE, version, columns, train.where()))
-    holdout = TrainingFrame(TABLE, version, columns, train.other().where())
-    log_table_input(holdout.load(ctx.spark, ctx.config), ctx.config, TABLE, version, context="evaluation")
-    mlflow.log_text(format_lineage(table_lineage(ctx.spark, ctx.config, TABLE, version)), "lineage.txt")
+    record_training_frame(ctx.config, TrainingFrame(TABLE, version, columns, train.where()))
+    log_frame_input(ctx.config, TrainingFrame(TABLE, version, columns, train.other().where()), context="evaluation")
+    mlflow.log_text(format_lineage(table_lineage(None, ctx.config, TABLE, version)), "lineage.txt")
 
 
 def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
@@ -244,6 +250,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    run_started = time.monotonic()
     configure_mlflow(ctx.config, args.experiment)
     checkpoint = None
     if args.resume:
@@ -287,6 +294,10 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
             progress = EpochProgress(**checkpoint["progress"]) if resumed else EpochProgress()
             with open_batches(ctx, args, version, train, epoch, checkpoint["loader"] if resumed else None) as batches:
                 progress = train_epoch(model, optimizer, batches, device, progress, checkpointer, epoch)
+            if epoch == first_epoch and progress.first_batch_at is not None:
+                first_batch_s = progress.first_batch_at - run_started
+                mlflow.log_metric("time_to_first_batch_s", first_batch_s, step=checkpointer.steps_total)
+                print(f"first batch after {first_batch_s:.1f}s (Spark started: {'yes' if ctx.spark_started else 'no'})")
             if progress.stopped:
                 print(f"stopped after {checkpointer.steps_here} steps (--max-steps), in epoch {epoch}: "
                       f"continue with --resume {run.info.run_id}")

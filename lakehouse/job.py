@@ -21,15 +21,36 @@ from lakehouse.locks import job_lock
 from lakehouse.writer import WriteResult
 
 
-@dataclass(frozen=True)
 class JobContext:
-    """Everything a job's ``run`` needs: the session, the environment and this run's identity."""
+    """Everything a job's ``run`` needs: the session, the environment and this run's identity.
 
-    spark: SparkSession
-    config: LakehouseConfig
-    job_name: str
-    run_id: str
-    options: Mapping[str, Any] = field(default_factory=dict)
+    ``spark`` is the session itself or a function that starts one: the session then starts on the first
+    read of :attr:`spark`, so a job that never asks for it (training through the Arrow loader) starts no JVM.
+    """
+
+    def __init__(self, spark: SparkSession | Callable[[], SparkSession], config: LakehouseConfig, job_name: str,
+                 run_id: str, options: Mapping[str, Any] | None = None):
+        self._spark = spark
+        self.config = config
+        self.job_name = job_name
+        self.run_id = run_id
+        self.options: Mapping[str, Any] = dict(options or {})
+
+    @property
+    def spark(self) -> SparkSession:
+        """The job's SparkSession, started now if it has not been yet."""
+        if not isinstance(self._spark, SparkSession):
+            self._spark = self._spark()
+        return self._spark
+
+    @property
+    def spark_started(self) -> bool:
+        """Whether this job has a SparkSession (and so a JVM) yet."""
+        return isinstance(self._spark, SparkSession)
+
+    def with_options(self, options: Mapping[str, Any]) -> "JobContext":
+        """The same job and session (started or not) with other options."""
+        return JobContext(self._spark, self.config, self.job_name, self.run_id, options)
 
 
 @dataclass
@@ -58,10 +79,10 @@ def new_run_id(job_name: str) -> str:
     return f"{job_name}-{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-def new_context(spark: SparkSession, config: LakehouseConfig, job_name: str,
+def new_context(spark: SparkSession | Callable[[], SparkSession], config: LakehouseConfig, job_name: str,
                 options: Mapping[str, Any] | None = None) -> JobContext:
-    return JobContext(spark=spark, config=config, job_name=job_name, run_id=new_run_id(job_name),
-                      options=dict(options or {}))
+    """A context with a new run id; ``spark`` a session or a function that starts one on first use."""
+    return JobContext(spark, config, job_name, new_run_id(job_name), options)
 
 
 RunFunction = Callable[[JobContext, argparse.Namespace], JobResult]
@@ -101,18 +122,19 @@ def run_job(
     spark: SparkSession | None = None,
     config: LakehouseConfig | None = None,
 ) -> JobResult:
-    """Run one job with a fresh run id, in the given session or a new one, and time it."""
+    """Run one job with a fresh run id, in the given session or a new one started when the job first
+    reads ``ctx.spark``, and time it."""
     from lakehouse.session import get_spark
 
     config = config or load_config(args.conf_file, project=getattr(args, "project", None))
     check_suites(config, job_name)
-    spark = spark or get_spark(config, app_name=job_name)
+    session = spark if spark is not None else (lambda: get_spark(config, app_name=job_name))
     # The Data Docs site is re-rendered from every stored result each time it is built: once per job,
     # not once per validation (a job validates many batches and tables).
     build_docs = config.quality.enabled and config.quality.data_docs
     if build_docs:
         config = replace(config, quality=replace(config.quality, docs_per_validation=False))
-    context = new_context(spark, config, job_name, vars(args) if isinstance(args, argparse.Namespace) else args)
+    context = new_context(session, config, job_name, vars(args) if isinstance(args, argparse.Namespace) else args)
     started = time.monotonic()
     result = None
     try:

@@ -11,8 +11,10 @@ from lakehouse.catalog import current_version
 from lakehouse.lineage.mlflow_runs import (
     TrainingFrame,
     configure_mlflow,
+    log_frame_input,
     log_table_input,
     log_training_frame,
+    record_training_frame,
     reproduce,
     run_inputs,
 )
@@ -53,6 +55,7 @@ def test_gold_version_traces_back_to_bronze_and_source_files(spark, config):
     assert bronze.source_files == 2 and bronze.source_file_sample == ["file:/landing/a.jsonl", "file:/landing/b.jsonl.gz"]
     text = format_lineage(node)
     assert f"<- {SILVER.name}@{silver_version}" in text and "<- 2 source files" in text
+    assert table_lineage(None, config, GOLD.name) == node  # read with delta-rs, as a training process does
 
 
 def test_training_run_records_versions_and_reproduces_its_frame(spark, config):
@@ -68,6 +71,11 @@ def test_training_run_records_versions_and_reproduces_its_frame(spark, config):
         trained_on = log_training_frame(spark, config, frame)
         side = spark.read.format("delta").option("versionAsOf", empty_version).load(quarantine)
         log_table_input(side, config, SILVER.quarantine.name, empty_version, context="audit")
+    with mlflow.start_run() as unread:  # the same record made without reading the table (no Spark)
+        record_training_frame(config, frame)
+        log_frame_input(config, TrainingFrame(SILVER.quarantine.name, empty_version), context="audit")
+    assert run_inputs(unread.info.run_id) == run_inputs(run.info.run_id)
+    assert sorted_rows(reproduce(spark, config, unread.info.run_id)) == [(1, 1, 1)]
 
     inputs = {i["name"]: i for i in run_inputs(run.info.run_id)}
     assert inputs[f"{GOLD.name}@v{gold_version}"]["version"] == gold_version

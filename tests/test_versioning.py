@@ -62,6 +62,7 @@ def test_tags_read_by_version_tag_sql_and_survive_a_new_session(spark, config):
     create_tag(spark, config, GOLD.name, "train-2026-11-20", version=v1, note="baseline")
     create_tag(spark, config, GOLD.name, "latest-good")
     assert resolve_tag(spark, config, GOLD.name, "latest-good") == v2
+    assert list_tags(None, config) == list_tags(spark, config)  # delta-rs, no JVM: what a training process reads
     assert users(read_table(spark, config, GOLD.name, tag="train-2026-11-20")) == [(1, 1), (2, 2)]
     assert spark.sql("SELECT count(*) FROM gold.user_activity_daily__train_2026_11_20").first()[0] == 2
     assert spark.sql(f"SELECT count(*) FROM gold.user_activity_daily VERSION AS OF {v1}").first()[0] == 2
@@ -83,6 +84,8 @@ def test_tags_read_by_version_tag_sql_and_survive_a_new_session(spark, config):
     delete_tag(spark, config, GOLD.name, "latest-good")
     with pytest.raises(TagError, match="its tags: train-2026-11-20"):
         resolve_tag(spark, config, GOLD.name, "latest-good")
+    with pytest.raises(TagError, match="its tags: train-2026-11-20"):
+        resolve_tag(None, config, GOLD.name, "latest-good")  # the deleted row stays deleted for delta-rs too
 
 
 def test_history_shows_operation_run_and_rows_added_and_removed(spark, config):

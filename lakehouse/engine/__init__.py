@@ -135,7 +135,7 @@ def step_main(argv: Sequence[str] | None = None, project: str | None = None) -> 
         add_step_options(parser, step, config)
 
     def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
-        ctx = JobContext(ctx.spark, ctx.config, ctx.job_name, ctx.run_id, parsed_options(step, config, args))
+        ctx = ctx.with_options(parsed_options(step, config, args))
         return runner(ctx, step)
 
     description = f"{step.description} (step {step.name}, writes {', '.join(step.outputs)})"

@@ -104,6 +104,30 @@ def log_table_input(df: DataFrame, config: LakehouseConfig, table: str, version:
     return dataset
 
 
+def log_frame_input(config: LakehouseConfig, frame: TrainingFrame, context: str = "training"):
+    """Log ``frame`` as an input of the active MLflow run without reading it: the same Delta path and
+    version as :func:`log_table_input` records, a digest of the selection, and no JVM (a training
+    process that reads through the Arrow loader has no SparkSession)."""
+    import hashlib
+
+    import mlflow
+    from mlflow.data.meta_dataset import MetaDataset
+
+    path = config.table_path(config.table(frame.table).name)
+    digest = hashlib.sha256(frame.to_json().encode()).hexdigest()[:8]
+    dataset = MetaDataset(source=_pinned_source(path, frame.version), name=f"{frame.table}@v{frame.version}", digest=digest)
+    mlflow.log_input(dataset, context=context)
+    return dataset
+
+
+def record_training_frame(config: LakehouseConfig, frame: TrainingFrame) -> None:
+    """Record ``frame`` on the active run (dataset input + the tag ``lakehouse reproduce`` reads), without Spark."""
+    import mlflow
+
+    log_frame_input(config, frame)
+    mlflow.set_tag(FRAME_TAG, frame.to_json())
+
+
 def log_training_frame(spark: SparkSession, config: LakehouseConfig, frame: TrainingFrame) -> DataFrame:
     """Load ``frame``, record it on the active run (dataset input + tag) and return it."""
     import mlflow

@@ -115,23 +115,61 @@ def resolve_snapshot(
     Raises :class:`UnsupportedTableError` for partition columns and reader features it cannot apply,
     :class:`~lakehouse.loaders.columns.UnsupportedColumnError` for columns that cannot become tensors.
     """
-    path = config.table_path(config.table(table).name)
-    delta = open_delta_table(path, version)
-    unknown = sorted(set(delta.protocol().reader_features or ()) - READABLE_FEATURES)
-    if unknown:
-        raise UnsupportedTableError(f"{table} needs Delta reader features {unknown}, which the Arrow loader cannot apply")
+    delta = _open_readable(config, table, version)
     types, physical = _field_types(delta.schema().to_json())
     wanted = list(columns) if columns else list(types)
     wanted += [name for name in encoded if name not in wanted]
-    partitioned = sorted(set(wanted) & set(delta.metadata().partition_columns))
-    if partitioned:
-        raise UnsupportedTableError(f"{table}: partition columns {partitioned} are not stored in its files; "
-                                    "leave them out of the columns to load")
+    _refuse_partition_columns(delta, table, wanted)
     tensor_columns(types, wanted, encoded)  # raises naming strings, dates, nested types
     files = tuple(sorted(file_uri(uri) for uri in delta.file_uris()))
     keep = _keep_masks(delta, set(files))
     return Snapshot(table, delta.version(), files, tuple(wanted), tuple(encoded),
                     tuple(physical[name] for name in wanted), keep)
+
+
+def _open_readable(config: LakehouseConfig, table: str, version: int | None):
+    """delta-rs' table, refused when it needs a reader feature this module cannot apply."""
+    delta = open_delta_table(config.table_path(config.table(table).name), version)
+    unknown = sorted(set(delta.protocol().reader_features or ()) - READABLE_FEATURES)
+    if unknown:
+        raise UnsupportedTableError(f"{table} needs Delta reader features {unknown}, which the Arrow loader cannot apply")
+    return delta
+
+
+def _refuse_partition_columns(delta, table: str, wanted: Sequence[str]) -> None:
+    partitioned = sorted(set(wanted) & set(delta.metadata().partition_columns))
+    if partitioned:
+        raise UnsupportedTableError(f"{table}: partition columns {partitioned} are not stored in its files; "
+                                    "leave them out of the columns to load")
+
+
+def read_version(config: LakehouseConfig, table: str, version: int | None = None,
+                 columns: Sequence[str] | None = None):
+    """The live rows of ``table`` at ``version`` (default latest) as one Arrow table, without Spark:
+    deletion vectors applied, columns under their logical names, any column type. For the small tables
+    a Spark-free process needs whole (``ops.tags``, a column of a bronze table's source files)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    delta = _open_readable(config, table, version)
+    types, physical = _field_types(delta.schema().to_json())
+    wanted = list(columns) if columns else list(types)
+    _refuse_partition_columns(delta, table, wanted)
+    files = sorted(file_uri(uri) for uri in delta.file_uris())
+    keep = _keep_masks(delta, set(files))
+    schema = delta.schema().to_arrow()
+    parts = []
+    for path in files:
+        part = pq.read_table(local_path(path), columns=[physical[name] for name in wanted])
+        mask = keep.get(path)
+        if mask is not None:
+            live = np.ones(part.num_rows, dtype=bool)
+            live[: len(mask)] = mask[: part.num_rows]
+            part = part.filter(pa.array(live))
+        parts.append(part.rename_columns(wanted))
+    if not parts:
+        return pa.schema([pa.field(name, schema.field(name).type) for name in wanted]).empty_table()
+    return pa.concat_tables(parts, promote_options="default")
 
 
 def _keep_masks(delta, files: set[str]) -> dict[str, np.ndarray]:
@@ -157,5 +195,5 @@ def _keep_masks(delta, files: set[str]) -> dict[str, np.ndarray]:
 
 __all__ = [
     "READABLE_FEATURES", "Snapshot", "UnsupportedColumnError", "UnsupportedTableError", "file_uri", "latest_version", "local_path",
-    "open_delta_table", "resolve_snapshot",
+    "open_delta_table", "read_version", "resolve_snapshot",
 ]

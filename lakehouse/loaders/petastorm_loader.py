@@ -44,7 +44,7 @@ from pyspark.sql import SparkSession
 from lakehouse.catalog import current_version, read_table
 from lakehouse.config import LakehouseConfig
 from lakehouse.loaders.arrow_loader import Transform, distributed_rank_and_size
-from lakehouse.loaders.delta_files import UnsupportedTableError, resolve_snapshot
+from lakehouse.loaders.delta_files import UnsupportedTableError, latest_version, resolve_snapshot
 from lakehouse.loaders.columns import UnsupportedColumnError, spark_field_types, tensor_columns
 from lakehouse.loaders.shards import Piece, RowShards, footer_row_groups, split_rows
 from lakehouse.loaders.split import Split
@@ -234,7 +234,7 @@ def batch_reader_loader(
 
 @contextmanager
 def petastorm_dataloader(
-    spark: SparkSession,
+    spark: SparkSession | None,
     config: LakehouseConfig,
     table: str,
     version: int | None = None,
@@ -254,6 +254,8 @@ def petastorm_dataloader(
 ) -> Iterator:
     """Yield a DataLoader over one epoch of ``table`` at ``version`` (latest when ``None``).
 
+    ``spark`` is needed by ``via="converter"`` only: the batch reader resolves the version with delta-rs.
+
     Batches are dicts of column name -> tensor. ``encoded`` binary columns reach ``transform`` as
     bytes (it must decode them and declare ``output_fields``). Shuffled when ``shuffle_seed`` is set,
     differently for each ``epoch``; with more than one worker Petastorm hands row groups over as they
@@ -270,8 +272,10 @@ def petastorm_dataloader(
         raise ValueError(f"via must be one of {VIAS}, got {via!r}")
     rank, world_size = distributed_rank_and_size(rank, world_size)
     if version is None:
-        version = current_version(spark, config.table_path(table))
+        version = latest_version(config, table) if spark is None else current_version(spark, config.table_path(table))
     if via == "converter":
+        if spark is None:
+            raise ValueError('via="converter" materialises the table through Spark: give a SparkSession')
         df = read_table(spark, config, table, version=version)
         wanted = tensor_columns(spark_field_types(df), columns, encoded)
         wanted += [name for name in encoded if name not in wanted]

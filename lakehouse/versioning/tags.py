@@ -39,8 +39,24 @@ def _tags_frame(spark: SparkSession, config: LakehouseConfig):
     return spark.read.format("delta").load(path) if table_exists(spark, path) else None
 
 
-def list_tags(spark: SparkSession, config: LakehouseConfig, table: str | None = None) -> list[Tag]:
-    """Every tag (of ``table`` only, when given), oldest version first."""
+def _tags_without_spark(config: LakehouseConfig, table: str | None) -> list[Tag]:
+    from lakehouse.loaders.delta_files import read_version
+
+    try:
+        rows = read_version(config, TAGS.name).to_pylist()
+    except FileNotFoundError:  # no tag was ever made
+        return []
+    name = config.table(table).name if table is not None else None
+    rows = sorted((r for r in rows if name is None or r["table_name"] == name),
+                  key=lambda r: (r["table_name"], r["version"], r["tag"]))
+    return [Tag(r["table_name"], r["tag"], r["version"], r["created_at"], r["created_by"], r["note"]) for r in rows]
+
+
+def list_tags(spark: SparkSession | None, config: LakehouseConfig, table: str | None = None) -> list[Tag]:
+    """Every tag (of ``table`` only, when given), oldest version first. ``spark`` ``None``: read
+    ``ops.tags`` with delta-rs, in a process that has no JVM (a training job)."""
+    if spark is None:
+        return _tags_without_spark(config, table)
     frame = _tags_frame(spark, config)
     if frame is None:
         return []
@@ -50,8 +66,9 @@ def list_tags(spark: SparkSession, config: LakehouseConfig, table: str | None = 
     return [Tag(r.table_name, r.tag, r.version, r.created_at, r.created_by, r.note) for r in rows]
 
 
-def resolve_tag(spark: SparkSession, config: LakehouseConfig, table: str, tag: str) -> int:
-    """The version ``tag`` points at; ``TagError`` naming the table's tags when there is no such tag."""
+def resolve_tag(spark: SparkSession | None, config: LakehouseConfig, table: str, tag: str) -> int:
+    """The version ``tag`` points at; ``TagError`` naming the table's tags when there is no such tag.
+    ``spark`` ``None``: without a JVM (see :func:`list_tags`)."""
     tags = list_tags(spark, config, table)
     for found in tags:
         if found.tag == tag:
