@@ -123,10 +123,13 @@ def test_the_ranks_rows_depend_on_seed_and_epoch_only(tmp_path):
 
 def test_each_reading_process_reads_a_window_once(tmp_path, monkeypatch):
     snapshot = write_layout(tmp_path, [[100] * 8])  # one file, 8 row groups of 100
-    reads = []
-    read_row_group = pq.ParquetFile.read_row_group
+    reads = []  # row groups read whole, or streamed piece by piece (a buffer of 250 rows cuts them in 31-row pieces)
+    read_row_group, iter_batches = pq.ParquetFile.read_row_group, pq.ParquetFile.iter_batches
     monkeypatch.setattr(pq.ParquetFile, "read_row_group",
                         lambda self, i, *args, **kwargs: reads.append(i) or read_row_group(self, i, *args, **kwargs))
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches",
+                        lambda self, *args, row_groups, **kwargs: reads.extend(row_groups) or iter_batches(
+                            self, *args, row_groups=row_groups, **kwargs))
     for world_size, buffer_rows in ((1, 0), (2, 0), (3, 250), (4, 10_000)):
         reads.clear()
         per_rank = [rank_batches(snapshot, rank, world_size, shuffle_buffer_rows=buffer_rows) for rank in range(world_size)]
@@ -217,6 +220,24 @@ def test_the_shuffle_buffer_mixes_rows_across_row_groups(tmp_path):
 
     assert max(groups_per_batch(0)) <= 2  # Petastorm's way: a batch comes from one row group, two at a seam
     assert np.mean(groups_per_batch(400)) > 3.5 and np.mean(groups_per_batch(800)) > 6
+
+
+def test_the_shuffle_buffer_mixes_row_groups_larger_than_itself(tmp_path):
+    snapshot = write_layout(tmp_path, [[2000] * 4])  # keys 2000*g .. in row group g: each 5x the buffer
+    loader = layout_loader(snapshot, batch_size=50, shuffle_seed=3, shuffle_buffer_rows=400)
+    batches = keys_of(loader)
+    delivered = [key for batch in batches for key in batch]
+    assert sorted(delivered) == list(range(8000))  # every row once
+    assert np.mean([len({key // 2000 for key in batch}) for batch in batches]) > 3  # of 4 groups
+    order = loader.dataset.order()
+    assert max(int(order.unit_rows[w].sum()) for w in order.windows) <= 400  # the buffer bounds every window
+
+    def lag_one(keys):  # how much a row's place in the files tells of the next row's
+        return np.corrcoef(keys[:-1], keys[1:])[0, 1]
+
+    row_groups_only = [key for batch in keys_of(layout_loader(snapshot, batch_size=50, shuffle_seed=3,
+                                                              shuffle_buffer_rows=0)) for key in batch]
+    assert lag_one(row_groups_only) > 0.9 and abs(lag_one(delivered)) < 0.3
 
 
 def test_deletion_vectors_and_column_mapping_are_applied_as_spark_applies_them(spark, config):

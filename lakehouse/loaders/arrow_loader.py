@@ -4,9 +4,9 @@ delta-rs resolves which files make up the table at the pinned version, which row
 vectors removed and which physical column names they use (:mod:`lakehouse.loaders.delta_files`); no
 JVM is involved. Each worker process reads row groups with pyarrow and hands columns to torch.
 
-The epoch's sample order is global and a function of ``(shuffle_seed, epoch)`` alone: windows of row
-groups, each window's rows permuted together, a bounded buffer of ``shuffle_buffer_rows`` rows per
-reading process (:mod:`lakehouse.loaders.epoch_plan`). Each step deals the next ``world_size *
+The epoch's sample order is global and a function of ``(shuffle_seed, epoch)`` alone: windows drawing
+on several row groups (cut into pieces when large), each window's rows permuted together, a bounded
+buffer of ``shuffle_buffer_rows`` rows per reading process (:mod:`lakehouse.loaders.epoch_plan`). Each step deals the next ``world_size *
 batch_size`` rows of that order to the ranks, so every rank yields the same number of batches whatever
 the file layout, and the loader's state is one position: :meth:`ArrowLoader.state_dict` and
 :meth:`ArrowLoader.load_state_dict` (the torchdata ``StatefulDataLoader`` convention) resume an epoch
@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from lakehouse.config import LakehouseConfig
 from lakehouse.loaders.columns import UnsupportedColumnError
 from lakehouse.loaders.delta_files import Snapshot, UnsupportedTableError, local_path, resolve_snapshot
-from lakehouse.loaders.epoch_plan import DEFAULT_SHUFFLE_BUFFER_ROWS, GlobalOrder, RankPlan
+from lakehouse.loaders.epoch_plan import DEFAULT_SHUFFLE_BUFFER_ROWS, MIX, GlobalOrder, RankPlan, piece_rows
 from lakehouse.loaders.shards import RowGroup, footer_row_groups, split_rows
 from lakehouse.loaders.split import Split
 
@@ -43,7 +43,8 @@ warnings.filterwarnings("ignore", message="The given NumPy array is not writable
 
 Batch = dict[str, torch.Tensor]  # before the transform, an encoded column holds a list of bytes
 Transform = Callable[[Batch], Batch]
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: row groups cut into pieces, cohorts interleaved (see epoch_plan)
+STREAM_BUFFER_BYTES = 1 << 20  # a streamed row group is read through this buffer, not whole column chunks
 
 _local = local_path
 
@@ -104,25 +105,58 @@ def distributed_rank_and_size(rank: int | None, world_size: int | None) -> tuple
 
 
 class _WindowReader:
-    """One reading process's windows of the global order: each read once, at most two held at a time."""
+    """One reading process's windows of the global order: each read once, at most two held at a time.
+
+    A row group that is one piece is read whole (``read_row_group``); one cut into pieces is streamed,
+    piece after piece in file order (``iter_batches``), so each is decoded once and at most a piece of
+    it is held; streams a reader no longer needs are closed, oldest first, past ``2 * MIX``.
+    """
 
     def __init__(self, dataset: "DeltaArrowDataset", order: GlobalOrder):
         self.dataset, self.order = dataset, order
         self.files: dict[str, pq.ParquetFile] = {}
+        self.streams: OrderedDict[int, list] = OrderedDict()  # group -> [record batch iterator, next piece]
         self.held: OrderedDict[int, tuple[pa.Table, np.ndarray | None]] = OrderedDict()
         self.windows_read = 0
 
+    def _file(self, uri: str, streamed: bool) -> pq.ParquetFile:
+        key = ("stream:" if streamed else "") + uri
+        if key not in self.files:
+            self.files[key] = pq.ParquetFile(local_path(uri), buffer_size=STREAM_BUFFER_BYTES if streamed else 0)
+        return self.files[key]
+
+    def _piece(self, group_index: int, piece: int) -> pa.Table:
+        """Piece ``piece`` of row group ``group_index``: its file rows, all columns to load."""
+        dataset = self.dataset
+        group, size, names = dataset.groups[group_index], dataset.piece_rows[group_index], dataset.snapshot.physical_names()
+        if size >= group.rows:
+            return self._file(group.file, False).read_row_group(group.index, columns=names)
+        stream = self.streams.pop(group_index, None)
+        if stream is None or stream[1] > piece:
+            stream = [self._file(group.file, True).iter_batches(batch_size=size, row_groups=[group.index], columns=names,
+                                                                use_threads=False), 0]
+        while stream[1] < piece:  # pieces this reader does not need (another worker's): decoded, dropped
+            next(stream[0])
+            stream[1] += 1
+        batch = next(stream[0])
+        stream[1] += 1
+        expected = min(size, group.rows - piece * size)
+        if batch.num_rows != expected:
+            raise RuntimeError(f"{group.file} row group {group.index}: piece {piece} has {batch.num_rows} rows, not {expected}")
+        if stream[1] * size < group.rows:
+            self.streams[group_index] = stream
+            while len(self.streams) > 2 * MIX:
+                self.streams.popitem(last=False)
+        return pa.Table.from_batches([batch])
+
     def _window(self, window: int) -> tuple[pa.Table, np.ndarray | None]:
         if window not in self.held:
-            snapshot, parts = self.dataset.snapshot, []
-            for group_index in self.order.windows[window]:
-                group = self.dataset.groups[group_index]
-                if group.file not in self.files:
-                    self.files[group.file] = pq.ParquetFile(local_path(group.file))
-                table = self.files[group.file].read_row_group(group.index, columns=snapshot.physical_names())
-                table = table.rename_columns(list(snapshot.columns))
-                rows = None if self.dataset.selected is None else self.dataset.selected[group_index]
-                parts.append(table if rows is None or len(rows) == group.rows else table.take(pa.array(rows)))
+            dataset, parts = self.dataset, []
+            for unit in self.order.windows[window]:
+                group_index, piece = (int(x) for x in self.order.units[unit])
+                table = self._piece(group_index, piece).rename_columns(list(dataset.snapshot.columns))
+                rows = dataset.piece_selection(group_index, piece)
+                parts.append(table if rows is None or len(rows) == table.num_rows else table.take(pa.array(rows)))
             table = parts[0] if len(parts) == 1 else pa.concat_tables(parts).combine_chunks()
             self.held[window] = (table, self.order.permutation(window))
             self.windows_read += 1
@@ -148,9 +182,10 @@ class DeltaArrowDataset(IterableDataset):
     when a process group is initialised.
 
     The order (see :mod:`lakehouse.loaders.epoch_plan`): with ``shuffle_seed``, row groups in a seeded
-    order, packed into windows of at most ``shuffle_buffer_rows`` rows, each window's rows permuted
+    order, cut into pieces of at most ``shuffle_buffer_rows / MIX`` rows, eight groups' pieces interleaved
+    at random and packed into windows of at most ``shuffle_buffer_rows`` rows, each window's rows permuted
     together (``0``: within each row group only); without, file order. Memory: each reading process
-    holds one window of the loaded columns (two across a boundary). Every rank yields the same number
+    holds one window of the loaded columns (two across a boundary) and a piece of each group it streams. Every rank yields the same number
     of batches, :meth:`num_batches`; the rows left over by ``world_size`` are padded
     (``drop_last=False``: fewer than ``world_size`` rows seen twice) or dropped (``drop_last=True``).
     Reading costs the Parquet footers, plus the key column once when there is a split.
@@ -184,9 +219,26 @@ class DeltaArrowDataset(IterableDataset):
         self.epoch = 0
         self.start = 0  # the global position this epoch's pass begins at (a resumed epoch: where it stopped)
         self.selected = live_rows(snapshot, self.groups, split)
-        counts = [g.rows for g in self.groups] if self.selected is None else [len(rows) for rows in self.selected]
-        self.counts = np.asarray(counts, dtype=np.int64)
-        self.total = int(self.counts.sum())
+        self.piece_rows = [piece_rows(g.rows, shuffle_seed, shuffle_buffer_rows) for g in self.groups]
+        self.pieces = [self._piece_counts(i) for i in range(len(self.groups))]
+        self.total = int(sum(int(counts.sum()) for counts in self.pieces))
+
+    def _piece_counts(self, group_index: int) -> np.ndarray:
+        """The live rows of each piece of a row group."""
+        rows, size = self.groups[group_index].rows, self.piece_rows[group_index]
+        count = -(-rows // size)
+        if self.selected is None:
+            return np.minimum(size, rows - np.arange(count) * size).astype(np.int64)
+        return np.bincount(self.selected[group_index] // size, minlength=count).astype(np.int64)
+
+    def piece_selection(self, group_index: int, piece: int) -> np.ndarray | None:
+        """The live rows of a piece, as positions within it (``None``: all of them)."""
+        if self.selected is None:
+            return None
+        size, rows = self.piece_rows[group_index], self.selected[group_index]
+        first = piece * size
+        lo, hi = np.searchsorted(rows, [first, first + size])
+        return rows[lo:hi] - first
 
     def set_epoch(self, epoch: int) -> None:
         """Read ``epoch``'s order next; a new epoch starts at its beginning (a resumed one where it stopped)."""
@@ -196,7 +248,7 @@ class DeltaArrowDataset(IterableDataset):
 
     def order(self) -> GlobalOrder:
         """The current epoch's global order of every live row (the same on every rank)."""
-        return GlobalOrder(self.counts, self.shuffle_seed, self.epoch, self.shuffle_buffer_rows)
+        return GlobalOrder(self.pieces, self.shuffle_seed, self.epoch, self.shuffle_buffer_rows)
 
     def plan(self) -> RankPlan:
         """This rank's batches of the current epoch, from :attr:`start` on."""

@@ -4,14 +4,19 @@
 table's rows alone, never of the world size, the batch size or the worker count:
 
 1. the row groups in a seeded order (file order without a seed);
-2. consecutive groups of that order packed into *windows* of at most ``shuffle_buffer_rows`` live rows
-   (a group larger than that is a window of its own);
-3. within each window, all its rows in one seeded permutation: a row-level shuffle across the window's
-   row groups, not only within one.
+2. each row group cut into *pieces* of at most ``shuffle_buffer_rows / MIX`` consecutive rows (a smaller
+   group is one piece), and the groups taken ``MIX`` at a time (a *cohort*), their pieces merged in a
+   seeded random interleaving that keeps each group's pieces in file order;
+3. consecutive pieces of that sequence packed into *windows* of at most ``shuffle_buffer_rows`` live rows;
+4. within each window, all its rows in one seeded permutation.
 
-A reader holds one window at a time (two while a batch spans a boundary), so memory is bounded by
-``shuffle_buffer_rows`` rows of the loaded columns per reading process. ``shuffle_buffer_rows=0`` gives
-the row-group shuffle Petastorm does: each group its own window.
+So a window draws on up to ``MIX`` row groups whatever their size: a row-level shuffle across row groups
+with a bounded buffer, even when one row group holds more rows than the buffer. A reader holds one window
+at a time (two while a batch spans a boundary) plus the piece it is decoding of each of a cohort's groups,
+so memory is bounded by about twice ``shuffle_buffer_rows`` rows of the loaded columns per reading
+process; it streams each group's pieces in file order, decoding each once. ``shuffle_buffer_rows=0``
+gives the row-group shuffle Petastorm does: each group whole, its own window. What remains of the file
+order: a group's early rows come in the early part of its cohort.
 
 **Dealing, step by step.** Step ``s`` of the epoch takes the next ``world_size * batch_size`` positions
 of the order; rank ``r`` gets the ``r``-th run of ``batch_size`` of them. After ``k`` steps, whatever
@@ -54,35 +59,63 @@ def rank_segments(total: int, rank: int, world_size: int, drop_last: bool) -> li
     return segments
 
 
-class GlobalOrder:
-    """One epoch's sequence of every live row: windows of row groups, each window's rows permuted.
+MIX = 8  # row groups a window draws on when they are larger than the buffer
 
-    ``counts`` holds each row group's live rows (after deletion vectors and the split); a position of the
-    sequence maps to (window, offset), and the window's rows are the groups' live rows concatenated in
-    window order, then permuted.
+
+def piece_rows(group_rows: int, shuffle_seed: int | None, shuffle_buffer_rows: int) -> int:
+    """The rows of each piece a row group of ``group_rows`` rows is cut into (the whole group: one piece)."""
+    if shuffle_seed is None or shuffle_buffer_rows <= 0:
+        return max(1, group_rows)
+    return max(1, min(group_rows, shuffle_buffer_rows // MIX))
+
+
+class GlobalOrder:
+    """One epoch's sequence of every live row: windows of pieces of row groups, each window's rows permuted.
+
+    ``pieces[g]`` holds the live rows (after deletion vectors and the split) of each piece of row group
+    ``g``, in file order (see :func:`piece_rows`). A position of the sequence maps to (window, offset); a
+    window's rows are its pieces' live rows concatenated in window order, then permuted. ``windows[w]``
+    lists the window's pieces as rows of ``units``: ``(group, piece)``.
     """
 
-    def __init__(self, counts: Sequence[int], shuffle_seed: int | None, epoch: int, shuffle_buffer_rows: int):
-        self.counts = np.asarray(counts, dtype=np.int64)
+    def __init__(self, pieces: Sequence[Sequence[int]], shuffle_seed: int | None, epoch: int, shuffle_buffer_rows: int):
         self.seed, self.epoch, self.buffer_rows = shuffle_seed, epoch, max(0, int(shuffle_buffer_rows))
-        order = np.arange(len(self.counts))
+        groups = np.arange(len(pieces))
         if shuffle_seed is not None:
-            order = np.random.default_rng([shuffle_seed, epoch]).permutation(len(self.counts))
-        self.windows = self._pack([int(g) for g in order if self.counts[g]])
-        sizes = [int(self.counts[w].sum()) for w in self.windows]
+            groups = np.random.default_rng([shuffle_seed, epoch]).permutation(len(pieces))
+        units = self._interleave([int(g) for g in groups], pieces)
+        self.units = np.array(units, dtype=np.int64).reshape(-1, 2)
+        self.unit_rows = np.array([pieces[g][k] for g, k in units], dtype=np.int64)
+        self.windows = self._pack(self.unit_rows)
+        sizes = [int(self.unit_rows[w].sum()) for w in self.windows]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.total = int(self.offsets[-1])
 
-    def _pack(self, groups: list[int]) -> list[np.ndarray]:
+    def _interleave(self, groups: list[int], pieces: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
+        """Every ``(group, piece)`` with live rows: cohort by cohort, each cohort's pieces merged at random."""
+        units = []
+        for first in range(0, len(groups), MIX):
+            cohort = groups[first : first + MIX]
+            draws = np.repeat(cohort, [len(pieces[g]) for g in cohort])
+            if self.seed is not None and len(cohort) > 1:
+                draws = np.random.default_rng([self.seed, self.epoch, 3, first]).permutation(draws)
+            taken = dict.fromkeys(cohort, 0)
+            for group in draws.tolist():
+                piece, taken[group] = taken[group], taken[group] + 1
+                if pieces[group][piece]:
+                    units.append((group, piece))
+        return units
+
+    def _pack(self, unit_rows: np.ndarray) -> list[np.ndarray]:
         if self.seed is None or self.buffer_rows == 0:
-            return [np.array([g]) for g in groups]  # unshuffled: slices of one group, zero-copy
+            return [np.array([u]) for u in range(len(unit_rows))]  # each group whole and alone: zero-copy slices
         windows, current, rows = [], [], 0
-        for group in groups:
-            if current and rows + self.counts[group] > self.buffer_rows:
+        for unit, size in enumerate(unit_rows.tolist()):
+            if current and rows + size > self.buffer_rows:
                 windows.append(np.array(current))
                 current, rows = [], 0
-            current.append(group)
-            rows += int(self.counts[group])
+            current.append(unit)
+            rows += size
         if current:
             windows.append(np.array(current))
         return windows
