@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 DEPS_STAMP  := $(VENV)/.installed
 SETUP_STAMP := .cache/.setup-done
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test lint format clean
 
 setup: $(SETUP_STAMP)
 
@@ -25,8 +25,17 @@ $(SETUP_STAMP): $(DEPS_STAMP) lakehouse/jars.py lakehouse/install.py lakehouse/s
 demo: setup
 	$(BIN)/lakehouse pipeline --conf-file conf/local.yaml
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest
+
+# ruff (pyproject.toml): lint and format check; `make format` fixes what it can
+lint: $(DEPS_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(DEPS_STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 clean:
 	rm -rf warehouse data .pytest_cache

@@ -11,7 +11,7 @@ def pinned_requirements():
     """The runtime pins from requirements.txt (test-only tools excluded)."""
     lines = (HERE / "requirements.txt").read_text().splitlines()
     pins = [line.split("#")[0].strip() for line in lines]
-    return [pin for pin in pins if pin and not pin.startswith("pytest")]
+    return [pin for pin in pins if pin and not pin.startswith(("pytest", "ruff"))]
 
 
 setup(

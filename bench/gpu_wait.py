@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.loaders import IMAGE_COLUMNS, IMAGE_ENCODED, IMAGES, machine, write_images  # noqa: E402
 from lakehouse.loaders.arrow_loader import arrow_dataloader, to_device  # noqa: E402
 from lakehouse.loaders.augment import DecodeImages  # noqa: E402
-from lakehouse.loaders.petastorm_loader import batch_reader_loader  # noqa: E402
 from lakehouse.loaders.delta_files import resolve_snapshot  # noqa: E402
+from lakehouse.loaders.petastorm_loader import batch_reader_loader  # noqa: E402
 from lakehouse.models.fashion_classifier import build_network  # noqa: E402
 
 
@@ -75,15 +75,30 @@ def run_loader(name: str, config, args, device) -> dict:
     started = time.perf_counter()
     for epoch in range(args.epochs):
         if name == "arrow loader":
-            loader = arrow_dataloader(config, IMAGES, snapshot=snapshot, batch_size=args.batch_size,
-                                      num_workers=args.workers, shuffle_seed=0, transform=DecodeImages(IMAGE_ENCODED[0]),
-                                      encoded=IMAGE_ENCODED)
+            loader = arrow_dataloader(
+                config,
+                IMAGES,
+                snapshot=snapshot,
+                batch_size=args.batch_size,
+                num_workers=args.workers,
+                shuffle_seed=0,
+                transform=DecodeImages(IMAGE_ENCODED[0]),
+                encoded=IMAGE_ENCODED,
+            )
             loader.dataset.set_epoch(epoch)
             figures = train(loader, network, optimizer, device)
         else:
-            with batch_reader_loader(snapshot.files, list(snapshot.columns), args.batch_size, args.workers, "process",
-                                     transform=DecodeImages(IMAGE_ENCODED[0]), encoded=IMAGE_ENCODED,
-                                     shuffle_seed=0, epoch=epoch) as loader:
+            with batch_reader_loader(
+                snapshot.files,
+                list(snapshot.columns),
+                args.batch_size,
+                args.workers,
+                "process",
+                transform=DecodeImages(IMAGE_ENCODED[0]),
+                encoded=IMAGE_ENCODED,
+                shuffle_seed=0,
+                epoch=epoch,
+            ) as loader:
                 figures = train(loader, network, optimizer, device)
         for key in totals:
             totals[key] += figures[key]
@@ -129,7 +144,9 @@ def main() -> None:
         print(f"{r['loader']:<24} {r['samples_per_s']:>10,.0f} {r['data_wait_share']:>10.1%} {r['wall_s']:>8.1f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine(), "device": device.type, "settings": vars(args), "results": results}, indent=2))
+    out.write_text(
+        json.dumps({"machine": machine(), "device": device.type, "settings": vars(args), "results": results}, indent=2)
+    )
     print(f"written to {out}")
 
 

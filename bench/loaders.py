@@ -201,15 +201,22 @@ def pyarrow_ceiling(table: Table, run: Run) -> Iterator:
 def arrow_loader(table: Table, run: Run) -> Iterator:
     """The native loader as ``arrow_dataloader`` builds it, with ``run.workers`` workers."""
     chunks = chunk_batches_for(table.snapshot, run.batch_size)
-    dataset = DeltaArrowDataset(table.snapshot, batch_size=run.batch_size, transform=table.transform(), chunk_batches=chunks)
+    dataset = DeltaArrowDataset(
+        table.snapshot, batch_size=run.batch_size, transform=table.transform(), chunk_batches=chunks
+    )
     yield make_loader(dataset, run.workers)
 
 
 def _petastorm(table: Table, run: Run, urls, fields):
     """Petastorm's batch reader over ``urls``: 0 workers -> its ``dummy`` pool, else a ``run.pool`` of W."""
     return batch_reader_loader(
-        urls, fields, run.batch_size, workers_count=max(run.workers, 1), reader_pool_type=run.pool,
-        transform=table.transform(), encoded=table.snapshot.encoded,
+        urls,
+        fields,
+        run.batch_size,
+        workers_count=max(run.workers, 1),
+        reader_pool_type=run.pool,
+        transform=table.transform(),
+        encoded=table.snapshot.encoded,
     )
 
 
@@ -399,8 +406,13 @@ def run_in_child(table: Table, run: Run) -> dict:
         result = {**result, "error": f"delivered {result['rows']} rows, the table has {table.rows}"}
     if "error" in result and child.exitcode:
         result["error"] += f" (exit code {child.exitcode})"
-    return {"table": table.kind, **asdict(run), "loader_label": run.label, **result,
-            "child_wall_s": round(time.perf_counter() - started, 1)}
+    return {
+        "table": table.kind,
+        **asdict(run),
+        "loader_label": run.label,
+        **result,
+        "child_wall_s": round(time.perf_counter() - started, 1),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -411,10 +423,20 @@ def write_tabular(spark, config, rows: int) -> None:
     """``gold.user_activity_daily`` with ``rows`` synthetic rows, in FILES_PER_TABLE files."""
     from lakehouse.writer import Commit, overwrite_table
 
-    df = spark.range(rows).selectExpr(
-        "id AS user_key", "DATE'2026-11-01' AS event_date", "CAST(id % 30 AS INT) AS day_index",
-        "id % 97 AS n_events", "id % 5 AS n_logins", "id % 89 AS n_views", "id % 7 AS n_likes", "id % 3 AS n_uploads",
-    ).repartition(FILES_PER_TABLE)
+    df = (
+        spark.range(rows)
+        .selectExpr(
+            "id AS user_key",
+            "DATE'2026-11-01' AS event_date",
+            "CAST(id % 30 AS INT) AS day_index",
+            "id % 97 AS n_events",
+            "id % 5 AS n_logins",
+            "id % 89 AS n_views",
+            "id % 7 AS n_likes",
+            "id % 3 AS n_uploads",
+        )
+        .repartition(FILES_PER_TABLE)
+    )
     overwrite_table(spark, config, config.table(TABULAR), df, Commit("bench", "loaders"))
 
 
@@ -429,19 +451,21 @@ def fashion_mnist_table(count: int) -> pa.Table:
         labels += split_labels
     pngs = [png_bytes(pixels[i % len(pixels)]) for i in range(count)]
     now = datetime.now(timezone.utc)
-    return pa.table({
-        "content_hash": [hashlib.sha256(i.to_bytes(8, "big") + png).hexdigest() for i, png in enumerate(pngs)],
-        "object_uri": [f"bench://fashion-mnist/{i:06d}.png" for i in range(count)],
-        "label": [str(labels[i % len(labels)]) for i in range(count)],
-        "format": ["PNG"] * count,
-        "width": pa.array([28] * count, pa.int32()),
-        "height": pa.array([28] * count, pa.int32()),
-        "mode": ["L"] * count,
-        "size_bytes": pa.array([len(png) for png in pngs], pa.int64()),
-        "content": pa.array(pngs, pa.binary()),
-        "first_seen_at": pa.array([now] * count, pa.timestamp("us", tz="UTC")),
-        "run_id": ["bench-loaders"] * count,
-    })
+    return pa.table(
+        {
+            "content_hash": [hashlib.sha256(i.to_bytes(8, "big") + png).hexdigest() for i, png in enumerate(pngs)],
+            "object_uri": [f"bench://fashion-mnist/{i:06d}.png" for i in range(count)],
+            "label": [str(labels[i % len(labels)]) for i in range(count)],
+            "format": ["PNG"] * count,
+            "width": pa.array([28] * count, pa.int32()),
+            "height": pa.array([28] * count, pa.int32()),
+            "mode": ["L"] * count,
+            "size_bytes": pa.array([len(png) for png in pngs], pa.int64()),
+            "content": pa.array(pngs, pa.binary()),
+            "first_seen_at": pa.array([now] * count, pa.timestamp("us", tz="UTC")),
+            "run_id": ["bench-loaders"] * count,
+        }
+    )
 
 
 def write_images(spark, config, count: int, scratch: Path) -> None:
@@ -453,9 +477,11 @@ def write_images(spark, config, count: int, scratch: Path) -> None:
     source = scratch / "fashion-mnist.parquet"
     pq.write_table(fashion_mnist_table(count), source)
     declaration = config.table(IMAGES)
-    df = spark.read.parquet(str(source)).select(
-        *[F.col(field.name).cast(field.dataType) for field in declaration.schema.fields]
-    ).repartition(FILES_PER_TABLE)
+    df = (
+        spark.read.parquet(str(source))
+        .select(*[F.col(field.name).cast(field.dataType) for field in declaration.schema.fields])
+        .repartition(FILES_PER_TABLE)
+    )
     overwrite_table(spark, config, declaration, df, Commit("bench", "loaders"))
 
 
@@ -508,8 +534,11 @@ def prepare(spark, config, kind: str, rows: int, scratch: Path) -> tuple[Table, 
 # ---------------------------------------------------------------------------------------------------
 # The Arrow loader's order: shuffle quality, time to first batch, and what resuming costs.
 
-SHUFFLE_BUFFERS = {"arrow, row groups only (buffer 0)": 0, "arrow, buffer 16,384 (default)": 16_384,
-                   "arrow, whole table in one buffer": 1 << 62}
+SHUFFLE_BUFFERS = {
+    "arrow, row groups only (buffer 0)": 0,
+    "arrow, buffer 16,384 (default)": 16_384,
+    "arrow, whole table in one buffer": 1 << 62,
+}
 ORDER_BATCH = 1024
 TTFB_MODES = ("arrow loader, Spark resolves (before)", "arrow loader, delta-rs resolves", "petastorm batch reader")
 
@@ -528,8 +557,9 @@ def _file_order_index(snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray]:
     return position, np.repeat(np.arange(len(sizes)), sizes)
 
 
-def _order_figures(name: str, keys: np.ndarray, position: np.ndarray, group_of: np.ndarray, seconds: float,
-                   batch_size: int) -> dict:
+def _order_figures(
+    name: str, keys: np.ndarray, position: np.ndarray, group_of: np.ndarray, seconds: float, batch_size: int
+) -> dict:
     original = position[keys]  # where each delivered row sits in file order
     batches = [group_of[original[i : i + batch_size]] for i in range(0, len(original), batch_size)]
     return {
@@ -558,8 +588,11 @@ def order_quality(table: Table, batch_size: int = ORDER_BATCH) -> list[dict]:
     started = time.perf_counter()
     with batch_reader_loader(snapshot.files, ["user_key"], batch_size, 1, "dummy", shuffle_seed=0) as loader:
         keys = _keys(loader)
-    results.append(_order_figures("petastorm batch reader (row groups)", keys, position, group_of,
-                                  time.perf_counter() - started, batch_size))
+    results.append(
+        _order_figures(
+            "petastorm batch reader (row groups)", keys, position, group_of, time.perf_counter() - started, batch_size
+        )
+    )
     for name, buffer_rows in SHUFFLE_BUFFERS.items():
         started = time.perf_counter()
         dataset = DeltaArrowDataset(snapshot, batch_size=batch_size, shuffle_seed=0, shuffle_buffer_rows=buffer_rows)
@@ -586,30 +619,59 @@ def _first_batch(mode: str, table: Table, warehouse: str, batch_size: int, worke
     elif mode.startswith("arrow loader"):
         from lakehouse.loaders.delta_files import resolve_snapshot
 
-        snapshot = resolve_snapshot(config, name, version, columns=[c for c in columns if c not in table.snapshot.encoded],
-                                    encoded=table.snapshot.encoded)
+        snapshot = resolve_snapshot(
+            config,
+            name,
+            version,
+            columns=[c for c in columns if c not in table.snapshot.encoded],
+            encoded=table.snapshot.encoded,
+        )
         resolved = time.perf_counter() - started
     if mode.startswith("arrow loader"):
-        dataset = DeltaArrowDataset(snapshot, batch_size=batch_size, shuffle_seed=0, transform=table.transform(),
-                                    chunk_batches=chunk_batches_for(snapshot, batch_size))
+        dataset = DeltaArrowDataset(
+            snapshot,
+            batch_size=batch_size,
+            shuffle_seed=0,
+            transform=table.transform(),
+            chunk_batches=chunk_batches_for(snapshot, batch_size),
+        )
         next(iter(make_loader(dataset, workers)))
     else:
         from lakehouse.loaders.delta_files import resolve_snapshot
 
-        snapshot = resolve_snapshot(config, name, version, columns=[c for c in columns if c not in table.snapshot.encoded],
-                                    encoded=table.snapshot.encoded)
+        snapshot = resolve_snapshot(
+            config,
+            name,
+            version,
+            columns=[c for c in columns if c not in table.snapshot.encoded],
+            encoded=table.snapshot.encoded,
+        )
         resolved = time.perf_counter() - started
-        with batch_reader_loader(snapshot.files, columns, batch_size, max(workers, 1), "thread", shuffle_seed=0,
-                                 transform=table.transform(), encoded=table.snapshot.encoded) as loader:
+        with batch_reader_loader(
+            snapshot.files,
+            columns,
+            batch_size,
+            max(workers, 1),
+            "thread",
+            shuffle_seed=0,
+            transform=table.transform(),
+            encoded=table.snapshot.encoded,
+        ) as loader:
             next(iter(loader))
     return {"resolve_s": round(resolved, 3), "first_batch_s": round(time.perf_counter() - started, 3)}
 
 
 def _resumption(table: Table, batch_size: int, workers: int) -> dict:
     """A shuffled epoch whole, then stopped half-way and resumed in a new loader: the first batch and the rest."""
+
     def loader():
-        dataset = DeltaArrowDataset(table.snapshot, batch_size=batch_size, shuffle_seed=0, transform=table.transform(),
-                                    chunk_batches=chunk_batches_for(table.snapshot, batch_size))
+        dataset = DeltaArrowDataset(
+            table.snapshot,
+            batch_size=batch_size,
+            shuffle_seed=0,
+            transform=table.transform(),
+            chunk_batches=chunk_batches_for(table.snapshot, batch_size),
+        )
         return make_loader(dataset, workers)
 
     def timed(batches, stop=None):
@@ -632,10 +694,16 @@ def _resumption(table: Table, batch_size: int, workers: int) -> dict:
     load_s = time.perf_counter() - started
     first_resumed, rest_s, rest = timed(resumed)
     return {
-        "batches": total, "stopped_after": total // 2, "resumed_batches": rest, "exact": total // 2 + rest == total,
-        "whole_epoch_s": round(whole_s, 3), "first_batch_fresh_s": round(first_fresh, 3),
-        "first_half_s": round(half_s, 3), "load_state_s": round(load_s, 6),
-        "first_batch_resumed_s": round(first_resumed, 3), "rest_after_resume_s": round(rest_s, 3),
+        "batches": total,
+        "stopped_after": total // 2,
+        "resumed_batches": rest,
+        "exact": total // 2 + rest == total,
+        "whole_epoch_s": round(whole_s, 3),
+        "first_batch_fresh_s": round(first_fresh, 3),
+        "first_half_s": round(half_s, 3),
+        "load_state_s": round(load_s, 6),
+        "first_batch_resumed_s": round(first_resumed, 3),
+        "rest_after_resume_s": round(rest_s, 3),
         # resuming costs what the two halves take beyond one whole epoch (a new loader, a window read again)
         "resumption_overhead_s": round(half_s + rest_s - whole_s, 3),
     }
@@ -662,7 +730,9 @@ def order_in_child(task: str, table: Table, warehouse: str, **options) -> dict:
     child.start()
     sender.close()
     try:
-        result = receiver.recv() if receiver.poll(CHILD_TIMEOUT_S) else {"error": f"timed out after {CHILD_TIMEOUT_S} s"}
+        result = (
+            receiver.recv() if receiver.poll(CHILD_TIMEOUT_S) else {"error": f"timed out after {CHILD_TIMEOUT_S} s"}
+        )
     except EOFError:
         result = {"error": "the child process died"}
     if child.is_alive():
@@ -675,33 +745,48 @@ def print_order(quality: list[dict], first_batches: list[dict], resumptions: lis
     print(f"\nshuffle quality, tabular table, one epoch, batch {ORDER_BATCH} (0 / low: no trace of the file order)")
     print(f"{'order':<40} {'rho':>8} {'lag-1':>8} {'groups/batch':>13} {'once':>5} {'pass s':>7}")
     for r in quality:
-        print(f"{r['order']:<40} {r['spearman_rho']:>8.4f} {r['lag1_correlation']:>8.4f} "
-              f"{r['row_groups_per_batch']:>13.2f} {str(r['every_row_once']):>5} {r['pass_s']:>7.2f}")
+        print(
+            f"{r['order']:<40} {r['spearman_rho']:>8.4f} {r['lag1_correlation']:>8.4f} "
+            f"{r['row_groups_per_batch']:>13.2f} {str(r['every_row_once']):>5} {r['pass_s']:>7.2f}"
+        )
     print("\ntime to first batch (fresh process, shuffled, resolution included)")
     print(f"{'table':<8} {'way':<40} {'workers':>7} {'batch':>6} {'resolve s':>10} {'first batch s':>14}")
     for r in first_batches:
-        tail = f"error: {r['error'].splitlines()[0][:60]}" if "error" in r else f"{r['resolve_s']:>10.3f} {r['first_batch_s']:>14.3f}"
+        tail = (
+            f"error: {r['error'].splitlines()[0][:60]}"
+            if "error" in r
+            else f"{r['resolve_s']:>10.3f} {r['first_batch_s']:>14.3f}"
+        )
         print(f"{r['table']:<8} {r['task']:<40} {r['workers']:>7} {r['batch_size']:>6} {tail}")
     print("\nresumption (Arrow loader, shuffled epoch stopped half-way, resumed in a new loader)")
-    print(f"{'table':<8} {'workers':>7} {'batch':>6} {'epoch s':>8} {'halves s':>9} {'overhead s':>11} "
-          f"{'1st fresh s':>12} {'1st resumed s':>14} {'exact':>6}")
+    print(
+        f"{'table':<8} {'workers':>7} {'batch':>6} {'epoch s':>8} {'halves s':>9} {'overhead s':>11} "
+        f"{'1st fresh s':>12} {'1st resumed s':>14} {'exact':>6}"
+    )
     for r in resumptions:
         if "error" in r:
             print(f"{r['table']:<8} error: {r['error'].splitlines()[0][:80]}")
             continue
-        print(f"{r['table']:<8} {r['workers']:>7} {r['batch_size']:>6} {r['whole_epoch_s']:>8.2f} "
-              f"{r['first_half_s'] + r['rest_after_resume_s']:>9.2f} {r['resumption_overhead_s']:>11.2f} "
-              f"{r['first_batch_fresh_s']:>12.3f} {r['first_batch_resumed_s']:>14.3f} {str(r['exact']):>6}")
+        print(
+            f"{r['table']:<8} {r['workers']:>7} {r['batch_size']:>6} {r['whole_epoch_s']:>8.2f} "
+            f"{r['first_half_s'] + r['rest_after_resume_s']:>9.2f} {r['resumption_overhead_s']:>11.2f} "
+            f"{r['first_batch_fresh_s']:>12.3f} {r['first_batch_resumed_s']:>14.3f} {str(r['exact']):>6}"
+        )
 
 
 def measure_order(tables: dict[str, Table], warehouse: str, workers: int) -> dict:
     """The order section: shuffle quality, time to first batch each way, resumption, per table."""
     quality = order_quality(tables["tabular"])
     batch = {"tabular": ORDER_BATCH, "images": 256}
-    first_batches = [order_in_child(mode, table, warehouse, batch_size=batch[kind], workers=workers)
-                     for kind, table in tables.items() for mode in TTFB_MODES]
-    resumptions = [order_in_child("resume", table, warehouse, batch_size=batch[kind], workers=workers)
-                   for kind, table in tables.items()]
+    first_batches = [
+        order_in_child(mode, table, warehouse, batch_size=batch[kind], workers=workers)
+        for kind, table in tables.items()
+        for mode in TTFB_MODES
+    ]
+    resumptions = [
+        order_in_child("resume", table, warehouse, batch_size=batch[kind], workers=workers)
+        for kind, table in tables.items()
+    ]
     print_order(quality, first_batches, resumptions)
     return {"shuffle_quality": quality, "time_to_first_batch": first_batches, "resumption": resumptions}
 
@@ -714,7 +799,8 @@ def add_ratios(results: list[dict]) -> None:
     """Each result's rows/s over the ceiling's on the same table at the same batch size."""
     ceilings = {
         (r["table"], r["batch_size"]): r["rows_per_s"]
-        for r in results if r["loader"] == "pyarrow ceiling" and "error" not in r
+        for r in results
+        if r["loader"] == "pyarrow ceiling" and "error" not in r
     }
     for r in results:
         ceiling = ceilings.get((r["table"], r["batch_size"]))
@@ -724,24 +810,34 @@ def add_ratios(results: list[dict]) -> None:
 def print_table(kind: str, setup: dict, results: list[dict]) -> None:
     """One table's setup figures, then a line per configuration: speed, memory, ratio to the ceiling."""
     what = "3 bigint columns" if kind == "tabular" else "PNG -> float32 1x28x28 + size_bytes (decoded in the workers)"
-    print(f"\n{kind}: {setup['table']} v{setup['version']}, {setup['rows']:,} rows, {what}; "
-          f"{setup['delta_files']} Delta files / {setup['converter_files']} converter files")
-    print(f"  converter: materialised once in {setup['converter_materialise_s']:.1f} s ({setup['converter_mb']} MB); "
-          f"second call {setup['converter_second_call_s']:.3f} s, "
-          f"cache hit: {setup['converter_second_call_cache_hit']}")
-    print(f"{'loader':<34} {'workers':>7} {'batch':>6} {'rows/s':>12} {'MB/s':>8} "
-          f"{'peak MB':>8} {'base MB':>8} {'vs ceiling':>10}")
+    print(
+        f"\n{kind}: {setup['table']} v{setup['version']}, {setup['rows']:,} rows, {what}; "
+        f"{setup['delta_files']} Delta files / {setup['converter_files']} converter files"
+    )
+    print(
+        f"  converter: materialised once in {setup['converter_materialise_s']:.1f} s ({setup['converter_mb']} MB); "
+        f"second call {setup['converter_second_call_s']:.3f} s, "
+        f"cache hit: {setup['converter_second_call_cache_hit']}"
+    )
+    print(
+        f"{'loader':<34} {'workers':>7} {'batch':>6} {'rows/s':>12} {'MB/s':>8} "
+        f"{'peak MB':>8} {'base MB':>8} {'vs ceiling':>10}"
+    )
     order = {name: i for i, name in enumerate(LOADER_ORDER)}
-    mine = sorted((r for r in results if r["table"] == kind),
-                  key=lambda r: (order[r["loader"]], r["pool"] or "", r["workers"], r["batch_size"]))
+    mine = sorted(
+        (r for r in results if r["table"] == kind),
+        key=lambda r: (order[r["loader"]], r["pool"] or "", r["workers"], r["batch_size"]),
+    )
     for r in mine:
         head = f"{r['loader_label']:<34} {r['workers']:>7} {r['batch_size']:>6}"
         if "error" in r:
             print(f"{head}  error: {r['error'].splitlines()[0][:100]}")
             continue
         ratio = f"{r['ratio_to_ceiling']:.3f}" if r["ratio_to_ceiling"] is not None else "-"
-        print(f"{head} {r['rows_per_s']:>12,} {r['mb_per_s']:>8.1f} "
-              f"{r['peak_rss_mb']:>8,} {r['base_rss_mb']:>8,} {ratio:>10}")
+        print(
+            f"{head} {r['rows_per_s']:>12,} {r['mb_per_s']:>8.1f} "
+            f"{r['peak_rss_mb']:>8,} {r['base_rss_mb']:>8,} {ratio:>10}"
+        )
 
 
 def machine() -> dict:
@@ -750,8 +846,11 @@ def machine() -> dict:
     import pyspark
 
     cpuinfo = Path("/proc/cpuinfo")
-    models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-              if line.startswith("model name")] if cpuinfo.exists() else []
+    models = (
+        [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        if cpuinfo.exists()
+        else []
+    )
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
@@ -776,9 +875,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, nargs="+", help=f"default {DEFAULTS['workers']}")
     parser.add_argument("--quick", action="store_true", help=f"smoke run: defaults become {QUICK}")
     parser.add_argument("--out", help="JSON file (default bench/results/loaders.json; --quick: loaders-quick.json)")
-    parser.add_argument("--sections", nargs="+", choices=("throughput", "order"), default=["throughput", "order"],
-                        help="throughput: every loader at every batch size and worker count; order: shuffle quality, "
-                             "time to first batch, resumption (default: both)")
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=("throughput", "order"),
+        default=["throughput", "order"],
+        help="throughput: every loader at every batch size and worker count; order: shuffle quality, "
+        "time to first batch, resumption (default: both)",
+    )
     args = parser.parse_args()
     args.out = args.out or f"bench/results/loaders{'-quick' if args.quick else ''}.json"
     for key, value in (QUICK if args.quick else DEFAULTS).items():
@@ -811,8 +915,11 @@ def main() -> None:
                 result = run_in_child(table, run)
                 results.append(result)
                 speed = result.get("error") or f"{result['rows_per_s']:,} rows/s, peak {result['peak_rss_mb']:,} MB"
-                print(f"  {kind:<7} {run.label:<34} workers={run.workers} batch={run.batch_size:<6} "
-                      f"{speed.splitlines()[0]} ({result['child_wall_s']} s)", flush=True)
+                print(
+                    f"  {kind:<7} {run.label:<34} workers={run.workers} batch={run.batch_size:<6} "
+                    f"{speed.splitlines()[0]} ({result['child_wall_s']} s)",
+                    flush=True,
+                )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     add_ratios(results)
@@ -824,9 +931,13 @@ def main() -> None:
     report = {
         "machine": machine(),
         "settings": {
-            "rows": args.rows, "images": args.images, "batch_sizes": args.batch_sizes, "workers": args.workers,
+            "rows": args.rows,
+            "images": args.images,
+            "batch_sizes": args.batch_sizes,
+            "workers": args.workers,
             "timing": f"best of {PASSES} passes; one when it takes {ONE_PASS_S:.0f} s or more",
-            "sample_ms": SAMPLE_SECONDS * 1000, "quick": args.quick,
+            "sample_ms": SAMPLE_SECONDS * 1000,
+            "quick": args.quick,
         },
         "tables": setups,
         "results": results,

@@ -46,7 +46,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-
 class PeakMemory:
     """Peak resident memory of this process and its descendants (the Spark JVM and its Python workers)."""
 
@@ -119,7 +118,9 @@ class StageMetrics:
         share of the step's wall time no stage was running (driver work: Delta log, planning, Python)."""
         stages = [s for s in self._stages() if (s["stageId"], s["attemptId"]) not in self._seen]
         self._seen.update((s["stageId"], s["attemptId"]) for s in stages)
-        spans = sorted((_when(s["submissionTime"]), _when(s["completionTime"])) for s in stages if s.get("completionTime"))
+        spans = sorted(
+            (_when(s["submissionTime"]), _when(s["completionTime"])) for s in stages if s.get("completionTime")
+        )
         busy, end = 0.0, None
         for start, stop in spans:  # length of the union of the stages' intervals
             if end is None or start > end:
@@ -138,8 +139,10 @@ class StageMetrics:
             "input_mb": round(sum(s["inputBytes"] for s in stages) / 2**20, 1),
             "shuffle_mb": round(sum(s["shuffleWriteBytes"] for s in stages) / 2**20, 1),
             "no_stage_running_share": round(max(0.0, 1 - busy / wall_s), 3) if wall_s else None,
-            "top_stages": [{"name": s["name"][:80], "tasks": s["numTasks"], "run_s": round(s["executorRunTime"] / 1e3, 2)}
-                           for s in top],
+            "top_stages": [
+                {"name": s["name"][:80], "tasks": s["numTasks"], "run_s": round(s["executorRunTime"] / 1e3, 2)}
+                for s in top
+            ],
         }
 
 
@@ -165,14 +168,23 @@ def run_steps(spark, config, memory: PeakMemory) -> list[dict]:
             raise RuntimeError(failed)
         outcome = outcomes[-1]
         written = sum(added_bytes(config.table_path(t), before[t], v) for t, v in outcome.outputs.items())
-        figures.append({
-            "step": step.name, "status": outcome.status, "seconds": round(seconds, 2), "rows": outcome.rows_written,
-            "rows_per_s": round(outcome.rows_written / seconds, 1) if seconds else None,
-            "peak_rss_mb": round(memory.peak / 2**20), "bytes_written": written,
-            "spark": stage_metrics.since_last(seconds),
-        })
-        print(f"  {step.name:<30} {seconds:7.1f} s {outcome.rows_written:>11,} rows {memory.peak / 2**30:5.2f} GB "
-              f"{written / 2**20:8.1f} MB", flush=True)
+        figures.append(
+            {
+                "step": step.name,
+                "status": outcome.status,
+                "seconds": round(seconds, 2),
+                "rows": outcome.rows_written,
+                "rows_per_s": round(outcome.rows_written / seconds, 1) if seconds else None,
+                "peak_rss_mb": round(memory.peak / 2**20),
+                "bytes_written": written,
+                "spark": stage_metrics.since_last(seconds),
+            }
+        )
+        print(
+            f"  {step.name:<30} {seconds:7.1f} s {outcome.rows_written:>11,} rows {memory.peak / 2**30:5.2f} GB "
+            f"{written / 2**20:8.1f} MB",
+            flush=True,
+        )
     return figures
 
 
@@ -240,8 +252,9 @@ def parquet_scan(spark, config, table: str) -> str:
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
     if (detail.properties or {}).get("delta.enableDeletionVectors", "false").lower() == "true":
         raise RuntimeError(f"{table} has deletion vectors: DuckDB would read rows Delta deleted")
-    files = sorted(f.removeprefix("file://").removeprefix("file:")
-                   for f in spark.read.format("delta").load(path).inputFiles())
+    files = sorted(
+        f.removeprefix("file://").removeprefix("file:") for f in spark.read.format("delta").load(path).inputFiles()
+    )
     listed = ", ".join(f"'{f}'" for f in files)
     return f"read_parquet([{listed}], hive_partitioning = true)"
 
@@ -263,15 +276,20 @@ def duckdb_baseline(spark, config, step_seconds: dict[str, float]) -> list[dict]
 
     connection = duckdb.connect()
     connection.execute(f"SET threads = {os.cpu_count()}")
-    scans = {name: parquet_scan(spark, config, f"silver.{name}")
-             for name in ("events", "access_requests", "flights", "airlines")}
+    scans = {
+        name: parquet_scan(spark, config, f"silver.{name}")
+        for name in ("events", "access_requests", "flights", "airlines")
+    }
     figures = []
     for table, build in spark_aggregations(spark, config).items():
         sql = DUCKDB_SQL[table].format(**scans)
         result = build()
         spark_rows = result.count()
-        measures = [f.name for f in result.schema.fields  # counts, bytes, means, shares (not keys or labels)
-                    if isinstance(f.dataType, NumericType) and not f.name.endswith("_key") and f.name != "status"]
+        measures = [
+            f.name
+            for f in result.schema.fields  # counts, bytes, means, shares (not keys or labels)
+            if isinstance(f.dataType, NumericType) and not f.name.endswith("_key") and f.name != "status"
+        ]
         spark_sums = result.agg(*[F.sum(F.col(m).cast("double")).alias(m) for m in measures]).first().asDict()
         duck = connection.execute(f"SELECT * FROM ({sql})").fetch_df()
         if len(duck) != spark_rows:
@@ -281,12 +299,20 @@ def duckdb_baseline(spark, config, step_seconds: dict[str, float]) -> list[dict]
                 raise AssertionError(f"{table}.{name}: DuckDB sums to {duck[name].sum()}, Spark to {total}")
         spark_s = best_of(3, lambda: build().write.format("noop").mode("overwrite").save())
         duck_s = best_of(3, lambda: connection.sql(sql).to_arrow_table())
-        figures.append({
-            "table": table, "rows": spark_rows, "spark_s": round(spark_s, 3), "duckdb_s": round(duck_s, 4),
-            "spark_over_duckdb": round(spark_s / duck_s, 1), "pipeline_step": table,
-            "pipeline_step_s": step_seconds.get(table),
-        })
-        print(f"  {table:<28} spark {spark_s:6.2f} s  duckdb {duck_s:7.3f} s  ratio {spark_s / duck_s:6.1f}", flush=True)
+        figures.append(
+            {
+                "table": table,
+                "rows": spark_rows,
+                "spark_s": round(spark_s, 3),
+                "duckdb_s": round(duck_s, 4),
+                "spark_over_duckdb": round(spark_s / duck_s, 1),
+                "pipeline_step": table,
+                "pipeline_step_s": step_seconds.get(table),
+            }
+        )
+        print(
+            f"  {table:<28} spark {spark_s:6.2f} s  duckdb {duck_s:7.3f} s  ratio {spark_s / duck_s:6.1f}", flush=True
+        )
     return figures
 
 
@@ -295,10 +321,15 @@ def add_one_day(config) -> int:
     from lakehouse.scenario.app_events import write_app_event_logs
 
     folder = Path(config.landing_path("app_events"))
-    existing_days = len({path.name[len("app-events-"):][:10] for path in folder.glob("app-events-*")})
+    existing_days = len({path.name[len("app-events-") :][:10] for path in folder.glob("app-events-*")})
     logs = write_app_event_logs(
-        folder, seed=config.scenario.seed + 1, scale=config.scenario.scale, days=1, first_day=existing_days,
-        bad_line_rate=config.scenario.bad_line_rate, duplicate_rate=config.scenario.duplicate_rate,
+        folder,
+        seed=config.scenario.seed + 1,
+        scale=config.scenario.scale,
+        days=1,
+        first_day=existing_days,
+        bad_line_rate=config.scenario.bad_line_rate,
+        duplicate_rate=config.scenario.duplicate_rate,
     )
     return logs.lines
 
@@ -322,18 +353,25 @@ def one_scale(scale: float, days: int, root: Path) -> dict:
     from lakehouse.scenario.sources import stage_sources
     from lakehouse.session import get_spark
 
-    config = load_config(environ={
-        "LAKEHOUSE_WAREHOUSE": str(root / "warehouse"), "LAKEHOUSE_LANDING": str(root / "landing"),
-        "LAKEHOUSE_METASTORE": "in-memory", "LAKEHOUSE_SCALE": str(scale),
-    })
+    config = load_config(
+        environ={
+            "LAKEHOUSE_WAREHOUSE": str(root / "warehouse"),
+            "LAKEHOUSE_LANDING": str(root / "landing"),
+            "LAKEHOUSE_METASTORE": "in-memory",
+            "LAKEHOUSE_SCALE": str(scale),
+        }
+    )
     config = replace(config, quality=QualityConfig(enabled=True, data_docs=False))
     started = time.perf_counter()
     stage_sources(config, days)
     staging_s = time.perf_counter() - started
     memory = PeakMemory()
     started = time.perf_counter()
-    spark = get_spark(config, app_name=f"bench-pipeline-{scale:g}x",  # the UI serves Spark's stage metrics
-                      extra_conf={"spark.ui.enabled": "true", "spark.ui.retainedStages": "10000"})
+    spark = get_spark(
+        config,
+        app_name=f"bench-pipeline-{scale:g}x",  # the UI serves Spark's stage metrics
+        extra_conf={"spark.ui.enabled": "true", "spark.ui.retainedStages": "10000"},
+    )
     session_s = time.perf_counter() - started
     print(f"scale {scale:g}x: sources staged in {staging_s:.0f} s, Spark started in {session_s:.0f} s", flush=True)
     steps = run_steps(spark, config, memory)
@@ -343,25 +381,43 @@ def one_scale(scale: float, days: int, root: Path) -> dict:
     baseline = duckdb_baseline(spark, config, {step["step"]: step["seconds"] for step in steps})
 
     nochange_s, ran_anyway = timed_run(spark, config)
-    print(f"  nothing new: {nochange_s:.1f} s = {nochange_s / full_s:.0%} of the full run; ran {ran_anyway}", flush=True)
+    print(
+        f"  nothing new: {nochange_s:.1f} s = {nochange_s / full_s:.0%} of the full run; ran {ran_anyway}", flush=True
+    )
     new_lines = add_one_day(config)
     incremental_s, ran = timed_run(spark, config)
-    print(f"  one more day: {new_lines:,} new log lines ({new_lines / events:.1%} of {events:,} events), "
-          f"{incremental_s:.1f} s = {incremental_s / full_s:.0%} of the full run; ran {ran}", flush=True)
+    print(
+        f"  one more day: {new_lines:,} new log lines ({new_lines / events:.1%} of {events:,} events), "
+        f"{incremental_s:.1f} s = {incremental_s / full_s:.0%} of the full run; ran {ran}",
+        flush=True,
+    )
     memory.close()
     spark.stop()
     return {
-        "scale": scale, "days": days, "staging_s": round(staging_s, 1), "session_start_s": round(session_s, 1),
-        "full_s": round(full_s, 1), "nochange_s": round(nochange_s, 1), "incremental_s": round(incremental_s, 1),
+        "scale": scale,
+        "days": days,
+        "staging_s": round(staging_s, 1),
+        "session_start_s": round(session_s, 1),
+        "full_s": round(full_s, 1),
+        "nochange_s": round(nochange_s, 1),
+        "incremental_s": round(incremental_s, 1),
         "duckdb_s": round(sum(b["duckdb_s"] for b in baseline), 3),
         "spark_gold_s": round(sum(b["spark_s"] for b in baseline), 3),
-        "steps": steps, "full_run_s": round(full_s, 1), "rows_written": sum(s["rows"] for s in steps),
-        "bytes_written": sum(s["bytes_written"] for s in steps), "peak_rss_mb": max(s["peak_rss_mb"] for s in steps),
-        "silver_events": events, "duckdb_baseline": baseline,
+        "steps": steps,
+        "full_run_s": round(full_s, 1),
+        "rows_written": sum(s["rows"] for s in steps),
+        "bytes_written": sum(s["bytes_written"] for s in steps),
+        "peak_rss_mb": max(s["peak_rss_mb"] for s in steps),
+        "silver_events": events,
+        "duckdb_baseline": baseline,
         "nochange": {"seconds": round(nochange_s, 1), "steps_run": ran_anyway},
-        "incremental": {"new_log_lines": new_lines, "share_of_events": round(new_lines / events, 4),
-                        "seconds": round(incremental_s, 1), "share_of_full_run": round(incremental_s / full_s, 3),
-                        "steps_run": ran},
+        "incremental": {
+            "new_log_lines": new_lines,
+            "share_of_events": round(new_lines / events, 4),
+            "seconds": round(incremental_s, 1),
+            "share_of_full_run": round(incremental_s / full_s, 3),
+            "steps_run": ran,
+        },
         "warehouse_bytes": sum(p.stat().st_size for p in (root / "warehouse").rglob("*") if p.is_file()),
     }
 
@@ -375,30 +431,52 @@ def print_table(results: list[dict]) -> None:
         cells = []
         for result in results:
             s = result["steps"][index]
-            cells.append(f"{s['seconds']:8.1f} {s['rows']:>11,} {s['peak_rss_mb'] / 1024:5.2f} {s['bytes_written'] / 2**20:7.1f}")
+            cells.append(
+                f"{s['seconds']:8.1f} {s['rows']:>11,} {s['peak_rss_mb'] / 1024:5.2f} {s['bytes_written'] / 2**20:7.1f}"
+            )
         print(f"{step['step']:<30}" + "".join(f"{c:>34}" for c in cells))
-    print(f"{'total':<30}" + "".join(
-        f"{r['full_run_s']:8.1f} {r['rows_written']:>11,} {r['peak_rss_mb'] / 1024:5.2f} {r['bytes_written'] / 2**20:7.1f}"
-        .rjust(34) for r in results))
+    print(
+        f"{'total':<30}"
+        + "".join(
+            (
+                f"{r['full_run_s']:8.1f} {r['rows_written']:>11,} "
+                f"{r['peak_rss_mb'] / 1024:5.2f} {r['bytes_written'] / 2**20:7.1f}"
+            ).rjust(34)
+            for r in results
+        )
+    )
     per_row = [r["full_run_s"] / r["rows_written"] for r in results]
     print(f"{'cost per row written (x of base)':<30}" + "".join(f"{p / per_row[0]:>34.2f}" for p in per_row))
     per_event = [r["full_run_s"] / r["silver_events"] for r in results]
     print(f"{'cost per event (x of base)':<30}" + "".join(f"{p / per_event[0]:>34.2f}" for p in per_event))
-    print(f"{'nothing new (share of full)':<30}" + "".join(
-        f"{r['nochange_s']:8.1f} s = {r['nochange_s'] / r['full_s']:.0%}".rjust(34) for r in results))
-    print(f"{'one more day (share of full)':<30}" + "".join(
-        f"{r['incremental']['seconds']:8.1f} s = {r['incremental']['share_of_full_run']:.0%}".rjust(34) for r in results))
-    print(f"{'gold: Spark / DuckDB (s)':<30}" + "".join(
-        f"{r['spark_gold_s']:6.2f} / {r['duckdb_s']:6.3f} = {r['spark_gold_s'] / r['duckdb_s']:5.1f}x".rjust(34)
-        for r in results))
+    print(
+        f"{'nothing new (share of full)':<30}"
+        + "".join(f"{r['nochange_s']:8.1f} s = {r['nochange_s'] / r['full_s']:.0%}".rjust(34) for r in results)
+    )
+    print(
+        f"{'one more day (share of full)':<30}"
+        + "".join(
+            f"{r['incremental']['seconds']:8.1f} s = {r['incremental']['share_of_full_run']:.0%}".rjust(34)
+            for r in results
+        )
+    )
+    print(
+        f"{'gold: Spark / DuckDB (s)':<30}"
+        + "".join(
+            f"{r['spark_gold_s']:6.2f} / {r['duckdb_s']:6.3f} = {r['spark_gold_s'] / r['duckdb_s']:5.1f}x".rjust(34)
+            for r in results
+        )
+    )
     largest = results[-1]
     print(f"\nthe three slowest steps at {largest['scale']:g}x, from Spark's stage metrics")
     for step in sorted(largest["steps"], key=lambda s: s["seconds"], reverse=True)[:3]:
         m = step["spark"]
-        print(f"  {step['step']}: {step['seconds']:.1f} s wall; {m['stages']} stages / {m['tasks']} tasks; "
-              f"executors {m['executor_run_s']:.1f} s ({m['executor_cpu_s']:.1f} s CPU, {m['gc_s']:.1f} s GC); "
-              f"no stage running {m['no_stage_running_share']:.0%} of the wall time; read {m['input_mb']} MB, "
-              f"shuffled {m['shuffle_mb']} MB")
+        print(
+            f"  {step['step']}: {step['seconds']:.1f} s wall; {m['stages']} stages / {m['tasks']} tasks; "
+            f"executors {m['executor_run_s']:.1f} s ({m['executor_cpu_s']:.1f} s CPU, {m['gc_s']:.1f} s GC); "
+            f"no stage running {m['no_stage_running_share']:.0%} of the wall time; read {m['input_mb']} MB, "
+            f"shuffled {m['shuffle_mb']} MB"
+        )
         for stage in m["top_stages"]:
             print(f"      {stage['run_s']:7.1f} s in {stage['tasks']:>4} tasks: {stage['name']}")
     print("\nSpark / DuckDB on the same silver Parquet files (best of 3 each)")
@@ -414,8 +492,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 10.0, 100.0])
     parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--json", "--out", dest="out", metavar="FILE", default=str(ROOT / "bench" / "results" / "pipeline.json"),
-                        help="where the figures go (default: bench/results/pipeline.json)")
+    parser.add_argument(
+        "--json",
+        "--out",
+        dest="out",
+        metavar="FILE",
+        default=str(ROOT / "bench" / "results" / "pipeline.json"),
+        help="where the figures go (default: bench/results/pipeline.json)",
+    )
     parser.add_argument("--root", default=None, help="where the warehouses go (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the warehouses")
     parser.add_argument("--one-scale", type=float, help=argparse.SUPPRESS)  # the child process
@@ -434,8 +518,20 @@ def main() -> None:
         folder.mkdir(parents=True)
         child_out = folder / "figures.json"
         started = time.perf_counter()
-        completed = subprocess.run([sys.executable, __file__, "--one-scale", str(scale), "--days", str(args.days),
-                                    "--root", str(folder), "--child-out", str(child_out)])
+        completed = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one-scale",
+                str(scale),
+                "--days",
+                str(args.days),
+                "--root",
+                str(folder),
+                "--child-out",
+                str(child_out),
+            ]
+        )
         if completed.returncode != 0:
             print(f"scale {scale:g}x failed (exit {completed.returncode}); stopping here", file=sys.stderr)
             break
@@ -462,12 +558,17 @@ def write_results(results: list[dict], out: Path) -> None:
         # per event
         result["cost_per_event_vs_base"] = round(result["full_run_s"] / result["silver_events"] / base_event_cost, 3)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{os.cpu_count()} cores, "
-                   f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}",
-        "results": results,
-    }, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "machine": f"{os.cpu_count()} cores, "
+                f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}",
+                "results": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """How much the quality gates add to each job: the same jobs on the same logs with gates on and off.
 
-Usage: .venv/bin/python bench/quality_overhead.py [--scale 1.0] [--days 7] [--rounds 2] [--out bench/results/quality_overhead.json]
+Usage: .venv/bin/python bench/quality_overhead.py [--scale 1.0] [--days 7] [--rounds 2]
+           [--out bench/results/quality_overhead.json]
 
 After one untimed warm-up pass (the first pass in a JVM pays for class loading and JIT), each round
 builds a fresh warehouse twice from the same landing files, once with gates off (the baseline) and
@@ -66,17 +67,25 @@ def main() -> None:
     shutil.rmtree(root)
 
     rows = [
-        {"job": job, "gates_off_s": round(best["off"][job], 2), "gates_on_s": round(best["on"][job], 2),
-         "ratio": round(best["on"][job] / best["off"][job], 2)}
+        {
+            "job": job,
+            "gates_off_s": round(best["off"][job], 2),
+            "gates_on_s": round(best["on"][job], 2),
+            "ratio": round(best["on"][job] / best["off"][job], 2),
+        }
         for job in best["off"]
     ]
-    print(f"quality gate overhead: {logs.lines:,} log lines (scale {args.scale}, {args.days} days), best of {args.rounds}")
+    print(
+        f"quality gate overhead: {logs.lines:,} log lines (scale {args.scale}, {args.days} days), best of {args.rounds}"
+    )
     print(f"{'job':<28} {'gates off (s)':>14} {'gates on (s)':>13} {'on/off':>7}")
     for row in rows:
         print(f"{row['job']:<28} {row['gates_off_s']:>14.2f} {row['gates_on_s']:>13.2f} {row['ratio']:>7.2f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"lines": logs.lines, "scale": args.scale, "rounds": args.rounds, "jobs": rows}, indent=2))
+    out.write_text(
+        json.dumps({"lines": logs.lines, "scale": args.scale, "rounds": args.rounds, "jobs": rows}, indent=2)
+    )
     print(f"written to {out}")
 
 

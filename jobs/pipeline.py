@@ -1,4 +1,7 @@
-"""The main job: stage the scenario's sources where missing (logs, photos, the real access log, PostgreSQL databases), run every step of the project's pipeline in dependency order in one SparkSession (skipping those whose inputs, code and configuration are unchanged: lakehouse.orchestration), train the photo-popularity model on the gold table through a PyTorch DataLoader, and print what was built."""
+"""The main job: stage the scenario's sources where missing (logs, photos, the real access log, PostgreSQL
+databases), run every step of the project's pipeline in dependency order in one SparkSession (skipping those
+whose inputs, code and configuration are unchanged: lakehouse.orchestration), train the photo-popularity model
+on the gold table through a PyTorch DataLoader, and print what was built."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import argparse
 import sys
 import time
 from datetime import datetime, timezone
-
 from pathlib import Path
 
 from lakehouse.job import JobContext, JobResult, exit_with, job_main, run_job
@@ -25,14 +27,26 @@ train_popularity = load_job(Path(__file__).resolve().parent.parent, TRAINING_JOB
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=7, help="days of scenario to generate into an empty landing folder")
-    parser.add_argument("--training-loader", choices=train_popularity.LOADERS, default="petastorm",
-                        help="the loader the training step reads gold through")
+    parser.add_argument(
+        "--training-loader",
+        choices=train_popularity.LOADERS,
+        default="petastorm",
+        help="the loader the training step reads gold through",
+    )
     parser.add_argument("--skip-training", action="store_true", help="build the tables only")
-    parser.add_argument("--select", nargs="+", metavar="TABLE", default=None,
-                        help="build only these tables (or steps) and what they need; the model is trained only "
-                             f"when {TRAINING_TABLE} is among them")
-    parser.add_argument("--force", action="store_true",
-                        help="run every step, even those whose inputs, code and configuration are unchanged")
+    parser.add_argument(
+        "--select",
+        nargs="+",
+        metavar="TABLE",
+        default=None,
+        help="build only these tables (or steps) and what they need; the model is trained only "
+        f"when {TRAINING_TABLE} is among them",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run every step, even those whose inputs, code and configuration are unchanged",
+    )
 
 
 def training_arguments(args: argparse.Namespace) -> argparse.Namespace:

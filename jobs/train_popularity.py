@@ -1,4 +1,8 @@
-"""Train the photo-popularity model on gold.photo_popularity_training at one pinned version, through the Arrow loader or Petastorm; hold out the photos whose key hashes into the held-out share; log parameters, per-epoch metrics (with samples/s and the share of step time spent waiting for data), the model, checkpoints of model, optimizer and loader state, the table versions and their lineage to MLflow. --resume RUN_ID continues a run that stopped mid-epoch with exactly the batches it had not yet trained on."""
+"""Train the photo-popularity model on gold.photo_popularity_training at one pinned version, through the Arrow
+loader or Petastorm; hold out the photos whose key hashes into the held-out share; log parameters, per-epoch
+metrics (with samples/s and the share of step time spent waiting for data), the model, checkpoints of model,
+optimizer and loader state, the table versions and their lineage to MLflow. --resume RUN_ID continues a run that
+stopped mid-epoch with exactly the batches it had not yet trained on."""
 
 from __future__ import annotations
 
@@ -15,12 +19,20 @@ import torch
 
 from lakehouse.job import JobContext, JobResult, exit_with, job_main
 from lakehouse.loaders.arrow_loader import DeltaArrowDataset, arrow_dataloader, to_device
-from lakehouse.loaders.delta_files import latest_version, resolve_snapshot
 from lakehouse.loaders.augment import CellDropout, Compose, DecodeImages, image_augmentation
+from lakehouse.loaders.delta_files import latest_version, resolve_snapshot
 from lakehouse.loaders.petastorm_loader import petastorm_dataloader
 from lakehouse.loaders.split import DEFAULT_HOLDOUT_PERCENT, Split
 from lakehouse.models.popularity import (
-    DROPOUT_FEATURES, IMAGE, KEY, LABEL, TABLE, PopularityModel, evaluate, loader_columns, target,
+    DROPOUT_FEATURES,
+    IMAGE,
+    KEY,
+    LABEL,
+    TABLE,
+    PopularityModel,
+    evaluate,
+    loader_columns,
+    target,
 )
 
 JOB_NAME = "train_popularity"
@@ -30,8 +42,12 @@ LOADERS = ("arrow", "petastorm")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loader", choices=LOADERS, default="arrow", help="Arrow loader (default) or Petastorm")
-    parser.add_argument("--petastorm-via", choices=("converter", "batch_reader"), default="converter",
-                        help="with --loader petastorm: make_spark_converter (cached per version) or make_batch_reader")
+    parser.add_argument(
+        "--petastorm-via",
+        choices=("converter", "batch_reader"),
+        default="converter",
+        help="with --loader petastorm: make_spark_converter (cached per version) or make_batch_reader",
+    )
     pinned = parser.add_mutually_exclusive_group()
     pinned.add_argument("--version", type=int, default=None, help="table version to train on (default: latest)")
     pinned.add_argument("--tag", default=None, help="train on the version this tag names (lakehouse tags)")
@@ -41,18 +57,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="weights, shuffling and augmentation")
     parser.add_argument("--holdout-percent", type=int, default=DEFAULT_HOLDOUT_PERCENT)
     parser.add_argument("--workers", type=int, default=2, help="loader worker processes (Petastorm: threads)")
-    parser.add_argument("--cell-dropout", type=float, default=0.1, help="share of author-history cells blanked in training")
+    parser.add_argument(
+        "--cell-dropout", type=float, default=0.1, help="share of author-history cells blanked in training"
+    )
     parser.add_argument("--no-image", action="store_true", help="tabular features only (no image tower)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in the training process")
     parser.add_argument("--experiment", default=EXPERIMENT, help="MLflow experiment")
-    parser.add_argument("--shuffle-buffer-rows", type=int, default=16_384,
-                        help="Arrow loader: rows shuffled together across row groups (0: within row groups only)")
-    parser.add_argument("--checkpoint-every", type=int, default=100, metavar="STEPS",
-                        help="log a checkpoint (model, optimizer, loader state) every STEPS training steps, and after each epoch")
-    parser.add_argument("--max-steps", type=int, default=None,
-                        help="stop after this many training steps in this process (a checkpoint is logged first)")
-    parser.add_argument("--resume", default=None, metavar="RUN_ID",
-                        help="continue this MLflow run from its last checkpoint (same table version; --loader arrow)")
+    parser.add_argument(
+        "--shuffle-buffer-rows",
+        type=int,
+        default=16_384,
+        help="Arrow loader: rows shuffled together across row groups (0: within row groups only)",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=100,
+        metavar="STEPS",
+        help="log a checkpoint (model, optimizer, loader state) every STEPS training steps, and after each epoch",
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="stop after this many training steps in this process (a checkpoint is logged first)",
+    )
+    parser.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_ID",
+        help="continue this MLflow run from its last checkpoint (same table version; --loader arrow)",
+    )
 
 
 def pinned_version(ctx: JobContext, args: argparse.Namespace) -> int:
@@ -80,8 +115,9 @@ def batch_transform(args: argparse.Namespace, training: bool):
 
 
 @contextmanager
-def open_batches(ctx: JobContext, args: argparse.Namespace, version: int, split: Split, epoch: int,
-                 resume_state: dict | None = None) -> Iterator:
+def open_batches(
+    ctx: JobContext, args: argparse.Namespace, version: int, split: Split, epoch: int, resume_state: dict | None = None
+) -> Iterator:
     """One epoch of ``split``'s batches through the chosen loader (shuffled and augmented when training);
     ``resume_state``: the Arrow loader's state, to yield only the rest of that epoch."""
     training = split.name == "train"
@@ -94,16 +130,30 @@ def open_batches(ctx: JobContext, args: argparse.Namespace, version: int, split:
         shuffle_seed=args.seed if training else None,
     )
     if args.loader == "arrow":
-        loader = arrow_dataloader(ctx.config, TABLE, version, num_workers=args.workers,
-                                  shuffle_buffer_rows=args.shuffle_buffer_rows, **options)
+        loader = arrow_dataloader(
+            ctx.config,
+            TABLE,
+            version,
+            num_workers=args.workers,
+            shuffle_buffer_rows=args.shuffle_buffer_rows,
+            **options,
+        )
         loader.dataset.set_epoch(epoch)
         if resume_state is not None:
             loader.load_state_dict(resume_state)
         yield loader
     else:
         spark = ctx.spark if args.petastorm_via == "converter" else None  # the batch reader needs no JVM
-        with petastorm_dataloader(spark, ctx.config, TABLE, version, via=args.petastorm_via,
-                                  workers_count=max(args.workers, 1), epoch=epoch, **options) as loader:
+        with petastorm_dataloader(
+            spark,
+            ctx.config,
+            TABLE,
+            version,
+            via=args.petastorm_via,
+            workers_count=max(args.workers, 1),
+            epoch=epoch,
+            **options,
+        ) as loader:
             yield loader
 
 
@@ -138,7 +188,10 @@ class EpochProgress:
     def metrics(self) -> dict[str, float]:
         """Samples per second of the loop, and the share of its time spent waiting for the next batch."""
         busy = self.wait_s + self.step_s
-        return {"samples_per_s": self.rows / busy if busy else 0.0, "data_wait_share": self.wait_s / busy if busy else 0.0}
+        return {
+            "samples_per_s": self.rows / busy if busy else 0.0,
+            "data_wait_share": self.wait_s / busy if busy else 0.0,
+        }
 
 
 RESUMED_PROGRESS = ("loss_sum", "rows", "steps", "wait_s", "step_s")  # what a checkpoint keeps of an epoch's progress
@@ -163,7 +216,9 @@ class Checkpointer:
         state = {
             "epoch": epoch if progress is not None else epoch + 1,
             "loader": loader.state_dict() if progress is not None else None,
-            "progress": None if progress is None else {k: v for k, v in vars(progress).items() if k in RESUMED_PROGRESS},
+            "progress": None
+            if progress is None
+            else {k: v for k, v in vars(progress).items() if k in RESUMED_PROGRESS},
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "steps_total": self.steps_total,
@@ -193,12 +248,21 @@ def load_checkpoint(run_id: str) -> dict:
     try:
         local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="checkpoint/state.pt")
     except Exception as error:
-        raise RuntimeError(f"MLflow run {run_id} has no checkpoint to resume from (checkpoint/state.pt): {error}") from error
+        raise RuntimeError(
+            f"MLflow run {run_id} has no checkpoint to resume from (checkpoint/state.pt): {error}"
+        ) from error
     return torch.load(local, weights_only=False)
 
 
-def train_epoch(model, optimizer, batches, device, progress: EpochProgress | None = None,
-                checkpointer: Checkpointer | None = None, epoch: int = 0) -> EpochProgress:
+def train_epoch(
+    model,
+    optimizer,
+    batches,
+    device,
+    progress: EpochProgress | None = None,
+    checkpointer: Checkpointer | None = None,
+    epoch: int = 0,
+) -> EpochProgress:
     """One pass over ``batches``, timing the wait for each batch apart from the step itself; through
     ``checkpointer``, checkpoints when due and stops early at ``--max-steps``."""
     progress = progress or EpochProgress()
@@ -263,7 +327,9 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     train = Split(KEY, "train", args.holdout_percent)
     train_rows, holdout_rows, train_mean = split_sizes(ctx, version, train)
     if train_rows == 0 or holdout_rows == 0:
-        raise RuntimeError(f"{TABLE}@v{version} has {train_rows} training and {holdout_rows} held-out rows: too few to train")
+        raise RuntimeError(
+            f"{TABLE}@v{version} has {train_rows} training and {holdout_rows} held-out rows: too few to train"
+        )
     model = PopularityModel(use_image=not args.no_image).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
     if checkpoint is not None:
@@ -272,22 +338,45 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     first_epoch = checkpoint["epoch"] if checkpoint else 0
     if first_epoch >= args.epochs:
         raise ValueError(f"run {args.resume} already finished its {first_epoch} epochs: give more --epochs to go on")
-    checkpointer = Checkpointer(model, optimizer, args.checkpoint_every, args.max_steps,
-                                steps_total=checkpoint["steps_total"] if checkpoint else 0)
-    opened = mlflow.start_run(run_id=args.resume) if args.resume else mlflow.start_run(run_name=f"popularity-{args.loader}-v{version}")
+    checkpointer = Checkpointer(
+        model,
+        optimizer,
+        args.checkpoint_every,
+        args.max_steps,
+        steps_total=checkpoint["steps_total"] if checkpoint else 0,
+    )
+    opened = (
+        mlflow.start_run(run_id=args.resume)
+        if args.resume
+        else mlflow.start_run(run_name=f"popularity-{args.loader}-v{version}")
+    )
     evaluation, progress = None, None
     with opened as run:
         if checkpoint is None:
-            mlflow.log_params({
-                **{k: v for k, v in vars(args).items() if k not in ("conf_file", "version", "tag", "resume", "max_steps")},
-                "table": TABLE, "table_version": version, "split_key": KEY, "device": device.type,
-                "train_rows": train_rows, "holdout_rows": holdout_rows, "job_run_id": ctx.run_id,
-            })
+            mlflow.log_params(
+                {
+                    **{
+                        k: v
+                        for k, v in vars(args).items()
+                        if k not in ("conf_file", "version", "tag", "resume", "max_steps")
+                    },
+                    "table": TABLE,
+                    "table_version": version,
+                    "split_key": KEY,
+                    "device": device.type,
+                    "train_rows": train_rows,
+                    "holdout_rows": holdout_rows,
+                    "job_run_id": ctx.run_id,
+                }
+            )
             log_inputs(ctx, version, train)
         else:
             mlflow.log_metric("resumed_at_step", checkpointer.steps_total, step=checkpointer.steps_total)
             where = checkpoint["loader"]["position"] if checkpoint["loader"] else 0
-            print(f"resuming run {args.resume} at epoch {first_epoch}, row {where} of its order, step {checkpointer.steps_total}")
+            print(
+                f"resuming run {args.resume} at epoch {first_epoch}, row {where} of its order, "
+                f"step {checkpointer.steps_total}"
+            )
         for epoch in range(first_epoch, args.epochs):
             started = time.monotonic()
             resumed = checkpoint is not None and epoch == first_epoch and checkpoint["loader"] is not None
@@ -299,25 +388,37 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
                 mlflow.log_metric("time_to_first_batch_s", first_batch_s, step=checkpointer.steps_total)
                 print(f"first batch after {first_batch_s:.1f}s (Spark started: {'yes' if ctx.spark_started else 'no'})")
             if progress.stopped:
-                print(f"stopped after {checkpointer.steps_here} steps (--max-steps), in epoch {epoch}: "
-                      f"continue with --resume {run.info.run_id}")
+                print(
+                    f"stopped after {checkpointer.steps_here} steps (--max-steps), in epoch {epoch}: "
+                    f"continue with --resume {run.info.run_id}"
+                )
                 mlflow.end_run(status="KILLED")
                 break
             with open_batches(ctx, args, version, train.other(), epoch) as batches:
                 evaluation = evaluate(model, batches, train_mean, device)
             seconds = time.monotonic() - started
-            mlflow.log_metrics({
-                "train_loss": progress.mean_loss(), "train_rows_seen": progress.rows, **progress.metrics(),
-                **evaluation.as_metrics(), "epoch_seconds": seconds,
-            }, step=epoch)
+            mlflow.log_metrics(
+                {
+                    "train_loss": progress.mean_loss(),
+                    "train_rows_seen": progress.rows,
+                    **progress.metrics(),
+                    **evaluation.as_metrics(),
+                    "epoch_seconds": seconds,
+                },
+                step=epoch,
+            )
             checkpointer.save(epoch, None, None)
-            print(f"epoch {epoch}: train loss {progress.mean_loss():.4f} ({progress.rows} rows, "
-                  f"{progress.metrics()['samples_per_s']:.0f} samples/s, {progress.metrics()['data_wait_share']:.0%} "
-                  f"waiting for data), held-out MAE {evaluation.mae:.3f} likes (mean-predictor baseline "
-                  f"{evaluation.baseline_mae:.3f}), {seconds:.1f}s")
+            print(
+                f"epoch {epoch}: train loss {progress.mean_loss():.4f} ({progress.rows} rows, "
+                f"{progress.metrics()['samples_per_s']:.0f} samples/s, {progress.metrics()['data_wait_share']:.0%} "
+                f"waiting for data), held-out MAE {evaluation.mae:.3f} likes (mean-predictor baseline "
+                f"{evaluation.baseline_mae:.3f}), {seconds:.1f}s"
+            )
         else:
             mlflow.pytorch.log_model(
-                model.cpu(), name="model", serialization_format="pickle",
+                model.cpu(),
+                name="model",
+                serialization_format="pickle",
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             )
     result = JobResult(JOB_NAME, ctx.run_id)
@@ -325,10 +426,12 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     if progress is not None and progress.stopped:
         result.counts["stopped at step"] = checkpointer.steps_total
     else:
-        result.counts.update({
-            "held-out MAE (likes)": round(evaluation.mae, 3),
-            "mean-predictor MAE (likes)": round(evaluation.baseline_mae, 3),
-        })
+        result.counts.update(
+            {
+                "held-out MAE (likes)": round(evaluation.mae, 3),
+                "mean-predictor MAE (likes)": round(evaluation.baseline_mae, 3),
+            }
+        )
     result.counts["MLflow run"] = run.info.run_id
     return result
 

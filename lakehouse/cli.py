@@ -12,10 +12,6 @@ import sys
 from pathlib import Path
 
 
-def _first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0] if text else ""
-
-
 def _config(args: argparse.Namespace):
     from lakehouse.config import load_config
 
@@ -30,12 +26,13 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
+    from lakehouse.project import summary_line
     from lakehouse.project.jobs import job_names, load_job
 
     config = _config(args)
     names = job_names(Path(config.project_root))
     for name in names:
-        print(f"{name:<28} {_first_line(load_job(Path(config.project_root), name).__doc__)}")
+        print(f"{name:<28} {summary_line(load_job(Path(config.project_root), name).__doc__)}")
     if not names:
         print(f"{config.project_root}/jobs: no jobs (the pipeline's steps run with `lakehouse step`)")
     return 0
@@ -69,7 +66,10 @@ def cmd_steps(args: argparse.Namespace) -> int:
     for step in steps:
         print(f"{step.name:<{width}}  {step.kind:<16} {step.description}")
     if not steps:
-        print(f"{config.project_root}: no steps yet: add a source (`lakehouse source add-files NAME --path DIR --format text`)")
+        print(
+            f"{config.project_root}: no steps yet: add a source "
+            "(`lakehouse source add-files NAME --path DIR --format text`)"
+        )
     return 0
 
 
@@ -100,8 +100,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lakehouse.orchestration import failures, run_pipeline
 
     spark, config = _session(args)
-    outcomes = run_pipeline(spark, config, selected=args.select, upstream=not args.no_upstream,
-                            downstream=args.downstream, force=args.force)
+    outcomes = run_pipeline(
+        spark, config, selected=args.select, upstream=not args.no_upstream, downstream=args.downstream, force=args.force
+    )
     counts = Counter(outcome.status for outcome in outcomes)
     print(", ".join(f"{count} {status}" for status, count in sorted(counts.items())) + " (every step: ops.runs)")
     if args.tables:
@@ -165,8 +166,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     spark, config = _session(args)
     diff = diff_versions(spark, config, args.table, args.from_version, args.to_version)
     counts = diff.counts()
-    print(f"{diff.table} {diff.from_version} -> {diff.to_version} ({diff.method}): "
-          + ", ".join(f"{n:,} {kind}" for kind, n in counts.items()))
+    print(
+        f"{diff.table} {diff.from_version} -> {diff.to_version} ({diff.method}): "
+        + ", ".join(f"{n:,} {kind}" for kind, n in counts.items())
+    )
     for kind, frame in (("added", diff.added), ("removed", diff.removed), ("changed", diff.changed)):
         if frame is not None and counts[kind]:
             print(f"\n{kind} (first {args.samples}):")
@@ -198,8 +201,10 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
     spark, config = _session(args)
     for tag in list_tags(spark, config, args.table):
-        print(f"{tag.table:<30} {tag.tag:<28} v{tag.version:<6} {tag.created_at:%Y-%m-%d %H:%M} "
-              f"{tag.created_by or '-':<10} SQL: {tag_view_name(config.table(tag.table), tag.tag)}  {tag.note or ''}")
+        print(
+            f"{tag.table:<30} {tag.tag:<28} v{tag.version:<6} {tag.created_at:%Y-%m-%d %H:%M} "
+            f"{tag.created_by or '-':<10} SQL: {tag_view_name(config.table(tag.table), tag.tag)}  {tag.note or ''}"
+        )
     return 0
 
 
@@ -208,8 +213,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     spark, config = _session(args)
     new_version = restore_table(spark, config, args.table, version=args.version, tag=args.tag, force=args.force)
-    print(f"{args.table}: restored to {'tag ' + args.tag if args.tag else 'version ' + str(args.version)} "
-          f"as new version {new_version}")
+    print(
+        f"{args.table}: restored to {'tag ' + args.tag if args.tag else 'version ' + str(args.version)} "
+        f"as new version {new_version}"
+    )
     return 0
 
 
@@ -218,12 +225,16 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     from lakehouse.versioning.retention import vacuum_table
 
     spark, config = _session(args)
-    names = args.tables or [d.name for d in config.tables() if current_version(spark, config.table_path(d.name)) is not None]
+    names = args.tables or [
+        d.name for d in config.tables() if current_version(spark, config.table_path(d.name)) is not None
+    ]
     for name in names:
         plan = vacuum_table(spark, config, name, dry_run=args.dry_run)
         protected = f", protecting tags {', '.join(plan.protected_tags)}" if plan.protected_tags else ""
         action = "would vacuum" if args.dry_run else "vacuumed"
-        print(f"{action} {plan.table}: retention {plan.retention_hours:.2f} h (policy {plan.policy_hours:g} h{protected})")
+        print(
+            f"{action} {plan.table}: retention {plan.retention_hours:.2f} h (policy {plan.policy_hours:g} h{protected})"
+        )
     return 0
 
 
@@ -257,7 +268,16 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
 
     config = _config(args)
     configure_mlflow(config)
-    command = ["mlflow", "ui", "--backend-store-uri", config.mlflow_tracking_uri, "--host", "127.0.0.1", "--port", str(args.port)]
+    command = [
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        config.mlflow_tracking_uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.port),
+    ]
     print(" ".join(command))
     os.execvp(command[0], command)
     return 0
@@ -275,7 +295,11 @@ def cmd_db(args: argparse.Namespace) -> int:
         postgres.start(server)
         print(f"PostgreSQL running on {where} (data: {server.data_dir}, log: {server.log_file})")
     elif args.action == "stop":
-        print(f"stopped PostgreSQL on {where}" if postgres.stop(server) else f"no server was running from {server.data_dir}")
+        print(
+            f"stopped PostgreSQL on {where}"
+            if postgres.stop(server)
+            else f"no server was running from {server.data_dir}"
+        )
     elif args.action == "status":
         running = postgres.is_running(server)
         print(f"PostgreSQL on {where}: {'running' if running else 'not running'}")
@@ -316,10 +340,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--project", default=None, metavar="DIR",
-                        help="the project folder (default: $LAKEHOUSE_PROJECT, else the project around the current folder)")
+    parser = argparse.ArgumentParser(
+        prog="lakehouse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--project",
+        default=None,
+        metavar="DIR",
+        help="the project folder (default: $LAKEHOUSE_PROJECT, else the project around the current folder)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     setup = commands.add_parser("setup", help="fetch the Delta/JDBC jars once and write Spark's defaults")
@@ -337,14 +366,16 @@ def build_parser() -> argparse.ArgumentParser:
     job = commands.add_parser(
         "job",
         help="run one of the project's jobs, e.g. `lakehouse job train_popularity --epochs 2`",
-        description="Run jobs/<name>.py of the project; the arguments after the name go to the job (try --help after it).",
+        description="Run jobs/<name>.py of the project; the arguments after the name go to the job "
+        "(try --help after it).",
     )
     job.add_argument("name", help="job name (see `lakehouse jobs`)")
     job.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for the job")
     job.set_defaults(func=cmd_job)
 
-    pipeline = commands.add_parser("pipeline", help="the project's main job (jobs/pipeline.py), else `lakehouse run`",
-                                   add_help=False)
+    pipeline = commands.add_parser(
+        "pipeline", help="the project's main job (jobs/pipeline.py), else `lakehouse run`", add_help=False
+    )
     pipeline.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for jobs/pipeline.py")
     pipeline.set_defaults(func=cmd_pipeline)
 
@@ -353,24 +384,34 @@ def build_parser() -> argparse.ArgumentParser:
     steps.set_defaults(func=cmd_steps)
 
     step = commands.add_parser(
-        "step", add_help=False,
-        help="run one step now (no skipping), e.g. `lakehouse step gold.daily_active_users`; STEP --help shows its options",
+        "step",
+        add_help=False,
+        help="run one step now (no skipping), e.g. `lakehouse step gold.daily_active_users`; "
+        "STEP --help shows its options",
     )
     step.add_argument("step_args", nargs=argparse.REMAINDER, help="the step (or a table it writes) and its options")
     step.set_defaults(func=cmd_step)
 
     dag = commands.add_parser("dag", help="the pipeline's steps in dependency order, derived from the declarations")
     dag.add_argument("--svg", default=None, help="also draw the table graph here (e.g. docs/dag.svg)")
-    dag.add_argument("--airflow", default=None, help="also write an Airflow DAG file here (e.g. dags/lakehouse_pipeline.py)")
+    dag.add_argument(
+        "--airflow", default=None, help="also write an Airflow DAG file here (e.g. dags/lakehouse_pipeline.py)"
+    )
     dag.add_argument("--conf-file", default=None)
     dag.set_defaults(func=cmd_dag)
 
     run = commands.add_parser(
-        "run", help="run the pipeline's steps in dependency order, skipping those whose inputs, code and "
+        "run",
+        help="run the pipeline's steps in dependency order, skipping those whose inputs, code and "
         "configuration are unchanged since their last success",
     )
-    run.add_argument("--select", nargs="+", default=None, metavar="TABLE_OR_JOB",
-                     help="only these (tables or jobs) and, by default, their upstream steps")
+    run.add_argument(
+        "--select",
+        nargs="+",
+        default=None,
+        metavar="TABLE_OR_JOB",
+        help="only these (tables or jobs) and, by default, their upstream steps",
+    )
     run.add_argument("--downstream", action="store_true", help="also every step downstream of the selection")
     run.add_argument("--no-upstream", action="store_true", help="not the selection's upstream steps")
     run.add_argument("--force", action="store_true", help="run the steps even when nothing changed")
@@ -379,8 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     tables = commands.add_parser("tables", help="every declared table with its version, rows and location")
-    tables.add_argument("--declared", action="store_true",
-                        help="what each table is (layer, step, where it is defined), without starting Spark")
+    tables.add_argument(
+        "--declared",
+        action="store_true",
+        help="what each table is (layer, step, where it is defined), without starting Spark",
+    )
     tables.add_argument("--conf-file", default=None)
     tables.set_defaults(func=cmd_tables)
 
@@ -434,7 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--tag")
     restore.add_argument("--force", action="store_true", help="restore even though tags point past the target")
 
-    vacuum = table_command("vacuum", "delete old files by the retention policy in conf/ (tagged versions kept)", cmd_vacuum)
+    vacuum = table_command(
+        "vacuum", "delete old files by the retention policy in conf/ (tagged versions kept)", cmd_vacuum
+    )
     vacuum.add_argument("tables", nargs="*", help="default: every table")
     vacuum.add_argument("--dry-run", action="store_true")
 
@@ -446,15 +492,20 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("run_id")
     reproduce.add_argument("--out", help="also write it as Parquet here")
 
-    ui = table_command("mlflow-ui", "start the MLflow UI on 127.0.0.1 over the lakehouse's tracking store", cmd_mlflow_ui)
+    ui = table_command(
+        "mlflow-ui", "start the MLflow UI on 127.0.0.1 over the lakehouse's tracking store", cmd_mlflow_ui
+    )
     ui.add_argument("--port", type=int, default=5000)
 
     db = commands.add_parser(
         "db", help="the application database (PostgreSQL on 127.0.0.1): start, stop, status, load, dump"
     )
-    db.add_argument("action", choices=("start", "stop", "status", "load", "dump"),
-                    help="load: create and fill the source databases (conf/databases.yaml) that are missing; "
-                    "dump: write a plain-format pg_dump of --database")
+    db.add_argument(
+        "action",
+        choices=("start", "stop", "status", "load", "dump"),
+        help="load: create and fill the source databases (conf/databases.yaml) that are missing; "
+        "dump: write a plain-format pg_dump of --database",
+    )
     db.add_argument("--conf-file", default=None)
     db.add_argument("--database", default="appdb", help="database to dump (default: appdb)")
     db.add_argument("--out", default=None, help="dump file (default: <database>.sql)")
@@ -470,7 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lakehouse.cli_sql import add_commands
 
     add_commands(commands)
-    from lakehouse.cli_storage import add_commands as add_storage_commands; add_storage_commands(commands)  # noqa: E702
+    from lakehouse.cli_storage import add_commands as add_storage_commands
+
+    add_storage_commands(commands)  # noqa: E702
     from lakehouse.cli_cluster import add_commands as add_cluster_commands
 
     add_cluster_commands(commands)
@@ -490,10 +543,9 @@ def main(argv: list[str] | None = None) -> int:
             args.step_args = [*args.step_args[:1], *unknown, *args.step_args[1:]]
         else:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    from lakehouse.project import forget_loaded_projects
     from lakehouse.versioning.restore import RestoreRefused
     from lakehouse.versioning.tags import TagError
-
-    from lakehouse.project import forget_loaded_projects
 
     forget_loaded_projects()  # a command reads the project as it is when the command starts
     previous = os.environ.get("LAKEHOUSE_PROJECT")

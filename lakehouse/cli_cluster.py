@@ -9,8 +9,12 @@ from pathlib import Path
 def cmd_cluster(args: argparse.Namespace) -> int:
     from lakehouse import cluster
 
-    target = cluster.cluster(Path(args.state_dir) if args.state_dir else None, args.port, args.web_port,
-                             Path(args.secret_file) if args.secret_file else None)
+    target = cluster.cluster(
+        Path(args.state_dir) if args.state_dir else None,
+        args.port,
+        args.web_port,
+        Path(args.secret_file) if args.secret_file else None,
+    )
     if args.action == "start":
         cluster.start(target, workers=args.workers, cores=args.cores, memory=args.memory)
         print("\n".join(cluster.describe(target)))
@@ -37,8 +41,11 @@ def add_commands(commands) -> None:
     command.add_argument("--port", type=int, default=None, help="the master's port (default 7077)")
     command.add_argument("--web-port", type=int, default=None, help="the master's web UI port (default 8080)")
     command.add_argument("--state-dir", default=None, help="pids, logs, work folders (default .cache/spark-cluster)")
-    command.add_argument("--secret-file", default=None,
-                         help="the shared spark.authenticate secret, a properties file of mode 0600 generated on first "
-                              "start (default .cache/secrets/spark-cluster.properties; <state-dir>/auth.properties "
-                              "with --state-dir)")
+    command.add_argument(
+        "--secret-file",
+        default=None,
+        help="the shared spark.authenticate secret, a properties file of mode 0600 generated on first "
+        "start (default .cache/secrets/spark-cluster.properties; <state-dir>/auth.properties "
+        "with --state-dir)",
+    )
     command.set_defaults(func=cmd_cluster)

@@ -16,8 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from lakehouse.project import find_project_root, load_project
-from lakehouse.project import scaffold
+from lakehouse.project import find_project_root, load_project, scaffold
 from lakehouse.project.layout import EXPECTATIONS_DIR, SCHEMAS_DIR, SOURCES_DIR
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -44,7 +43,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"\nproject {target.name} created in {target}. Next:")
     print(f"  cd {target}")
     print("  lakehouse source add-files logs --path /var/log --format syslog --files 'auth.log*'")
-    print("  lakehouse source add-database shop --url jdbc:postgresql://HOST:5432/shop --user me --password-env SHOP_PASSWORD")
+    print(
+        "  lakehouse source add-database shop --url jdbc:postgresql://HOST:5432/shop "
+        "--user me --password-env SHOP_PASSWORD"
+    )
     print("  lakehouse source add-images photos --path /data/photos        # <path>/<label>/<file>")
     print("  write tables/gold/<name>.sql (a SELECT over bronze.* / silver.*), then: lakehouse run --tables")
     return 0
@@ -91,8 +93,9 @@ def cmd_add_database(args: argparse.Namespace) -> int:
     config = replace(config, catalog=replace(config.catalog, metastore="in-memory"))
     print(f"reading the catalog of {redact_url(args.url)} ...", flush=True)
     spark = get_spark(config, app_name=f"lakehouse-add-database-{args.name}")
-    tables = describe_tables(spark, args.url, args.user, password, schema=args.schema, tables=args.table or None,
-                             driver=args.driver)
+    tables = describe_tables(
+        spark, args.url, args.user, password, schema=args.schema, tables=args.table or None, driver=args.driver
+    )
     given_keys = _keys_option(args.keys)
     report = scaffold.WriteReport()
     declared, skipped = [], []
@@ -103,8 +106,12 @@ def cmd_add_database(args: argparse.Namespace) -> int:
             continue
         columns = [(c.name, c.type, c.nullable, c.comment or f"{c.source_type} in the source") for c in info.columns]
         body = scaffold.schema_yaml(f"{args.name}.{info.name}", columns, redact_url(args.url))
-        scaffold.write_generated(root / SCHEMAS_DIR / "bronze" / args.name / f"{info.name}.yaml", body,
-                                 f"lakehouse source add-database {args.name}", report)
+        scaffold.write_generated(
+            root / SCHEMAS_DIR / "bronze" / args.name / f"{info.name}.yaml",
+            body,
+            f"lakehouse source add-database {args.name}",
+            report,
+        )
         private = [(p.column, p.silver_name if p.action == "hash" else None, p.kind, p.evidence) for p in info.private]
         declared.append((info.name, keys, info.partition_column, private))
         flags = [f"{info.row_count:,} rows", f"keys {', '.join(keys)}"]
@@ -114,21 +121,31 @@ def cmd_add_database(args: argparse.Namespace) -> int:
             flags.append("private: " + ", ".join(f"{p.column} ({p.kind}, {p.action})" for p in info.private))
         print(f"  {info.name}: {len(info.columns)} columns, " + "; ".join(flags))
     if not declared:
-        raise ValueError(f"no table to declare ({', '.join(skipped) or 'the schema holds none'}: without primary "
-                         "keys pass --keys TABLE=col,...)")
+        raise ValueError(
+            f"no table to declare ({', '.join(skipped) or 'the schema holds none'}: without primary "
+            "keys pass --keys TABLE=col,...)"
+        )
     body = scaffold.database_source_yaml(
-        args.description or f"the {args.name} database", args.url, args.user, password_from, args.schema,
-        args.driver, declared,
+        args.description or f"the {args.name} database",
+        args.url,
+        args.user,
+        password_from,
+        args.schema,
+        args.driver,
+        declared,
     )
-    scaffold.write_generated(root / SOURCES_DIR / f"{args.name}.yaml", body,
-                             f"lakehouse source add-database {args.name}", report)
+    scaffold.write_generated(
+        root / SOURCES_DIR / f"{args.name}.yaml", body, f"lakehouse source add-database {args.name}", report
+    )
     print()
     _print_report(report, root)
     for name in skipped:
         print(f"skipped {name}: no primary or unique key (declare one: --keys {name}=col1,col2)")
     _check_loads(root)
-    print(f"\nreview them, then land them: lakehouse run --select ingest_{args.name}"
-          + (f" (with ${password_from[4:]} set)" if password_from else ""))
+    print(
+        f"\nreview them, then land them: lakehouse run --select ingest_{args.name}"
+        + (f" (with ${password_from[4:]} set)" if password_from else "")
+    )
     return 0
 
 
@@ -175,8 +192,7 @@ def sample_lines(folder: str, glob: str | None, limit: int = 1000) -> list[str]:
 def _private_for_files(fmt: str, columns, samples: list[str]) -> list[tuple[str, str | None, str]]:
     """The private declarations a file source gets by default: its format's, plus declared columns that
     look personal by name or by sampled values."""
-    from lakehouse.sources.jdbc import guess_private_columns
-    from lakehouse.sources.jdbc import ColumnInfo
+    from lakehouse.sources.jdbc import ColumnInfo, guess_private_columns
 
     private = [(c, s, p) for c, s, p in scaffold.FORMAT_PRIVATE.get(fmt, ())]
     if columns:
@@ -204,8 +220,10 @@ def cmd_add_files(args: argparse.Namespace) -> int:
     options = {}
     if args.pattern:
         if args.format != "regex":
-            raise ValueError("--pattern is the line pattern (named groups) of --format regex; "
-                             "to choose which files of the folder belong to the source use --files GLOB")
+            raise ValueError(
+                "--pattern is the line pattern (named groups) of --format regex; "
+                "to choose which files of the folder belong to the source use --files GLOB"
+            )
         options["pattern"] = args.pattern
     elif args.format == "regex":
         raise ValueError("--format regex needs --pattern REGEX with named groups, e.g. '(?P<time>\\S+) (?P<msg>.*)'")
@@ -217,8 +235,7 @@ def cmd_add_files(args: argparse.Namespace) -> int:
     if not columns and args.format in ("jsonl", "csv"):
         columns = infer_columns(samples, FileFormat(args.format, options=options)) if samples else ()
         if columns:
-            print(f"columns inferred from {len(samples)} sampled lines: "
-                  + ", ".join(f"{n} {t}" for n, t in columns))
+            print(f"columns inferred from {len(samples)} sampled lines: " + ", ".join(f"{n} {t}" for n, t in columns))
         elif args.format == "csv":
             print("no local files to sample: the csv header will name the columns (declare types with --columns)")
     try:
@@ -227,12 +244,23 @@ def cmd_add_files(args: argparse.Namespace) -> int:
         raise ValueError(str(exc)) from exc
     private = [] if args.no_private else _private_for_files(args.format, columns, samples)
     report = scaffold.WriteReport()
-    body = scaffold.file_source_yaml(args.description or f"{args.format} files under {args.path}", args.path,
-                                     args.format, args.files, options, columns, private)
+    body = scaffold.file_source_yaml(
+        args.description or f"{args.format} files under {args.path}",
+        args.path,
+        args.format,
+        args.files,
+        options,
+        columns,
+        private,
+    )
     command = f"lakehouse source add-files {args.name}"
     scaffold.write_generated(root / SOURCES_DIR / f"{args.name}.yaml", body, command, report)
-    scaffold.write_generated(root / EXPECTATIONS_DIR / "bronze" / f"{args.name}.yaml",
-                             scaffold.bronze_expectations_yaml(f"bronze.{args.name}"), command, report)
+    scaffold.write_generated(
+        root / EXPECTATIONS_DIR / "bronze" / f"{args.name}.yaml",
+        scaffold.bronze_expectations_yaml(f"bronze.{args.name}"),
+        command,
+        report,
+    )
     _print_report(report, root)
     _check_loads(root)
     print(f"\nbronze.{args.name} gets every line; land them: lakehouse run --select ingest_{args.name}")
@@ -245,16 +273,23 @@ def cmd_add_files(args: argparse.Namespace) -> int:
 def cmd_add_images(args: argparse.Namespace) -> int:
     _check_name(args.name)
     if not args.path and not args.manifest:
-        raise ValueError("add-images needs --path (a folder of <label>/<file> images) or --manifest (a folder of manifests)")
+        raise ValueError(
+            "add-images needs --path (a folder of <label>/<file> images) or --manifest (a folder of manifests)"
+        )
     root = _root()
     report = scaffold.WriteReport()
-    body = scaffold.image_source_yaml(args.description or f"images under {args.path or args.manifest}",
-                                      args.path, args.manifest)
-    scaffold.write_generated(root / SOURCES_DIR / f"{args.name}.yaml", body, f"lakehouse source add-images {args.name}", report)
+    body = scaffold.image_source_yaml(
+        args.description or f"images under {args.path or args.manifest}", args.path, args.manifest
+    )
+    scaffold.write_generated(
+        root / SOURCES_DIR / f"{args.name}.yaml", body, f"lakehouse source add-images {args.name}", report
+    )
     _print_report(report, root)
     _check_loads(root)
-    print(f"\nreferences land in bronze.{args.name}, validated images in silver.{args.name}: "
-          f"lakehouse run --select silver.{args.name}")
+    print(
+        f"\nreferences land in bronze.{args.name}, validated images in silver.{args.name}: "
+        f"lakehouse run --select silver.{args.name}"
+    )
     return 0
 
 
@@ -363,13 +398,16 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 def add_commands(commands) -> None:
     """Add these commands to the ``lakehouse`` parser's sub-commands."""
-    init = commands.add_parser("init", help="create a project folder: environment, sources/, tables/, schemas/, expectations/")
+    init = commands.add_parser(
+        "init", help="create a project folder: environment, sources/, tables/, schemas/, expectations/"
+    )
     init.add_argument("dir", help="the folder (created if missing)")
     init.add_argument("--name", default=None, help="the project's name (default: the folder's)")
     init.set_defaults(func=cmd_init)
 
     samples = commands.add_parser(
-        "samples", help="write real sample data made by others (a database, server logs, labelled pictures) to try with",
+        "samples",
+        help="write real sample data made by others (a database, server logs, labelled pictures) to try with",
     )
     samples.add_argument("dir", help="where to write them")
     samples.add_argument("--per-label", type=int, default=10, help="pictures per label (10 labels)")
@@ -379,44 +417,61 @@ def add_commands(commands) -> None:
     kinds = source.add_subparsers(dest="source_command", required=True)
 
     database = kinds.add_parser(
-        "add-database", help="read a database's catalog and declare its tables (columns, keys, private columns)",
+        "add-database",
+        help="read a database's catalog and declare its tables (columns, keys, private columns)",
         description="Reads the database's own catalog over JDBC (PostgreSQL, SQLite, MariaDB/MySQL) and writes "
-                    "sources/NAME.yaml and schemas/bronze/NAME/<table>.yaml. The password comes from an environment "
-                    "variable (--password-env) or a prompt, and is never written to a file.",
+        "sources/NAME.yaml and schemas/bronze/NAME/<table>.yaml. The password comes from an environment "
+        "variable (--password-env) or a prompt, and is never written to a file.",
     )
     database.add_argument("name", help="the source's name: its tables land in bronze.NAME_<table>")
-    database.add_argument("--url", required=True, help="JDBC URL, e.g. jdbc:postgresql://HOST:5432/DB or jdbc:sqlite:/path/db.sqlite")
+    database.add_argument(
+        "--url", required=True, help="JDBC URL, e.g. jdbc:postgresql://HOST:5432/DB or jdbc:sqlite:/path/db.sqlite"
+    )
     database.add_argument("--user", default=None)
-    database.add_argument("--password-env", default=None, metavar="VARIABLE",
-                          help="the environment variable holding the password (the declaration names it, jobs read it)")
+    database.add_argument(
+        "--password-env",
+        default=None,
+        metavar="VARIABLE",
+        help="the environment variable holding the password (the declaration names it, jobs read it)",
+    )
     database.add_argument("--no-password", action="store_true", help="the database needs none (do not prompt)")
     database.add_argument("--schema", default=None, help="the database schema (default: the engine's, e.g. public)")
     database.add_argument("--table", action="append", help="only these tables (repeatable; default: all)")
-    database.add_argument("--keys", action="append", metavar="TABLE=COL,COL", help="keys of a table without a primary key")
+    database.add_argument(
+        "--keys", action="append", metavar="TABLE=COL,COL", help="keys of a table without a primary key"
+    )
     database.add_argument("--driver", default=None, help="JDBC driver class (default: from the URL)")
     database.add_argument("--description", default=None)
     database.add_argument("--conf-file", default=None)
     database.set_defaults(func=cmd_add_database)
 
     files = kinds.add_parser(
-        "add-files", help="declare a folder of log or data files and their format",
+        "add-files",
+        help="declare a folder of log or data files and their format",
         description="Writes sources/NAME.yaml (and a starter expectations/bronze/NAME.yaml). Every line of every "
-                    "file lands in bronze.NAME, parsed by the format or rescued raw with the reason.",
+        "file lands in bronze.NAME, parsed by the format or rescued raw with the reason.",
     )
     files.add_argument("name", help="the source's name: its lines land in bronze.NAME")
-    files.add_argument("--path", required=True, help="the folder (any Hadoop URI; ${landing} is the environment's landing folder)")
+    files.add_argument(
+        "--path", required=True, help="the folder (any Hadoop URI; ${landing} is the environment's landing folder)"
+    )
     files.add_argument("--format", required=True, choices=("text", "jsonl", "csv", "access_log", "syslog", "regex"))
     files.add_argument("--pattern", default=None, help="--format regex: the line pattern, with named groups")
     files.add_argument("--files", default=None, metavar="GLOB", help="which files of the folder, e.g. 'auth.log*'")
-    files.add_argument("--columns", default=None, help="jsonl/csv/regex: name:type,... (default: inferred from a sample)")
-    files.add_argument("--timezone", default=None, help="syslog/regex: the zone of times written without one (default UTC)")
+    files.add_argument(
+        "--columns", default=None, help="jsonl/csv/regex: name:type,... (default: inferred from a sample)"
+    )
+    files.add_argument(
+        "--timezone", default=None, help="syslog/regex: the zone of times written without one (default UTC)"
+    )
     files.add_argument("--no-private", action="store_true", help="declare no private columns (default: the format's)")
     files.add_argument("--description", default=None)
     files.add_argument("--conf-file", default=None)
     files.set_defaults(func=cmd_add_files)
 
     images = kinds.add_parser(
-        "add-images", help="declare a folder (or bucket prefix) of images, labelled by sub-folder or by a manifest")
+        "add-images", help="declare a folder (or bucket prefix) of images, labelled by sub-folder or by a manifest"
+    )
     images.add_argument("name", help="the source's name: bronze.NAME (references), silver.NAME (validated images)")
     images.add_argument("--path", default=None, help="the folder of images: <path>/<label>/<file>")
     images.add_argument("--manifest", default=None, help="a folder of manifests (CSV: uri,label,... or JSON lines)")
@@ -424,10 +479,11 @@ def add_commands(commands) -> None:
     images.set_defaults(func=cmd_add_images)
 
     aside = kinds.add_parser(
-        "set-aside", help="move a file whose batch cannot land out of a files source's folder (recorded in ops.set_aside)",
+        "set-aside",
+        help="move a file whose batch cannot land out of a files source's folder (recorded in ops.set_aside)",
         description="A batch of new files that keeps failing (a quality rule refused it, ...) is tried again by every "
-                    "run. Setting one of its files aside moves it to _set_aside/<source>/ beside the folder, records "
-                    "it in ops.set_aside, and the next run lands the batch without it. The file is kept, not deleted.",
+        "run. Setting one of its files aside moves it to _set_aside/<source>/ beside the folder, records "
+        "it in ops.set_aside, and the next run lands the batch without it. The file is kept, not deleted.",
     )
     aside.add_argument("name", help="the files source")
     aside.add_argument("file", help="the file to set aside (as the failing run named it)")

@@ -18,7 +18,8 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     spark = get_spark(config)  # registers declared tables and tag views as it starts
     where = (
         f"metastore database '{config.catalog.database}' on {config.postgres.host}:{config.postgres.port}"
-        if uses_shared_metastore(config) else "this process's in-memory catalog"
+        if uses_shared_metastore(config)
+        else "this process's in-memory catalog"
     )
     print(f"catalog: {where}")
     for database in sorted(row[0] for row in spark.sql("SHOW DATABASES").collect()):
@@ -37,15 +38,20 @@ def cmd_sql_server(args: argparse.Namespace) -> int:
     config = load_config(args.conf_file)
     if args.action == "start":
         if not uses_shared_metastore(config):
-            print("warning: catalog.metastore is in-memory: the server will see no table a job registers",
-                  file=sys.stderr)
+            print(
+                "warning: catalog.metastore is in-memory: the server will see no table a job registers", file=sys.stderr
+            )
         if sql_server.running_pid(sql_server.sql_server(config)) is None:
             _sync_catalog(config)
         server = sql_server.start(config, port=args.port, driver_memory=args.driver_memory, users_file=args.users_file)
-        print(f"SQL server on {server.host}:{server.port} (pid {sql_server.running_pid(server)}, log {server.log_file})")
+        print(
+            f"SQL server on {server.host}:{server.port} (pid {sql_server.running_pid(server)}, log {server.log_file})"
+        )
         names = sql_server.user_names(server.users_file)
-        print(f"  accounts: {', '.join(names) if names else 'none yet'} ({server.users_file}); "
-              "a new one: lakehouse sql-server add-user NAME")
+        print(
+            f"  accounts: {', '.join(names) if names else 'none yet'} ({server.users_file}); "
+            "a new one: lakehouse sql-server add-user NAME"
+        )
         print(f"  beeline -u {server.jdbc_url} -n NAME -w FILE_WITH_THE_PASSWORD -e 'SHOW TABLES IN gold'")
         return 0
     if args.action == "stop":
@@ -114,7 +120,7 @@ def cmd_spark_sql(args: argparse.Namespace) -> int:
     if "--conf-file" in passed_on:  # given after spark-sql's own options: ours all the same
         at = passed_on.index("--conf-file")
         conf_file = passed_on[at + 1]
-        del passed_on[at:at + 2]
+        del passed_on[at : at + 2]
     config = load_config(conf_file)
     if uses_shared_metastore(config):
         prepare_metastore(config)
@@ -134,7 +140,6 @@ def cmd_notebook(args: argparse.Namespace) -> int:
     from lakehouse.config import load_config
     from lakehouse.notebooks.export import export_ipynb
     from lakehouse.notebooks.runner import run_notebook
-
     from lakehouse.paths import PROJECT_ROOT
 
     paths = [Path(p) for p in args.notebooks] or sorted((PROJECT_ROOT / "notebooks").glob("*.py"))
@@ -165,17 +170,21 @@ def add_commands(commands) -> None:
 
     server = commands.add_parser(
         "sql-server",
-        help="the Thrift (HiveServer2) SQL server on 127.0.0.1: start, stop, status; its accounts: add-user, remove-user, users",
+        help="the Thrift (HiveServer2) SQL server on 127.0.0.1: start, stop, status; "
+        "its accounts: add-user, remove-user, users",
         description="Every client logs in with a name and password: `add-user NAME` prints a generated password once "
-                    "(stored hashed in the users file); the running server checks it at each connection.",
+        "(stored hashed in the users file); the running server checks it at each connection.",
     )
     server.add_argument("action", choices=("start", "stop", "status", "add-user", "remove-user", "users"))
     server.add_argument("name", nargs="?", help="add-user / remove-user: the analyst's user name")
     server.add_argument("--port", type=int, default=10000)
     server.add_argument("--driver-memory", default=None, help="default: spark.driver.memory from conf/")
     server.add_argument("--users-file", default=None, help="the accounts (default .cache/secrets/sql-server.users)")
-    server.add_argument("--password-file", default=None,
-                        help="add-user: write the new password to this file (mode 0600) instead of printing it")
+    server.add_argument(
+        "--password-file",
+        default=None,
+        help="add-user: write the new password to this file (mode 0600) instead of printing it",
+    )
     server.add_argument("--conf-file", default=None)
     server.set_defaults(func=cmd_sql_server)
 

@@ -16,7 +16,9 @@ def cmd_s3_server(args: argparse.Namespace) -> int:
         except object_store.ObjectStoreError as exc:
             print(f"S3 server not started: {exc}", file=sys.stderr)
             return 1
-        print(f"S3 server (S3Proxy) on {server.endpoint} (pid {object_store.running_pid(server)}), bucket {args.bucket}")
+        print(
+            f"S3 server (S3Proxy) on {server.endpoint} (pid {object_store.running_pid(server)}), bucket {args.bucket}"
+        )
         print(f"  objects under {server.buckets_dir}, log {server.log_file}")
         if server.access_key == object_store.DEV_ACCESS_KEY:
             print("  development keys (loopback only); export them for the jobs:")
@@ -24,7 +26,10 @@ def cmd_s3_server(args: argparse.Namespace) -> int:
             print("  keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; jobs need the same:")
         print("  " + " ".join(f"export {name}={value};" for name, value in server.env().items()))
         # conf/cluster.yaml's metastore is the cluster's PostgreSQL: on one machine, each process its own catalog
-        print("  LAKEHOUSE_METASTORE=in-memory lakehouse run --select gold.user_activity_daily --conf-file conf/cluster.yaml")
+        print(
+            "  LAKEHOUSE_METASTORE=in-memory lakehouse run --select gold.user_activity_daily "
+            "--conf-file conf/cluster.yaml"
+        )
         return 0
     if args.action == "stop":
         print("S3 server stopped" if object_store.stop(server) else "no S3 server was running")
@@ -41,7 +46,10 @@ def cmd_s3_server(args: argparse.Namespace) -> int:
         print(f"{len(keys)} files uploaded to {args.target}")
         return 0
     pid = object_store.running_pid(server)
-    print(f"S3 server on {server.endpoint}: " + (f"running (pid {pid}), objects under {server.buckets_dir}" if pid else "not running"))
+    print(
+        f"S3 server on {server.endpoint}: "
+        + (f"running (pid {pid}), objects under {server.buckets_dir}" if pid else "not running")
+    )
     return 0 if pid else 3
 
 

@@ -56,7 +56,11 @@ class StandaloneCluster:
     def __post_init__(self):
         if self.secret_file is None:
             default = Path(self.state_dir) == DEFAULT_STATE_DIR
-            chosen = daemons.SECRETS_DIR / "spark-cluster.properties" if default else Path(self.state_dir) / "auth.properties"
+            chosen = (
+                daemons.SECRETS_DIR / "spark-cluster.properties"
+                if default
+                else Path(self.state_dir) / "auth.properties"
+            )
             object.__setattr__(self, "secret_file", chosen)
 
     def submit_options(self) -> list[str]:
@@ -85,8 +89,9 @@ class StandaloneCluster:
         return self.state_dir / "ports.json"
 
 
-def cluster(state_dir: Path | None = None, port: int | None = None, web_port: int | None = None,
-            secret_file: Path | None = None) -> StandaloneCluster:
+def cluster(
+    state_dir: Path | None = None, port: int | None = None, web_port: int | None = None, secret_file: Path | None = None
+) -> StandaloneCluster:
     """The cluster kept in ``state_dir``: on the given ports and secret, or on those it was started with."""
     state_dir = Path(state_dir or DEFAULT_STATE_DIR)
     ports_file = state_dir / "ports.json"
@@ -120,18 +125,21 @@ def _environment(state_dir: Path, keep: tuple[str, ...] = ()) -> dict[str, str]:
 
 def cluster_secret(target: StandaloneCluster) -> str:
     """The cluster's shared secret, generated into :attr:`StandaloneCluster.secret_file` the first time."""
+
     def properties() -> str:
         import secrets
 
         # spark.ui.killEnabled=false: the master's web UI (unauthenticated) cannot kill applications.
         # An executor gets the secret in _SPARK_AUTH_SECRET from its worker (it needs it); the empty
         # executorEnv value keeps it out of the Python workers the executor starts (they do not).
-        return daemons.spark_properties({
-            "spark.authenticate": "true",
-            "spark.authenticate.secret": secrets.token_hex(32),
-            "spark.ui.killEnabled": "false",
-            "spark.executorEnv._SPARK_AUTH_SECRET": "",
-        }).strip()
+        return daemons.spark_properties(
+            {
+                "spark.authenticate": "true",
+                "spark.authenticate.secret": secrets.token_hex(32),
+                "spark.ui.killEnabled": "false",
+                "spark.executorEnv._SPARK_AUTH_SECRET": "",
+            }
+        ).strip()
 
     daemons.create_secret(target.secret_file, properties)
     for line in daemons.read_secret(target.secret_file).splitlines():
@@ -162,8 +170,9 @@ def running_workers(target: StandaloneCluster) -> list[int]:
     return [i for i in indexes if daemons.running_pid(target.worker(i)) is not None]
 
 
-def start(target: StandaloneCluster, workers: int = 2, cores: int = 1, memory: str = "2g",
-          timeout_s: float = 120) -> StandaloneCluster:
+def start(
+    target: StandaloneCluster, workers: int = 2, cores: int = 1, memory: str = "2g", timeout_s: float = 120
+) -> StandaloneCluster:
     """Start the master and ``workers`` workers (``cores`` and ``memory`` each), detached, and wait until
     the master counts them all ALIVE. No-op when this cluster already runs."""
     if daemons.running_pid(target.master) is not None:
@@ -173,25 +182,61 @@ def start(target: StandaloneCluster, workers: int = 2, cores: int = 1, memory: s
             raise ClusterError(f"port {port} on {target.host} is taken by another program: pass other ports")
     cluster_secret(target)  # generated once; the daemons read it from the file
     secret = ["--properties-file", str(target.secret_file)]
-    master = daemons.spawn(target.master, _spark_class(
-        MASTER_CLASS, "--host", target.host, "--port", str(target.port), "--webui-port", str(target.web_port), *secret,
-    ), _environment(target.state_dir))
+    master = daemons.spawn(
+        target.master,
+        _spark_class(
+            MASTER_CLASS,
+            "--host",
+            target.host,
+            "--port",
+            str(target.port),
+            "--webui-port",
+            str(target.web_port),
+            *secret,
+        ),
+        _environment(target.state_dir),
+    )
     worker_environment = _environment(target.state_dir, keep=daemons.S3_VARIABLES)  # executors read s3a with them
-    target.ports_file.write_text(json.dumps({"port": target.port, "web_port": target.web_port,
-                                             "secret_file": str(target.secret_file)}))
+    target.ports_file.write_text(
+        json.dumps({"port": target.port, "web_port": target.web_port, "secret_file": str(target.secret_file)})
+    )
     try:
-        daemons.wait_until(lambda: daemons.port_open(target.host, target.port), target.master, master, timeout_s,
-                           "the Spark master")
+        daemons.wait_until(
+            lambda: daemons.port_open(target.host, target.port), target.master, master, timeout_s, "the Spark master"
+        )
         spawned = [
-            (index, daemons.spawn(target.worker(index), _spark_class(
-                WORKER_CLASS, target.master_url, "--host", target.host, "--cores", str(cores), "--memory", memory,
-                "--webui-port", "0", "--work-dir", str(target.state_dir / "work" / f"worker-{index}"), *secret,
-            ), worker_environment))
+            (
+                index,
+                daemons.spawn(
+                    target.worker(index),
+                    _spark_class(
+                        WORKER_CLASS,
+                        target.master_url,
+                        "--host",
+                        target.host,
+                        "--cores",
+                        str(cores),
+                        "--memory",
+                        memory,
+                        "--webui-port",
+                        "0",
+                        "--work-dir",
+                        str(target.state_dir / "work" / f"worker-{index}"),
+                        *secret,
+                    ),
+                    worker_environment,
+                ),
+            )
             for index in range(workers)
         ]
         for index, process in spawned:
-            daemons.wait_until(lambda: len(alive_workers(target)) >= workers, target.worker(index), process,
-                               timeout_s, f"Spark worker {index}")
+            daemons.wait_until(
+                lambda: len(alive_workers(target)) >= workers,
+                target.worker(index),
+                process,
+                timeout_s,
+                f"Spark worker {index}",
+            )
     except daemons.DaemonError as exc:
         stop(target)
         raise ClusterError(str(exc)) from None
@@ -218,8 +263,10 @@ def describe(target: StandaloneCluster) -> list[str]:
         return [f"master pid {daemons.running_pid(target.master)} does not answer on {target.web_url}: {exc}"]
     lines = [f"master {state.get('url', target.master_url)} ({state.get('status')}), web UI {target.web_url}"]
     for worker in state.get("workers", []):
-        lines.append(f"  worker {worker['id']}: {worker['state']}, {worker['cores']} cores ({worker['coresused']} used), "
-                     f"{worker['memory']} MB ({worker['memoryused']} used)")
+        lines.append(
+            f"  worker {worker['id']}: {worker['state']}, {worker['cores']} cores ({worker['coresused']} used), "
+            f"{worker['memory']} MB ({worker['memoryused']} used)"
+        )
     for app in state.get("activeapps", []):
         lines.append(f"  running application {app['name']} ({app['id']}), {app.get('cores', '?')} cores")
     return lines

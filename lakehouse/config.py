@@ -199,6 +199,7 @@ def load_config(
     paths = raw.get("paths") or {}
     if "warehouse" not in paths:
         raise ConfigError(f"{path}: paths.warehouse is required")
+
     def _resolve(location: str) -> str:
         return _resolved(location, root)
 
@@ -265,8 +266,11 @@ def _postgres(raw: Mapping[str, Any], path: Path, root: Path) -> PostgresConfig:
         port=port,
         user=str(raw.get("user", defaults.user)),
         data_dir=_resolved(raw["data_dir"], root) if raw.get("data_dir") else None,
-        password_file=_resolved(raw["password_file"], root) if raw.get("password_file")
-        else _resolved(DEFAULT_PG_PASSWORD_FILE, root) if raw.get("data_dir") else None,
+        password_file=_resolved(raw["password_file"], root)
+        if raw.get("password_file")
+        else _resolved(DEFAULT_PG_PASSWORD_FILE, root)
+        if raw.get("data_dir")
+        else None,
     )
 
 

@@ -27,8 +27,13 @@ SECRETS_DIR = CACHE_DIR / "secrets"  # beside the pseudonym key of conf/local.ya
 
 # Variables that hold a secret: a child process gets none of them unless it names the ones it uses.
 SECRET_VARIABLES = (
-    "LAKEHOUSE_PG_PASSWORD", "PGPASSWORD", "LAKEHOUSE_PSEUDONYM_KEY",
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "_SPARK_AUTH_SECRET",
+    "LAKEHOUSE_PG_PASSWORD",
+    "PGPASSWORD",
+    "LAKEHOUSE_PSEUDONYM_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "_SPARK_AUTH_SECRET",
 )
 S3_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -92,9 +97,11 @@ def write_private(path: Path, text: str) -> Path:
 
 def spark_properties(settings: Mapping[str, str]) -> str:
     """``settings`` in the format of Spark's ``--properties-file`` (java.util.Properties, ``key=value``)."""
+
     def escape(text: str, key: bool = False) -> str:
         text = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
         return text.replace("=", "\\=").replace(":", "\\:").replace(" ", "\\ ") if key else text
+
     return "".join(f"{escape(key, True)}={escape(str(value))}\n" for key, value in settings.items())
 
 
@@ -151,19 +158,23 @@ def spawn(daemon: Daemon, command: Sequence[str], env: Mapping[str, str] | None 
     return process
 
 
-def wait_until(ready: Callable[[], bool], daemon: Daemon, process: subprocess.Popen | None, timeout_s: float,
-               what: str) -> None:
+def wait_until(
+    ready: Callable[[], bool], daemon: Daemon, process: subprocess.Popen | None, timeout_s: float, what: str
+) -> None:
     """Poll ``ready`` once a second; DaemonError with the log's tail if the process exits or time runs out."""
     deadline = time.monotonic() + timeout_s
     while not ready():
         exited = process.poll() if process is not None else (None if running_pid(daemon) else 1)
         if exited is not None:
             daemon.pid_file.unlink(missing_ok=True)
-            raise DaemonError(f"{what}: the process exited with code {exited} (log: {daemon.log_file}):\n"
-                              f"{log_tail(daemon)}")
+            raise DaemonError(
+                f"{what}: the process exited with code {exited} (log: {daemon.log_file}):\n{log_tail(daemon)}"
+            )
         if time.monotonic() > deadline:
             stop(daemon)
-            raise DaemonError(f"{what}: not ready within {timeout_s:.0f} s (log: {daemon.log_file}):\n{log_tail(daemon)}")
+            raise DaemonError(
+                f"{what}: not ready within {timeout_s:.0f} s (log: {daemon.log_file}):\n{log_tail(daemon)}"
+            )
         time.sleep(1)
 
 

@@ -34,7 +34,9 @@ def format_dag(project: Project) -> str:
     lines = []
 
     def listed(label: str, names: tuple[str, ...]) -> None:
-        text = textwrap.fill(", ".join(names), 110, initial_indent=f"{'':<{width}}  {label:<7}", subsequent_indent=indent)
+        text = textwrap.fill(
+            ", ".join(names), 110, initial_indent=f"{'':<{width}}  {label:<7}", subsequent_indent=indent
+        )
         lines.append(text)
 
     for step in steps:
@@ -68,7 +70,9 @@ def render_svg(project: Project) -> str:
     ]
     for column, layer in enumerate(LAYERS):
         x = margin + column * (box_width + column_gap) + box_width // 2
-        parts.append(f'<text x="{x}" y="{margin + 12}" text-anchor="middle" font-weight="bold" font-size="14">{layer}</text>')
+        parts.append(
+            f'<text x="{x}" y="{margin + 12}" text-anchor="middle" font-weight="bold" font-size="14">{layer}</text>'
+        )
     for declaration in tables:
         x2, y2 = position[declaration.name]
         for upstream in declaration.upstreams:
@@ -88,7 +92,8 @@ def render_svg(project: Project) -> str:
             f'<rect x="{x}" y="{y}" width="{box_width}" height="{box_height}" rx="5" '
             f'fill="{LAYER_COLOURS[declaration.layer]}" stroke="#444"/>',
             f'<text x="{x + 8}" y="{y + 14}" font-weight="bold">{escape(declaration.name)}</text>',
-            f'<text x="{x + 8}" y="{y + 28}" fill="#333" font-size="10">{escape(_drawn_step(declaration))}{quarantine}</text>',
+            f'<text x="{x + 8}" y="{y + 28}" fill="#333" font-size="10">'
+            f"{escape(_drawn_step(declaration))}{quarantine}</text>",
         ]
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
@@ -97,7 +102,10 @@ def render_svg(project: Project) -> str:
 def _drawn_step(declaration: TableDeclaration) -> str:
     """What the box says writes the table: its definition file, or the step that derives it."""
     if declaration.step == declaration.name and declaration.defined_in is not None:
-        return f"{declaration.defined_in.parent.parent.name}/{declaration.defined_in.parent.name}/{declaration.defined_in.name}"
+        return (
+            f"{declaration.defined_in.parent.parent.name}/{declaration.defined_in.parent.name}/"
+            f"{declaration.defined_in.name}"
+        )
     return declaration.step or ""
 
 

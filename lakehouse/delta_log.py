@@ -78,15 +78,17 @@ def commits_after(spark: SparkSession, path: str, version: int | None, with_file
             elif kind == "AddFile" and with_files:
                 added.append(action.absolutePath(log).toString())
                 deletions = deletions or action.deletionVector() is not None
-        summaries.append(CommitSummary(
-            version=int(entry._1()),
-            operation=info.get("operation"),
-            operation_metrics=dict(info.get("operationMetrics") or {}),
-            operation_parameters=dict(info.get("operationParameters") or {}),
-            user_metadata=info.get("userMetadata"),
-            added_files=tuple(added),
-            files_have_deletions=deletions,
-        ))
+        summaries.append(
+            CommitSummary(
+                version=int(entry._1()),
+                operation=info.get("operation"),
+                operation_metrics=dict(info.get("operationMetrics") or {}),
+                operation_parameters=dict(info.get("operationParameters") or {}),
+                user_metadata=info.get("userMetadata"),
+                added_files=tuple(added),
+                files_have_deletions=deletions,
+            )
+        )
     return summaries
 
 

@@ -170,7 +170,9 @@ def fetch_s3proxy_jar() -> Path:
             expected = response.read().decode().split()[0].strip()
     except OSError as exc:
         partial.unlink(missing_ok=True)
-        raise MissingJarsError(f"could not download {url}: {exc} (run `make setup` with access to Maven Central)") from exc
+        raise MissingJarsError(
+            f"could not download {url}: {exc} (run `make setup` with access to Maven Central)"
+        ) from exc
     actual = hashlib.sha1(partial.read_bytes()).hexdigest()
     if actual != expected:
         partial.unlink()

@@ -28,8 +28,14 @@ class JobContext:
     read of :attr:`spark`, so a job that never asks for it (training through the Arrow loader) starts no JVM.
     """
 
-    def __init__(self, spark: SparkSession | Callable[[], SparkSession], config: LakehouseConfig, job_name: str,
-                 run_id: str, options: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        spark: SparkSession | Callable[[], SparkSession],
+        config: LakehouseConfig,
+        job_name: str,
+        run_id: str,
+        options: Mapping[str, Any] | None = None,
+    ):
         self._spark = spark
         self.config = config
         self.job_name = job_name
@@ -79,8 +85,12 @@ def new_run_id(job_name: str) -> str:
     return f"{job_name}-{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-def new_context(spark: SparkSession | Callable[[], SparkSession], config: LakehouseConfig, job_name: str,
-                options: Mapping[str, Any] | None = None) -> JobContext:
+def new_context(
+    spark: SparkSession | Callable[[], SparkSession],
+    config: LakehouseConfig,
+    job_name: str,
+    options: Mapping[str, Any] | None = None,
+) -> JobContext:
     """A context with a new run id; ``spark`` a session or a function that starts one on first use."""
     return JobContext(spark, config, job_name, new_run_id(job_name), options)
 
@@ -89,8 +99,9 @@ RunFunction = Callable[[JobContext, argparse.Namespace], JobResult]
 ArgumentsFunction = Callable[[argparse.ArgumentParser], None]
 
 
-def build_parser(job_name: str, description: str | None, add_arguments: ArgumentsFunction | None,
-                 project: str | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    job_name: str, description: str | None, add_arguments: ArgumentsFunction | None, project: str | None = None
+) -> argparse.ArgumentParser:
     """The job's command line: ``--conf-file`` and ``--project`` (default ``project``) plus the job's own options."""
     parser = argparse.ArgumentParser(prog=job_name, description=description)
     parser.add_argument(
@@ -98,8 +109,11 @@ def build_parser(job_name: str, description: str | None, add_arguments: Argument
         default=None,
         help="environment YAML (default: $LAKEHOUSE_CONF or the project's conf/local.yaml)",
     )
-    parser.add_argument("--project", default=project,
-                        help="the project folder (default: the job's own, else $LAKEHOUSE_PROJECT or the one around here)")
+    parser.add_argument(
+        "--project",
+        default=project,
+        help="the project folder (default: the job's own, else $LAKEHOUSE_PROJECT or the one around here)",
+    )
     if add_arguments is not None:
         add_arguments(parser)
     return parser
@@ -164,19 +178,29 @@ def job_main(
     a quality gate that refused the data, missing input) prints one line naming it and returns 1.
     """
     from lakehouse.config import ConfigError
+    from lakehouse.engine.files import BatchFailed
     from lakehouse.project import ProjectError
     from lakehouse.quality.gate import QualityGateError
     from lakehouse.quality.suites import SuiteError
     from lakehouse.schemas import SchemaFileError
-    from lakehouse.engine.files import BatchFailed
     from lakehouse.streams import StreamFailed
     from lakehouse.writer import SchemaMismatchError
 
     args = build_parser(job_name, description, add_arguments, project).parse_args(argv)
     try:
         result = run_job(job_name, run, args)
-    except (ConfigError, ProjectError, SuiteError, SchemaFileError, SchemaMismatchError, QualityGateError,
-            StreamFailed, BatchFailed, FileNotFoundError, RuntimeError) as exc:
+    except (
+        ConfigError,
+        ProjectError,
+        SuiteError,
+        SchemaFileError,
+        SchemaMismatchError,
+        QualityGateError,
+        StreamFailed,
+        BatchFailed,
+        FileNotFoundError,
+        RuntimeError,
+    ) as exc:
         print(f"{job_name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(result.summary())

@@ -90,8 +90,9 @@ class FileLock:
                 except BlockingIOError:
                     if time.monotonic() - started > timeout_s:
                         handle.close()
-                        raise LockTimeout(f"{self.what}: {self.path} still locked by another process after "
-                                          f"{timeout_s:.0f} s") from None
+                        raise LockTimeout(
+                            f"{self.what}: {self.path} still locked by another process after {timeout_s:.0f} s"
+                        ) from None
                     time.sleep(0.2)
         self._handle = handle
         return time.monotonic() - started
@@ -106,8 +107,7 @@ class FileLock:
 class ObjectLock:
     """A lease object on S3, taken with a conditional PUT (the module's docstring says how it works)."""
 
-    def __init__(self, client, bucket: str, key: str, what: str, ttl_s: float = DEFAULT_TTL_S,
-                 poll_s: float = 0.5):
+    def __init__(self, client, bucket: str, key: str, what: str, ttl_s: float = DEFAULT_TTL_S, poll_s: float = 0.5):
         self.client, self.bucket, self.key, self.what = client, bucket, key, what
         self.name = f"s3a://{bucket}/{key}"
         self.ttl_s, self.poll_s = ttl_s, poll_s
@@ -119,8 +119,14 @@ class ObjectLock:
         self.requests = 0  # S3 requests made (the cost the tests measure)
 
     def _body(self) -> bytes:
-        return json.dumps({"owner": self.owner, "what": self.what, "ttl_s": self.ttl_s,
-                           "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}).encode()
+        return json.dumps(
+            {
+                "owner": self.owner,
+                "what": self.what,
+                "ttl_s": self.ttl_s,
+                "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+        ).encode()
 
     def _holder(self) -> str:
         from lakehouse import object_store
@@ -146,8 +152,10 @@ class ObjectLock:
         self.requests += 1
         if object_store.put_if_absent(self.client, self.bucket, token, self.owner.encode()) is None:
             return  # another waiter is taking it over
-        print(f"{self.what}: the lock {self.name} was not renewed for {age:.0f} s (its holder died): taken over",
-              file=sys.stderr)
+        print(
+            f"{self.what}: the lock {self.name} was not renewed for {age:.0f} s (its holder died): taken over",
+            file=sys.stderr,
+        )
         object_store.delete_object(self.client, self.bucket, self.key, if_match=etag)
         object_store.delete_object(self.client, self.bucket, token)
         self.requests += 2
@@ -176,8 +184,10 @@ class ObjectLock:
                 waiting(f"{self.what}: {self.name} is held by {self._holder()}; waiting")
                 announced = True
             if timeout_s is not None and time.monotonic() - started > timeout_s:
-                raise LockTimeout(f"{self.what}: {self.name} still held by {self._holder()} after {timeout_s:.0f} s: "
-                                  "one writer at a time on an s3a warehouse (Delta's S3SingleDriverLogStore)")
+                raise LockTimeout(
+                    f"{self.what}: {self.name} still held by {self._holder()} after {timeout_s:.0f} s: "
+                    "one writer at a time on an s3a warehouse (Delta's S3SingleDriverLogStore)"
+                )
             time.sleep(delay)
             delay = min(delay * 1.5, 5.0)
 
@@ -192,8 +202,11 @@ class ObjectLock:
                 continue
             if etag is None:
                 self.lost = True
-                print(f"{self.what}: the lock {self.name} was taken over by another process while this one held "
-                      "it (it was not renewed in time)", file=sys.stderr)
+                print(
+                    f"{self.what}: the lock {self.name} was taken over by another process while this one held "
+                    "it (it was not renewed in time)",
+                    file=sys.stderr,
+                )
                 return
             self._etag = etag
 
@@ -235,8 +248,9 @@ def lock_for(config: LakehouseConfig, job: str, ttl_s: float = DEFAULT_TTL_S) ->
 
 
 @contextmanager
-def job_lock(config: LakehouseConfig, job: str, waiting: Callable[[str], None] = print,
-             timeout_s: float | None = None) -> Iterator[float]:
+def job_lock(
+    config: LakehouseConfig, job: str, waiting: Callable[[str], None] = print, timeout_s: float | None = None
+) -> Iterator[float]:
     """Hold ``job``'s lock (:func:`lock_for`); yields the seconds spent waiting for another process to
     release it. Re-entrant within a process (a pipeline step inside a job's lock, every step of an s3a
     warehouse under its one lock)."""

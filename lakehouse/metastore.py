@@ -122,7 +122,9 @@ def metastore_ready(config: LakehouseConfig) -> bool:
     found = postgres.psql(server, "postgres", f"SELECT 1 FROM pg_database WHERE datname = '{config.catalog.database}'")
     if not found.strip():
         return False
-    marker = postgres.psql(server, config.catalog.database, f"SELECT to_regclass('public.{_SCHEMA_MARKER}') IS NOT NULL")
+    marker = postgres.psql(
+        server, config.catalog.database, f"SELECT to_regclass('public.{_SCHEMA_MARKER}') IS NOT NULL"
+    )
     return marker.strip() == "t"
 
 
@@ -176,7 +178,11 @@ def create_schema(spark, config: LakehouseConfig) -> None:
         f"DROP DATABASE {probe} CASCADE",
     ):
         spark.sql(statement)
-    postgres.psql(_server(config), config.catalog.database, f"CREATE TABLE IF NOT EXISTS {_SCHEMA_MARKER} (created_at timestamptz DEFAULT now())")
+    postgres.psql(
+        _server(config),
+        config.catalog.database,
+        f"CREATE TABLE IF NOT EXISTS {_SCHEMA_MARKER} (created_at timestamptz DEFAULT now())",
+    )
 
 
 # Loggers that warn on every normal metastore call: a Delta table is "not compatible with Hive", a path

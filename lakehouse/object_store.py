@@ -66,7 +66,9 @@ class S3Server:
     port: int = DEFAULT_PORT
     host: str = "127.0.0.1"
     access_key: str = field(default_factory=lambda: os.environ.get("AWS_ACCESS_KEY_ID") or DEV_ACCESS_KEY)
-    secret_key: str = field(default_factory=lambda: os.environ.get("AWS_SECRET_ACCESS_KEY") or DEV_SECRET_KEY, repr=False)
+    secret_key: str = field(
+        default_factory=lambda: os.environ.get("AWS_SECRET_ACCESS_KEY") or DEV_SECRET_KEY, repr=False
+    )
 
     @classmethod
     def default(cls, data_dir: str | os.PathLike | None = None, port: int | None = None) -> "S3Server":
@@ -136,7 +138,11 @@ class S3Client:
             )
         secure = parsed.scheme == "https"
         return cls(
-            parsed.hostname or "localhost", parsed.port or (443 if secure else 80), access, secret, secure,
+            parsed.hostname or "localhost",
+            parsed.port or (443 if secure else 80),
+            access,
+            secret,
+            secure,
             conf.get("spark.hadoop.fs.s3a.endpoint.region") or REGION,
             str(conf.get("spark.hadoop.fs.s3a.path.style.access", "true")).lower() != "false",
             environ.get("AWS_SESSION_TOKEN") or None,
@@ -145,9 +151,13 @@ class S3Client:
 
 def _java() -> str:
     home = os.environ.get("JAVA_HOME")
-    found = str(Path(home) / "bin" / "java") if home and (Path(home) / "bin" / "java").exists() else shutil.which("java")
+    found = (
+        str(Path(home) / "bin" / "java") if home and (Path(home) / "bin" / "java").exists() else shutil.which("java")
+    )
     if not found:
-        raise ObjectStoreError("java not found (S3Proxy runs on the JDK 17 Spark uses): apt-get install openjdk-17-jdk-headless")
+        raise ObjectStoreError(
+            "java not found (S3Proxy runs on the JDK 17 Spark uses): apt-get install openjdk-17-jdk-headless"
+        )
     return found
 
 
@@ -191,10 +201,16 @@ def start(server: S3Server, buckets: Iterable[str] = (DEFAULT_BUCKET,), timeout:
         server.conf_file.chmod(0o600)
         server.conf_file.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
         # S3Proxy's logback configuration reads its levels from these variables; its keys are in its conf file.
-        env = daemons.child_environment(LOG_LEVEL=os.environ.get("LAKEHOUSE_S3_LOG_LEVEL", "warn"), JETTY_LOG_LEVEL="warn")
-        process = daemons.spawn(server.daemon, [_java(), "-Xmx256m", "-jar", str(jar), "--properties", str(server.conf_file)], env)
+        env = daemons.child_environment(
+            LOG_LEVEL=os.environ.get("LAKEHOUSE_S3_LOG_LEVEL", "warn"), JETTY_LOG_LEVEL="warn"
+        )
+        process = daemons.spawn(
+            server.daemon, [_java(), "-Xmx256m", "-jar", str(jar), "--properties", str(server.conf_file)], env
+        )
         try:
-            daemons.wait_until(lambda: _answers(server), server.daemon, process, timeout, f"S3Proxy on {server.endpoint}")
+            daemons.wait_until(
+                lambda: _answers(server), server.daemon, process, timeout, f"S3Proxy on {server.endpoint}"
+            )
         except daemons.DaemonError as exc:
             raise ObjectStoreError(str(exc)) from None
     for bucket in buckets:
@@ -208,6 +224,7 @@ def stop(server: S3Server, timeout: float = 20.0) -> bool:
 
 
 # --- the S3 REST API, signed with AWS Signature V4 ---------------------------------------------------------
+
 
 def _hmac(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode(), hashlib.sha256).digest()
@@ -259,17 +276,26 @@ def request_with_headers(
     if getattr(server, "session_token", None):
         signed["x-amz-security-token"] = server.session_token
     signed_headers = ";".join(sorted(signed))
-    canonical_request = "\n".join([
-        method, path, canonical_query, "".join(f"{name}:{signed[name]}\n" for name in sorted(signed)),
-        signed_headers, payload_hash,
-    ])
+    canonical_request = "\n".join(
+        [
+            method,
+            path,
+            canonical_query,
+            "".join(f"{name}:{signed[name]}\n" for name in sorted(signed)),
+            signed_headers,
+            payload_hash,
+        ]
+    )
     scope = f"{day}/{region}/s3/aws4_request"
-    string_to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()])
+    string_to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
+    )
     signing_key = _hmac(_hmac(_hmac(_hmac(("AWS4" + server.secret_key).encode(), day), region), "s3"), "aws4_request")
     signature = hmac.new(signing_key, string_to_sign.encode(), hashlib.sha256).hexdigest()
     sent = dict(signed)
     sent["authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={server.access_key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
+        f"AWS4-HMAC-SHA256 Credential={server.access_key}/{scope}, "
+        f"SignedHeaders={signed_headers}, Signature={signature}"
     )
     sent["content-length"] = str(len(body))
     connection_class = http.client.HTTPSConnection if secure else http.client.HTTPConnection
@@ -355,8 +381,9 @@ def head_object(server, bucket: str, key: str) -> dict[str, str] | None:
 
 def delete_object(server, bucket: str, key: str, if_match: str | None = None) -> bool:
     """Delete the object (only while its ETag is ``if_match``, when given); False when that did not hold."""
-    status, _, body = request_with_headers(server, "DELETE", bucket, key,
-                                           headers={"If-Match": if_match} if if_match else None)
+    status, _, body = request_with_headers(
+        server, "DELETE", bucket, key, headers={"If-Match": if_match} if if_match else None
+    )
     if status == 412:
         return False
     _check(status, body, f"delete s3://{bucket}/{key}")

@@ -88,10 +88,16 @@ def code_version(step: Step) -> str:
 def config_fingerprint(config: LakehouseConfig) -> str:
     """A fingerprint of the configuration, less what cannot change a table's rows (where the file was
     read from, the Data Docs site, the catalog and the MLflow store)."""
-    settings = dataclasses.asdict(dataclasses.replace(
-        config, source_file=None, project_root="", quality=dataclasses.replace(config.quality, data_docs=True),
-        catalog=None, mlflow_tracking_uri=None,
-    ))
+    settings = dataclasses.asdict(
+        dataclasses.replace(
+            config,
+            source_file=None,
+            project_root="",
+            quality=dataclasses.replace(config.quality, data_docs=True),
+            catalog=None,
+            mlflow_tracking_uri=None,
+        )
+    )
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -118,9 +124,14 @@ def last_success(spark: SparkSession, config: LakehouseConfig, job: str):
     if cached is None or cached[0] != version:
         rank = Window.partitionBy("step").orderBy(F.col("ended_at").desc())
         rows = (
-            spark.read.format("delta").option("versionAsOf", version).load(path)
+            spark.read.format("delta")
+            .option("versionAsOf", version)
+            .load(path)
             .where(F.col("status") == "succeeded")
-            .withColumn("_rank", F.row_number().over(rank)).where("_rank = 1").drop("_rank").collect()
+            .withColumn("_rank", F.row_number().over(rank))
+            .where("_rank = 1")
+            .drop("_rank")
+            .collect()
         )
         cached = (version, {row.step: row for row in rows})
         _LAST_SUCCESSES[path] = cached
@@ -139,8 +150,9 @@ def _remember_recorded(path: str, before: int | None, after: int | None, rows: l
     _LAST_SUCCESSES[path] = (after, successes)
 
 
-def decide(spark: SparkSession, config: LakehouseConfig, step: Step, inputs: dict[str, int]
-           ) -> tuple[dict[str, int] | None, str]:
+def decide(
+    spark: SparkSession, config: LakehouseConfig, step: Step, inputs: dict[str, int]
+) -> tuple[dict[str, int] | None, str]:
     """Whether ``step`` can be skipped, and why (or why it must run): skipped when its last success saw
     the same input versions, code and configuration, and its outputs are still what it left. Returns
     those output versions when it can be skipped, None when it must run."""
@@ -151,7 +163,9 @@ def decide(spark: SparkSession, config: LakehouseConfig, step: Step, inputs: dic
         return None, "no successful run yet"
     before = json.loads(previous.inputs)
     if before != inputs:
-        changed = [f"{name} v{before.get(name)}->v{version}" for name, version in inputs.items() if before.get(name) != version]
+        changed = [
+            f"{name} v{before.get(name)}->v{version}" for name, version in inputs.items() if before.get(name) != version
+        ]
         return None, "inputs changed: " + ", ".join(changed)
     if previous.code_version != code_version(step):
         return None, "code changed"
@@ -202,9 +216,18 @@ def _record(spark: SparkSession, config: LakehouseConfig, run_id: str, outcomes:
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     rows = [
         (
-            run_id, outcome.step.name, outcome.status, outcome.reason, outcome.started_at or now, now,
-            json.dumps(outcome.inputs, sort_keys=True), json.dumps(outcome.outputs, sort_keys=True),
-            int(outcome.rows_written), code_version(outcome.step), config_fingerprint(config), outcome.job_run_id,
+            run_id,
+            outcome.step.name,
+            outcome.status,
+            outcome.reason,
+            outcome.started_at or now,
+            now,
+            json.dumps(outcome.inputs, sort_keys=True),
+            json.dumps(outcome.outputs, sort_keys=True),
+            int(outcome.rows_written),
+            code_version(outcome.step),
+            config_fingerprint(config),
+            outcome.job_run_id,
             outcome.error,
         )
         for outcome in outcomes
@@ -245,8 +268,9 @@ def run_pipeline(
             blocked_by = [job for job in step.upstream_steps if job in failed_jobs]
             if blocked_by:
                 failed_jobs.add(step.name)
-                outcome = StepOutcome(step, "blocked", f"{', '.join(blocked_by)} did not succeed",
-                                      _versions(spark, config, step.inputs))
+                outcome = StepOutcome(
+                    step, "blocked", f"{', '.join(blocked_by)} did not succeed", _versions(spark, config, step.inputs)
+                )
             else:
                 # Decided under the step's lock: a concurrent run that held it may have just done the work.
                 with job_lock(config, step.name, waiting=progress):
@@ -277,9 +301,15 @@ def run_pipeline(
 # Delta's optimistic concurrency: another writer committed first. Every step is idempotent (checkpoints,
 # transactions, overwrites), so running it again is safe; past these attempts the conflict is reported.
 CONFLICT_ATTEMPTS = 3
-_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
-              "ConcurrentTransactionException", "MetadataChangedException", "ProtocolChangedException",
-              "DELTA_CONCURRENT")
+_CONFLICTS = (
+    "ConcurrentAppendException",
+    "ConcurrentDeleteReadException",
+    "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException",
+    "MetadataChangedException",
+    "ProtocolChangedException",
+    "DELTA_CONCURRENT",
+)
 
 
 def is_write_conflict(exc: BaseException) -> bool:
@@ -301,13 +331,24 @@ def _run_step(spark, config, step: Step, inputs: dict[str, int], reason: str, op
                 reason = f"{reason}; retried after a concurrent write"
                 continue
             return StepOutcome(
-                step, "failed", reason, inputs, _versions(spark, config, step.outputs),
-                seconds=time.monotonic() - started, error="".join(traceback.format_exception_only(exc)),
+                step,
+                "failed",
+                reason,
+                inputs,
+                _versions(spark, config, step.outputs),
+                seconds=time.monotonic() - started,
+                error="".join(traceback.format_exception_only(exc)),
             )
     return StepOutcome(
-        step, "succeeded", reason, inputs, _versions(spark, config, step.outputs),
+        step,
+        "succeeded",
+        reason,
+        inputs,
+        _versions(spark, config, step.outputs),
         rows_written=sum(write.rows_written for write in result.writes if write.committed),
-        seconds=time.monotonic() - started, job_run_id=result.run_id, writes=list(result.writes),
+        seconds=time.monotonic() - started,
+        job_run_id=result.run_id,
+        writes=list(result.writes),
         job_summary=result.summary(),
     )
 

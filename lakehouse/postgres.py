@@ -86,8 +86,13 @@ class PostgresServer:
         """The server a :class:`~lakehouse.config.LakehouseConfig` points at."""
         pg = config.postgres
         password_file = getattr(pg, "password_file", None)
-        return cls(reachable_data_dir(Path(pg.data_dir)) if pg.data_dir else None, pg.port, pg.host, pg.user,
-                   Path(password_file) if password_file else None)
+        return cls(
+            reachable_data_dir(Path(pg.data_dir)) if pg.data_dir else None,
+            pg.port,
+            pg.host,
+            pg.user,
+            Path(password_file) if password_file else None,
+        )
 
     def managed_data_dir(self) -> Path:
         if self.data_dir is None:
@@ -167,7 +172,11 @@ def server_password(server_or_config) -> str | None:
 
     Takes a :class:`PostgresServer` or a :class:`~lakehouse.config.LakehouseConfig`. What Spark's JDBC
     reads and the metastore connect with; psql and friends get it through :func:`client_environment`."""
-    server = server_or_config if isinstance(server_or_config, PostgresServer) else PostgresServer.from_config(server_or_config)
+    server = (
+        server_or_config
+        if isinstance(server_or_config, PostgresServer)
+        else PostgresServer.from_config(server_or_config)
+    )
     if server.password_file is not None and server.password_file.is_file():
         return daemons.read_secret(server.password_file)
     return os.environ.get(PASSWORD_VARIABLE) or None
@@ -235,8 +244,11 @@ def _require_passwords(server: PostgresServer) -> None:
         hba = data_dir / "pg_hba.conf"
         hba.write_text(_HBA_TRUST.sub(lambda m: m.group(1) + AUTH_METHOD, hba.read_text()))  # keeps its owner
         _run(_as_server_user([str(_bin_dir() / "pg_ctl"), "-D", str(data_dir), "reload"]), f"reloading {data_dir}")
-        print(f"PostgreSQL in {data_dir} trusted every local connection: switched to {AUTH_METHOD}, "
-              f"the role {server.user}'s password is in {server.password_file}", file=sys.stderr)
+        print(
+            f"PostgreSQL in {data_dir} trusted every local connection: switched to {AUTH_METHOD}, "
+            f"the role {server.user}'s password is in {server.password_file}",
+            file=sys.stderr,
+        )
         return
     if server_password(server) is None:
         raise PostgresError(
@@ -252,7 +264,8 @@ def _require_passwords(server: PostgresServer) -> None:
 def is_running(server: PostgresServer) -> bool:
     """True when a server answers on the server's host and port (pg_isready: no password needed)."""
     result = subprocess.run(
-        [_client("pg_isready"), "-h", server.host, "-p", str(server.port), "-q"], capture_output=True,
+        [_client("pg_isready"), "-h", server.host, "-p", str(server.port), "-q"],
+        capture_output=True,
         env=server.client_env(),
     )
     return result.returncode == 0
@@ -267,10 +280,20 @@ def _initdb(server: PostgresServer, data_dir: Path) -> None:
         _hand_to_server_user(Path(private))  # as root, initdb runs as postgres: it must read the file
         _hand_to_server_user(pwfile)
         _run(
-            _as_server_user([
-                str(_bin_dir() / "initdb"), "-D", str(data_dir), "-U", server.user, f"--auth={AUTH_METHOD}",
-                f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C",
-            ]),
+            _as_server_user(
+                [
+                    str(_bin_dir() / "initdb"),
+                    "-D",
+                    str(data_dir),
+                    "-U",
+                    server.user,
+                    f"--auth={AUTH_METHOD}",
+                    f"--pwfile={pwfile}",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ]
+            ),
             f"initdb {data_dir}",
         )
 
@@ -300,10 +323,21 @@ def start(server: PostgresServer) -> PostgresServer:
     log_file.touch(exist_ok=True)
     _hand_to_server_user(log_file)
     _run(
-        _as_server_user([
-            str(_bin_dir() / "pg_ctl"), "-D", str(data_dir), "-l", str(log_file), "-w", "-t", "60",
-            "-o", f"-p {server.port}", "start",
-        ]),
+        _as_server_user(
+            [
+                str(_bin_dir() / "pg_ctl"),
+                "-D",
+                str(data_dir),
+                "-l",
+                str(log_file),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {server.port}",
+                "start",
+            ]
+        ),
         f"starting PostgreSQL on {server.host}:{server.port} (log: {log_file})",
     )
     _require_passwords(server)
@@ -322,8 +356,9 @@ def stop(server: PostgresServer) -> bool:
     return True
 
 
-def psql(server: PostgresServer, database: str, sql: str | None = None, file: Path | None = None,
-         stdin: str | None = None) -> str:
+def psql(
+    server: PostgresServer, database: str, sql: str | None = None, file: Path | None = None, stdin: str | None = None
+) -> str:
     """Run SQL (a string or a file) with psql, stopping at the first error; return its output."""
     command = [_client("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database, "-At"]
     if sql is not None:

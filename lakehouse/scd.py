@@ -50,7 +50,11 @@ def with_held_keys(rows: DataFrame, held: DataFrame | None, key_columns: list[st
 
 
 def merge_current_state(
-    spark: SparkSession, config: LakehouseConfig, declaration: TableDeclaration, rows: DataFrame, commit: Commit,
+    spark: SparkSession,
+    config: LakehouseConfig,
+    declaration: TableDeclaration,
+    rows: DataFrame,
+    commit: Commit,
     held: DataFrame | None = None,
 ) -> WriteResult:
     """Make the table hold exactly ``rows`` (one per key): changed rows updated, new inserted, missing deleted.
@@ -69,7 +73,8 @@ def merge_current_state(
     columns = {c: F.col(f"s.{c}") for c in declaration.schema.names}
     with commit_context(spark, commit):
         (
-            DeltaTable.forPath(spark, path).alias("t")
+            DeltaTable.forPath(spark, path)
+            .alias("t")
             .merge(rows.alias("s"), keys_match)
             .whenMatchedUpdate(condition=~F.col(f"s.{HELD}") & changed, set=columns)
             .whenNotMatchedInsert(condition=~F.col(f"s.{HELD}"), values=columns)
@@ -127,7 +132,9 @@ def merge_history(
         (
             table.alias("t")
             .merge(source.alias("s"), matches)
-            .whenMatchedUpdate(condition=live & values_differ("t", "s", values), set={**closed, "deleted": F.lit(False)})
+            .whenMatchedUpdate(
+                condition=live & values_differ("t", "s", values), set={**closed, "deleted": F.lit(False)}
+            )
             .whenNotMatchedInsert(condition=live, values={**{c: F.col(f"s.{c}") for c in source_columns}, **opened})
             .whenNotMatchedBySourceUpdate(condition="t.is_current", set={**closed, "deleted": F.lit(True)})
             .execute()
@@ -142,7 +149,10 @@ def last_applied(spark: SparkSession, config: LakehouseConfig, declaration: Tabl
     path = config.table_path(declaration.name)
     if current_version(spark, path) is None:
         return None
-    row = spark.read.format("delta").load(path).select(
-        F.greatest(F.max("valid_from"), F.max("valid_to")).alias("latest")
-    ).first()
+    row = (
+        spark.read.format("delta")
+        .load(path)
+        .select(F.greatest(F.max("valid_from"), F.max("valid_to")).alias("latest"))
+        .first()
+    )
     return row.latest if row else None

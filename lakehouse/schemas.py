@@ -18,7 +18,6 @@ from pathlib import Path
 import yaml
 from pyspark.sql import types as T
 
-
 _ATOMIC_TYPES = {
     "string": T.StringType(),
     "bigint": T.LongType(),

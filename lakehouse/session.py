@@ -75,14 +75,18 @@ def _secrets_kept_from_the_jvm():
     Python workers inherit it). s3a's keys stay: the JVM signs with them."""
     from lakehouse.daemons import S3_VARIABLES, SECRET_VARIABLES
 
-    removed = {name: os.environ.pop(name) for name in SECRET_VARIABLES if name in os.environ and name not in S3_VARIABLES}
+    removed = {
+        name: os.environ.pop(name) for name in SECRET_VARIABLES if name in os.environ and name not in S3_VARIABLES
+    }
     try:
         yield
     finally:
         os.environ.update(removed)
 
 
-def get_spark(config: LakehouseConfig, app_name: str | None = None, extra_conf: Mapping[str, str] | None = None) -> SparkSession:
+def get_spark(
+    config: LakehouseConfig, app_name: str | None = None, extra_conf: Mapping[str, str] | None = None
+) -> SparkSession:
     """Return the active SparkSession or start one configured from ``config``.
 
     Under ``spark-submit`` the JVM is already running; settings that only apply at JVM start

@@ -80,7 +80,8 @@ public class PasswordFileAuthenticator implements PasswdAuthenticationProvider {
           continue;
         }
         byte[] expected = hex(f[4]);
-        PBEKeySpec spec = new PBEKeySpec(password.toCharArray(), hex(f[3]), Integer.parseInt(f[2]), expected.length * 8);
+        PBEKeySpec spec = new PBEKeySpec(password.toCharArray(), hex(f[3]), Integer.parseInt(f[2]), \
+expected.length * 8);
         byte[] actual = SecretKeyFactory.getInstance("PBKDF2WithHmacSHA256").generateSecret(spec).getEncoded();
         if (MessageDigest.isEqual(expected, actual)) {
           return;
@@ -133,7 +134,9 @@ class SqlServer:
         return f"jdbc:hive2://{self.host}:{self.port}/default"
 
 
-def sql_server(config: LakehouseConfig, port: int | None = None, users_file: str | os.PathLike | None = None) -> SqlServer:
+def sql_server(
+    config: LakehouseConfig, port: int | None = None, users_file: str | os.PathLike | None = None
+) -> SqlServer:
     """The SQL server of ``config``'s environment: on ``port``, or the one it was started on; checking
     passwords against ``users_file`` (default ``.cache/secrets/sql-server.users``, or the one it was started with)."""
     warehouse = config.warehouse.removeprefix("file:")
@@ -198,10 +201,14 @@ def check_password(users_file: Path, name: str, password: str) -> bool:
 
 def _javac() -> str:
     home = os.environ.get("JAVA_HOME")
-    found = str(Path(home) / "bin" / "javac") if home and (Path(home) / "bin" / "javac").exists() else shutil.which("javac")
+    found = (
+        str(Path(home) / "bin" / "javac") if home and (Path(home) / "bin" / "javac").exists() else shutil.which("javac")
+    )
     if not found:
-        raise SqlServerError("javac not found: the SQL server's password check is a Java class compiled at set-up "
-                             "(apt-get install openjdk-17-jdk-headless)")
+        raise SqlServerError(
+            "javac not found: the SQL server's password check is a Java class compiled at set-up "
+            "(apt-get install openjdk-17-jdk-headless)"
+        )
     return found
 
 
@@ -221,8 +228,11 @@ def compile_authenticator() -> Path:
         source = Path(work) / "PasswordFileAuthenticator.java"
         source.write_text(AUTHENTICATOR_SOURCE)
         built = Path(work) / "classes"
-        done = subprocess.run([_javac(), "-nowarn", "--release", "17", "-d", str(built), "-cp", str(thrift_jars[0]),
-                               str(source)], capture_output=True, text=True)
+        done = subprocess.run(
+            [_javac(), "-nowarn", "--release", "17", "-d", str(built), "-cp", str(thrift_jars[0]), str(source)],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             raise SqlServerError(f"compiling the SQL server's authenticator failed:\n{done.stderr[-3000:]}")
         try:
@@ -247,7 +257,8 @@ def server_command(config: LakehouseConfig, server: SqlServer, driver_memory: st
     # (ClassNotFoundException: DeltaCatalog): Delta's own jars go on the server's class path too. Only
     # those: their dependencies (an older Jackson) would shadow Spark's own there. The authenticator too.
     on_class_path = [
-        jar for jar in settings["spark.jars"].split(",")
+        jar
+        for jar in settings["spark.jars"].split(",")
         if Path(jar).name.startswith(("io.delta_delta-spark", "io.delta_delta-storage", "org.postgresql"))
     ]
     settings["spark.driver.extraClassPath"] = os.pathsep.join([*on_class_path, str(compile_authenticator())])
@@ -258,20 +269,29 @@ def server_command(config: LakehouseConfig, server: SqlServer, driver_memory: st
     settings.pop("spark.driver.memory", None)
     command = [
         str(spark_home() / "bin" / "spark-submit"),
-        "--class", THRIFT_SERVER_CLASS,
-        "--name", f"lakehouse-sql-server-{config.environment}",
-        "--master", config.spark_master or "local[*]",
-        "--driver-memory", memory,
+        "--class",
+        THRIFT_SERVER_CLASS,
+        "--name",
+        f"lakehouse-sql-server-{config.environment}",
+        "--master",
+        config.spark_master or "local[*]",
+        "--driver-memory",
+        memory,
     ]
     for key, value in settings.items():
         command += ["--conf", f"{key}={value}"]
     return command + [
         "spark-internal",
-        "--hiveconf", f"hive.server2.thrift.bind.host={server.host}",
-        "--hiveconf", f"hive.server2.thrift.port={server.port}",
-        "--hiveconf", "hive.server2.authentication=CUSTOM",
-        "--hiveconf", f"hive.server2.custom.authentication.class={AUTHENTICATOR_CLASS}",
-        "--hiveconf", f"{USERS_FILE_PROPERTY}={server.users_file}",
+        "--hiveconf",
+        f"hive.server2.thrift.bind.host={server.host}",
+        "--hiveconf",
+        f"hive.server2.thrift.port={server.port}",
+        "--hiveconf",
+        "hive.server2.authentication=CUSTOM",
+        "--hiveconf",
+        f"hive.server2.custom.authentication.class={AUTHENTICATOR_CLASS}",
+        "--hiveconf",
+        f"{USERS_FILE_PROPERTY}={server.users_file}",
     ]
 
 
@@ -280,8 +300,13 @@ def running_pid(server: SqlServer) -> int | None:
     return daemons.running_pid(server.daemon)
 
 
-def start(config: LakehouseConfig, port: int = DEFAULT_PORT, driver_memory: str | None = None,
-          timeout_s: float = 300, users_file: str | os.PathLike | None = None) -> SqlServer:
+def start(
+    config: LakehouseConfig,
+    port: int = DEFAULT_PORT,
+    driver_memory: str | None = None,
+    timeout_s: float = 300,
+    users_file: str | os.PathLike | None = None,
+) -> SqlServer:
     """Start the server detached and wait until it accepts connections; no-op when it already runs.
     It lets in the accounts of ``users_file`` (default ``.cache/secrets/sql-server.users``; see :func:`add_user`)."""
     from lakehouse.metastore import hive_conf_dir
@@ -303,8 +328,9 @@ def start(config: LakehouseConfig, port: int = DEFAULT_PORT, driver_memory: str 
     server.port_file.write_text(str(server.port))
     (server.state_dir / "server.users-file").write_text(str(server.users_file))
     try:
-        daemons.wait_until(lambda: daemons.port_open(server.host, server.port), server.daemon, process, timeout_s,
-                           "the SQL server")
+        daemons.wait_until(
+            lambda: daemons.port_open(server.host, server.port), server.daemon, process, timeout_s, "the SQL server"
+        )
     except daemons.DaemonError as exc:
         raise SqlServerError(str(exc)) from None
     return server

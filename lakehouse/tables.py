@@ -50,8 +50,12 @@ class TableDeclaration:
     has_quarantine: bool = False
     stamp_schema_file: Path | None = None  # columns appended after the schema's (e.g. snapshot stamps)
     pseudonymised_from: tuple[PrivateColumn, ...] = ()  # schema-file columns replaced by pseudonyms or dropped
-    private_columns: tuple[PrivateColumn, ...] = ()  # raw personal columns: pseudonymised whenever a definition reads them
-    format_schema: T.StructType | None = field(default=None, compare=False, hash=False)  # columns given by a file format
+    private_columns: tuple[
+        PrivateColumn, ...
+    ] = ()  # raw personal columns: pseudonymised whenever a definition reads them
+    format_schema: T.StructType | None = field(
+        default=None, compare=False, hash=False
+    )  # columns given by a file format
     defined_in: Path | None = None  # the file that declares it (a source, a definition)
 
     @property
@@ -169,7 +173,9 @@ def platform_table(name: str) -> TableDeclaration:
     raise KeyError(f"no platform table {name!r}")
 
 
-def snapshot_declaration(table: SourceTable, step: str, defined_in: Path, expectations: Path | None) -> TableDeclaration:
+def snapshot_declaration(
+    table: SourceTable, step: str, defined_in: Path, expectations: Path | None
+) -> TableDeclaration:
     """``bronze.<source>_<table>``: every snapshot of a source table, stamped."""
     return TableDeclaration(
         name=table.bronze_name,
@@ -186,7 +192,9 @@ def snapshot_declaration(table: SourceTable, step: str, defined_in: Path, expect
     )
 
 
-def current_state_declaration(table: SourceTable, step: str, defined_in: Path, expectations: Path | None) -> TableDeclaration:
+def current_state_declaration(
+    table: SourceTable, step: str, defined_in: Path, expectations: Path | None
+) -> TableDeclaration:
     """``silver.<table>``: one row per key as of the latest snapshot (type 1), private columns pseudonymised."""
     return TableDeclaration(
         name=table.silver_name,
@@ -219,4 +227,3 @@ def history_declaration(table: SourceTable, step: str, defined_in: Path, expecta
         keys=(*table.silver_keys, "valid_from"),
         defined_in=defined_in,
     )
-

@@ -79,16 +79,13 @@ def ensure_table(
     columns = declaration.schema or schema
     exists = table_exists(spark, path)
     if columns is None and not exists:
-        raise SchemaMismatchError(f"{declaration.name} has no schema file and was never written: nothing to create it from")
+        raise SchemaMismatchError(
+            f"{declaration.name} has no schema file and was never written: nothing to create it from"
+        )
     if exists:  # createIfNotExists would be a no-op, at the cost of a Spark command (a fixed cost of every write)
         register_table(spark, declaration, path)
         return path
-    builder = (
-        DeltaTable.createIfNotExists(spark)
-        .location(path)
-        .addColumns(columns)
-        .comment(declaration.description)
-    )
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(columns).comment(declaration.description)
     if declaration.partition_by:
         builder = builder.partitionedBy(*declaration.partition_by)
     properties = {"delta.logRetentionDuration": f"interval {config.retention.log_days} days", **declaration.properties}

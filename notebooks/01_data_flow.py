@@ -8,8 +8,8 @@
 
 # COMMAND ----------
 
-import pandas as pd
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from lakehouse.project import find_project_root, load_project
 
@@ -53,7 +53,9 @@ display(summary)
 
 by_layer = summary.assign(layer=summary.table.str.split(".").str[0]).groupby("layer")["rows"].sum()
 figure, axis = plt.subplots(figsize=(6, 3))
-by_layer.reindex([l for l in ("bronze", "silver", "gold", "quality", "ops") if l in by_layer.index]).plot.bar(ax=axis)
+by_layer.reindex(
+    [layer for layer in ("bronze", "silver", "gold", "quality", "ops") if layer in by_layer.index]
+).plot.bar(ax=axis)
 axis.set_ylabel("rows")
 axis.set_title("Rows per layer")
 display(figure)

@@ -29,7 +29,9 @@ newer = with_rows[-1]
 older = with_rows[-2] if len(with_rows) > 1 else versions[0]
 before = spark.sql(f"SELECT * FROM {table} VERSION AS OF {older}")
 after = spark.sql(f"SELECT * FROM {table} VERSION AS OF {newer}")
-comparable = [f.name for f in after.schema.fields if f.dataType.simpleString() not in ("binary",) and not f.dataType.simpleString().startswith(("array", "map", "struct"))]
+comparable = [f.name for f in after.schema.fields
+              if f.dataType.simpleString() not in ("binary",)
+              and not f.dataType.simpleString().startswith(("array", "map", "struct"))]
 added = after.select(comparable).exceptAll(before.select(comparable))
 removed = before.select(comparable).exceptAll(after.select(comparable))
 print(f"version {older}: {before.count()} rows; version {newer}: {after.count()} rows; "

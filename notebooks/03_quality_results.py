@@ -36,10 +36,10 @@ print(f"{len(failing)} tables checked; {int((failing.checks != failing.passed).s
 
 # COMMAND ----------
 
-import matplotlib.pyplot as plt
-import pandas as pd
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 
-from lakehouse.project import find_project_root, load_project
+from lakehouse.project import find_project_root, load_project  # noqa: E402
 
 quarantine_tables = [t.quarantine.name for t in load_project(find_project_root()).tables() if t.has_quarantine
                      and spark.catalog.tableExists(t.quarantine.name)]

@@ -14,9 +14,8 @@ import pytest
 
 pytest.register_assert_rewrite("helpers")
 
-from helpers import DEMO_CONF_FILE
-from lakehouse.config import LakehouseConfig, load_config
-
+from helpers import DEMO_CONF_FILE  # noqa: E402 (after register_assert_rewrite, so its asserts are rewritten)
+from lakehouse.config import LakehouseConfig, load_config  # noqa: E402
 
 # Every JVM the suite starts (its Spark sessions, spark-submit, the SQL server, beeline, S3Proxy, the cluster's
 # daemons and executors) compiles with C1 only: on test-sized data a JVM spends more CPU optimising hot code
@@ -93,9 +92,16 @@ def config(tmp_path) -> LakehouseConfig:
 # long file handed out last. `--no-loadscope-reorder` (pytest.ini) makes xdist hand files out in this
 # collection order; by default it sends the files with the most tests first, which put these last.
 SLOW_FILES_FIRST = (
-    "test_demo_lakehouse_e2e.py", "test_cluster.py", "test_orchestration.py", "test_source_crashes.py",
-    "test_object_storage.py", "test_sources_databases.py", "test_silver_snapshots.py", "test_versioning.py",
-    "test_user_project.py", "test_pipeline_e2e.py",
+    "test_demo_lakehouse_e2e.py",
+    "test_cluster.py",
+    "test_orchestration.py",
+    "test_source_crashes.py",
+    "test_object_storage.py",
+    "test_sources_databases.py",
+    "test_silver_snapshots.py",
+    "test_versioning.py",
+    "test_user_project.py",
+    "test_pipeline_e2e.py",
 )
 
 

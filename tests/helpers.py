@@ -55,7 +55,11 @@ def write_conf_file(config, path, **sections):
 
     conf = yaml.safe_load(DEMO_CONF_FILE.read_text())
     conf["paths"] = {"warehouse": config.warehouse, "landing": config.landing}
-    conf["postgres"] = {"host": config.postgres.host, "port": config.postgres.port, "data_dir": config.postgres.data_dir}
+    conf["postgres"] = {
+        "host": config.postgres.host,
+        "port": config.postgres.port,
+        "data_dir": config.postgres.data_dir,
+    }
     conf["catalog"] = {"metastore": config.catalog.metastore, "database": config.catalog.database}
     conf["privacy"] = {"key_file": config.privacy.key_file}
     conf.update(sections)

@@ -67,10 +67,17 @@ def test_requests_are_pseudonymised_typed_and_every_line_accounted_for(spark, qu
     assert silver.count() == 4 == result.counts["rows accepted"] - 1  # the 999 is parsed, then quarantined
     reasons = sorted((r.reason, r.record) for r in quarantine.collect())
     assert [reason for reason, _ in reasons] == [
-        "bad_timestamp", "empty_line", "expectation_failed:status_is_http", "missing_status", "not_access_log_format"
+        "bad_timestamp",
+        "empty_line",
+        "expectation_failed:status_is_http",
+        "missing_status",
+        "not_access_log_format",
     ]
     assert dict(reasons)["not_access_log_format"] == "just some text from <masked>"
-    assert dict(reasons)["bad_timestamp"] == '<masked> <masked> <masked> [99/Foo/2026:13:55:36 +0000] "GET / HTTP/1.0" 200 5'
+    assert (
+        dict(reasons)["bad_timestamp"]
+        == '<masked> <masked> <masked> [99/Foo/2026:13:55:36 +0000] "GET / HTTP/1.0" 200 5'
+    )
     assert '"GET /?<masked> HTTP/1.0" - 5' in dict(reasons)["missing_status"]
 
     # no raw address or user name anywhere in silver (its quarantine included)
@@ -84,12 +91,24 @@ def test_requests_are_pseudonymised_typed_and_every_line_accounted_for(spark, qu
     assert (a.auth_user_key, b1.auth_user_key) == (pseudonym("alice", "http_user"), None)
     assert len({r.request_id for r in rows}) == 4
     assert (a.request_date, a.method, a.path, a.has_query_string, a.referrer_host) == (
-        date(2026, 10, 10), "GET", "/a", True, "ref.example.com"
+        date(2026, 10, 10),
+        "GET",
+        "/a",
+        True,
+        "ref.example.com",
     )
     assert (a.status_class, a.is_error, a.response_bytes, a.is_bot) == ("2xx", False, 2326, False)
-    assert (b1.status_class, b1.is_error, b1.response_bytes, b1.referrer_host, b1.is_bot) == ("4xx", True, None, None, True)
+    assert (b1.status_class, b1.is_error, b1.response_bytes, b1.referrer_host, b1.is_bot) == (
+        "4xx",
+        True,
+        None,
+        None,
+        True,
+    )
     assert (upload.request_time, upload.request_date, upload.status_class) == (
-        datetime(2026, 10, 11, 0, 0, 1), date(2026, 10, 11), "5xx"
+        datetime(2026, 10, 11, 0, 0, 1),
+        date(2026, 10, 11),
+        "5xx",
     )
 
     # a re-run finds nothing new and commits nothing

@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
-from lakehouse.dag import AIRFLOW_DAG_ID, render_airflow_dag
-from lakehouse.project import load_project
 from helpers import DEMO_PROJECT
+from lakehouse.dag import AIRFLOW_DAG_ID, render_airflow_dag
 from lakehouse.paths import CACHE_DIR
+from lakehouse.project import load_project
 
 AIRFLOW_VERSION = "3.1.3"
 AIRFLOW_VENV = CACHE_DIR / f"airflow-{AIRFLOW_VERSION}"
@@ -39,8 +39,12 @@ def airflow_python():
     if not (AIRFLOW_VENV / ".installed").is_file():
         shutil.rmtree(AIRFLOW_VENV, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
-        done = subprocess.run([str(python), "-m", "pip", "install", "-q", f"apache-airflow=={AIRFLOW_VERSION}"],
-                              capture_output=True, text=True, timeout=1200)
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", f"apache-airflow=={AIRFLOW_VERSION}"],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
         if done.returncode != 0:
             shutil.rmtree(AIRFLOW_VENV, ignore_errors=True)
             pytest.skip(f"Apache Airflow {AIRFLOW_VERSION} is not installable here: {done.stderr.strip()[-400:]}")
@@ -49,15 +53,19 @@ def airflow_python():
 
 
 def test_the_shipped_dag_file_is_the_current_graph():
-    assert DAG_FILE.read_text() == render_airflow_dag(load_project(DEMO_PROJECT)), \
+    assert DAG_FILE.read_text() == render_airflow_dag(load_project(DEMO_PROJECT)), (
         "dags/lakehouse_pipeline.py is stale: run `lakehouse dag --airflow dags/lakehouse_pipeline.py`"
+    )
 
 
 def test_airflow_loads_the_dag_with_one_task_per_step_and_the_derived_dependencies(airflow_python, tmp_path):
     home = tmp_path / "airflow-home"
     loaded = subprocess.run(
         [str(airflow_python), "-c", LOAD_DAG, str(DAG_FILE.parent), AIRFLOW_DAG_ID],
-        capture_output=True, text=True, timeout=300, env={"AIRFLOW_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"AIRFLOW_HOME": str(home), "PATH": "/usr/bin:/bin"},
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     found = json.loads(loaded.stdout.strip().splitlines()[-1])

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from helpers import demo_table
 from helpers import write_loader_versions as write_versions
 from lakehouse.catalog import current_version, read_table
 from lakehouse.loaders.arrow_loader import (
@@ -25,7 +26,6 @@ from lakehouse.loaders.arrow_loader import (
 from lakehouse.loaders.augment import CellDropout
 from lakehouse.loaders.columns import UnsupportedColumnError
 from lakehouse.loaders.split import Split
-from helpers import demo_table
 
 GOLD = demo_table("gold.user_activity_daily")
 COLUMNS = ["user_key", "day_index", "n_events", "n_views"]
@@ -56,17 +56,29 @@ def write_layout(folder, sizes_per_file) -> Snapshot:
             for size in sizes:
                 if size:
                     keys = np.arange(key, key + size, dtype=np.int64)
-                    writer.write_table(pa.table({"user_key": keys, "n_views": 2 * keys}, schema=schema), row_group_size=size)
+                    writer.write_table(
+                        pa.table({"user_key": keys, "n_views": 2 * keys}, schema=schema), row_group_size=size
+                    )
                     key += size
         files.append(path.as_uri())
     return Snapshot("layout", 0, tuple(files), ("user_key", "n_views"))
 
 
-def rank_batches(snapshot, rank, world_size, workers=0, drop_last=False, shuffle_seed=11, epoch=0, batch_size=50, **options):
+def rank_batches(
+    snapshot, rank, world_size, workers=0, drop_last=False, shuffle_seed=11, epoch=0, batch_size=50, **options
+):
     """Rank ``rank``'s epoch as keys per batch, through ``make_loader`` as ``arrow_dataloader`` builds it
     (chunks of 3 batches, so that chunks span row groups)."""
-    dataset = DeltaArrowDataset(snapshot, batch_size=batch_size, shuffle_seed=shuffle_seed, rank=rank,
-                                world_size=world_size, chunk_batches=3, drop_last=drop_last, **options)
+    dataset = DeltaArrowDataset(
+        snapshot,
+        batch_size=batch_size,
+        shuffle_seed=shuffle_seed,
+        rank=rank,
+        world_size=world_size,
+        chunk_batches=3,
+        drop_last=drop_last,
+        **options,
+    )
     dataset.set_epoch(epoch)
     loader = make_loader(dataset, workers)
     batches = list(loader)
@@ -125,14 +137,23 @@ def test_each_reading_process_reads_a_window_once(tmp_path, monkeypatch):
     snapshot = write_layout(tmp_path, [[100] * 8])  # one file, 8 row groups of 100
     reads = []  # row groups read whole, or streamed piece by piece (a buffer of 250 rows cuts them in 31-row pieces)
     read_row_group, iter_batches = pq.ParquetFile.read_row_group, pq.ParquetFile.iter_batches
-    monkeypatch.setattr(pq.ParquetFile, "read_row_group",
-                        lambda self, i, *args, **kwargs: reads.append(i) or read_row_group(self, i, *args, **kwargs))
-    monkeypatch.setattr(pq.ParquetFile, "iter_batches",
-                        lambda self, *args, row_groups, **kwargs: reads.extend(row_groups) or iter_batches(
-                            self, *args, row_groups=row_groups, **kwargs))
+    monkeypatch.setattr(
+        pq.ParquetFile,
+        "read_row_group",
+        lambda self, i, *args, **kwargs: reads.append(i) or read_row_group(self, i, *args, **kwargs),
+    )
+    monkeypatch.setattr(
+        pq.ParquetFile,
+        "iter_batches",
+        lambda self, *args, row_groups, **kwargs: (
+            reads.extend(row_groups) or iter_batches(self, *args, row_groups=row_groups, **kwargs)
+        ),
+    )
     for world_size, buffer_rows in ((1, 0), (2, 0), (3, 250), (4, 10_000)):
         reads.clear()
-        per_rank = [rank_batches(snapshot, rank, world_size, shuffle_buffer_rows=buffer_rows) for rank in range(world_size)]
+        per_rank = [
+            rank_batches(snapshot, rank, world_size, shuffle_buffer_rows=buffer_rows) for rank in range(world_size)
+        ]
         assert_equal_shares(per_rank, 800, world_size, False)
         assert Counter(reads) == {group: world_size for group in range(8)}  # every rank its share of each window
 
@@ -148,8 +169,14 @@ def keys_of(loader, batches=None):
 
 
 def layout_loader(snapshot, workers=0, batch_size=50, rank=0, world_size=1, **options):
-    dataset = DeltaArrowDataset(snapshot, batch_size=batch_size, rank=rank, world_size=world_size,
-                                chunk_batches=options.pop("chunk_batches", 3), **options)
+    dataset = DeltaArrowDataset(
+        snapshot,
+        batch_size=batch_size,
+        rank=rank,
+        world_size=world_size,
+        chunk_batches=options.pop("chunk_batches", 3),
+        **options,
+    )
     return make_loader(dataset, workers)
 
 
@@ -235,8 +262,11 @@ def test_the_shuffle_buffer_mixes_row_groups_larger_than_itself(tmp_path):
     def lag_one(keys):  # how much a row's place in the files tells of the next row's
         return np.corrcoef(keys[:-1], keys[1:])[0, 1]
 
-    row_groups_only = [key for batch in keys_of(layout_loader(snapshot, batch_size=50, shuffle_seed=3,
-                                                              shuffle_buffer_rows=0)) for key in batch]
+    row_groups_only = [
+        key
+        for batch in keys_of(layout_loader(snapshot, batch_size=50, shuffle_seed=3, shuffle_buffer_rows=0))
+        for key in batch
+    ]
     assert lag_one(row_groups_only) > 0.9 and abs(lag_one(delivered)) < 0.3
 
 
@@ -251,11 +281,18 @@ def test_deletion_vectors_and_column_mapping_are_applied_as_spark_applies_them(s
     renamed = current_version(spark, path)
     snapshot = resolve_snapshot(config, GOLD.name, version=deleted, columns=COLUMNS)
     assert snapshot.keep and snapshot.deleted_rows > 0  # the files still hold the deleted rows
-    for version, columns in ((v3, COLUMNS), (deleted, COLUMNS), (renamed, ["user_key", "day_index", "n_events", "views"])):
-        expected = sorted(tuple(r) for r in read_table(spark, config, GOLD.name, version=version).select(*columns).collect())
+    for version, columns in (
+        (v3, COLUMNS),
+        (deleted, COLUMNS),
+        (renamed, ["user_key", "day_index", "n_events", "views"]),
+    ):
+        expected = sorted(
+            tuple(r) for r in read_table(spark, config, GOLD.name, version=version).select(*columns).collect()
+        )
         for split in (None, Split("user_key")):
-            loader = arrow_dataloader(config, GOLD.name, version=version, columns=columns, batch_size=64,
-                                      shuffle_seed=1, split=split)
+            loader = arrow_dataloader(
+                config, GOLD.name, version=version, columns=columns, batch_size=64, shuffle_seed=1, split=split
+            )
             rows = [row for b in loader for row in zip(*(b[name].tolist() for name in columns))]
             if split is None:
                 assert sorted(rows) == expected, version
@@ -289,15 +326,18 @@ def test_every_row_once_per_epoch_across_ranks_and_workers_with_seeded_shuffle(s
             orders[(epoch, rank)] = ids
         assert seen == Counter(range(1000, 1600))  # each row exactly once across the three ranks
     again = DeltaArrowDataset(snapshot, batch_size=50, shuffle_seed=7, rank=0, world_size=3)
-    assert [u for b in DataLoader(again, batch_size=None, num_workers=2) for u in b["user_key"].tolist()] == orders[(0, 0)]
+    assert [u for b in DataLoader(again, batch_size=None, num_workers=2) for u in b["user_key"].tolist()] == orders[
+        (0, 0)
+    ]
     assert orders[(0, 0)] != orders[(1, 0)]  # a new epoch, a new order
 
 
 def test_transform_runs_in_the_workers(spark, config):
     _, v3 = write_versions(spark, config)
     dropout = CellDropout(["n_views"], p=0.5, seed=1)
-    loader = arrow_dataloader(config, GOLD.name, version=v3, columns=COLUMNS, batch_size=100,
-                              num_workers=2, transform=dropout)
+    loader = arrow_dataloader(
+        config, GOLD.name, version=v3, columns=COLUMNS, batch_size=100, num_workers=2, transform=dropout
+    )
     views = torch.cat([b["n_views"] for b in loader])
     blanked = int(torch.isnan(views).sum())
     assert views.dtype == torch.float32 and 0.35 * 600 < blanked < 0.65 * 600
@@ -308,18 +348,24 @@ def test_refuses_what_it_cannot_read_faithfully(spark, config):
     with pytest.raises(UnsupportedColumnError, match=r"event_date \(date\)"):
         resolve_snapshot(config, GOLD.name, columns=["user_key", "event_date"])
     silver = demo_table("silver.events")
-    spark.createDataFrame([], silver.schema).write.format("delta").partitionBy("event_date").save(config.table_path(silver.name))
+    spark.createDataFrame([], silver.schema).write.format("delta").partitionBy("event_date").save(
+        config.table_path(silver.name)
+    )
     with pytest.raises(UnsupportedTableError, match="partition columns"):
         resolve_snapshot(config, silver.name, columns=["user_key", "event_date"])
 
 
 def test_a_split_keeps_the_rows_sparks_where_keeps(spark, config):
     _, v3 = write_versions(spark, config)
-    expected_holdout = {r.user_key for r in read_table(spark, config, GOLD.name, version=v3).where(Split("user_key", "holdout").where()).collect()}
+    expected_holdout = {
+        r.user_key
+        for r in read_table(spark, config, GOLD.name, version=v3).where(Split("user_key", "holdout").where()).collect()
+    }
     seen = {}
     for side in ("train", "holdout"):
-        loader = arrow_dataloader(config, GOLD.name, version=v3, columns=COLUMNS, batch_size=64,
-                                  split=Split("user_key", side), num_workers=2)
+        loader = arrow_dataloader(
+            config, GOLD.name, version=v3, columns=COLUMNS, batch_size=64, split=Split("user_key", side), num_workers=2
+        )
         seen[side] = [u for b in loader for u in b["user_key"].tolist()]
     assert set(seen["holdout"]) == expected_holdout and 0.1 * 600 < len(expected_holdout) < 0.3 * 600
     assert sorted(seen["train"] + seen["holdout"]) == list(range(1000, 1600))
@@ -333,8 +379,9 @@ def _ddp_rank(rank: int, world_size: int, init_file: str, snapshot, out: dict) -
 
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size,
-                            timeout=timedelta(seconds=300))
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size, timeout=timedelta(seconds=300)
+    )
     try:
         dataset = DeltaArrowDataset(snapshot, batch_size=32, shuffle_seed=3, split=Split("user_key"))
         dataset.set_epoch(1)
@@ -366,7 +413,10 @@ def test_data_parallel_ranks_from_torch_distributed_share_the_train_split_of_one
     version = write_one_file(spark, config)
     snapshot = resolve_snapshot(config, GOLD.name, version=version, columns=COLUMNS)
     assert len(snapshot.files) == 1
-    train = {r.user_key for r in read_table(spark, config, GOLD.name, version=version).where(Split("user_key").where()).collect()}
+    train = {
+        r.user_key
+        for r in read_table(spark, config, GOLD.name, version=version).where(Split("user_key").where()).collect()
+    }
     with mp.Manager() as manager:
         out = manager.dict()
         mp.spawn(_ddp_rank, args=(2, str(tmp_path / "rendezvous"), snapshot, out), nprocs=2, join=True)
@@ -379,13 +429,31 @@ def test_data_parallel_ranks_from_torch_distributed_share_the_train_split_of_one
 
 def test_ranks_of_arrow_dataloader_share_the_train_split_in_equal_batches(spark, config):
     version = write_one_file(spark, config)
-    train = {r.user_key for r in read_table(spark, config, GOLD.name, version=version).where(Split("user_key").where()).collect()}
+    train = {
+        r.user_key
+        for r in read_table(spark, config, GOLD.name, version=version).where(Split("user_key").where()).collect()
+    }
     snapshot = resolve_snapshot(config, GOLD.name, version=version, columns=COLUMNS)
     for world_size in (1, 2, 3, 4):
-        per_rank = [rank_batches(snapshot, rank, world_size, shuffle_seed=4, split=Split("user_key")) for rank in range(world_size)]
+        per_rank = [
+            rank_batches(snapshot, rank, world_size, shuffle_seed=4, split=Split("user_key"))
+            for rank in range(world_size)
+        ]
         assert {u for batches in per_rank for b in batches for u in b} == train
         assert_equal_shares(per_rank, len(train), world_size, False)
-    loader = arrow_dataloader(config, GOLD.name, version=version, columns=COLUMNS, batch_size=50,
-                              split=Split("user_key"), rank=2, world_size=3, shuffle_seed=4, num_workers=2)
+    loader = arrow_dataloader(
+        config,
+        GOLD.name,
+        version=version,
+        columns=COLUMNS,
+        batch_size=50,
+        split=Split("user_key"),
+        rank=2,
+        world_size=3,
+        shuffle_seed=4,
+        num_workers=2,
+    )
     rank2 = rank_batches(snapshot, 2, 3, shuffle_seed=4, split=Split("user_key"))
-    assert len(loader) == len(rank2) and sorted(u for b in loader for u in b["user_key"].tolist()) == sorted(sum(rank2, []))
+    assert len(loader) == len(rank2) and sorted(u for b in loader for u in b["user_key"].tolist()) == sorted(
+        sum(rank2, [])
+    )

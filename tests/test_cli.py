@@ -5,9 +5,8 @@ from datetime import date
 import pytest
 import yaml
 
+from helpers import DEMO_CONF_FILE, demo_table
 from lakehouse.cli import main
-from helpers import DEMO_CONF_FILE
-from helpers import demo_table
 from lakehouse.writer import Commit, overwrite_table
 
 GOLD = demo_table("gold.user_activity_daily")
@@ -58,7 +57,9 @@ def test_history_tag_diff_show_restore_lineage(spark, config, conf_file, capsys)
 def test_a_step_that_cannot_run_says_why_and_exits_1(spark, conf_file, capsys):
     code, out, err = cli(capsys, "step", "gold.user_activity_daily", "--conf-file", conf_file)
     assert code == 1 and out == ""
-    assert "gold.user_activity_daily failed: RuntimeError: silver.events do not exist yet: run silver.events first" in err
+    assert (
+        "gold.user_activity_daily failed: RuntimeError: silver.events do not exist yet: run silver.events first" in err
+    )
     code, _, err = cli(capsys, "step", "gold.user_activity_dail", "--conf-file", conf_file)
     assert code == 1 and "did you mean gold.user_activity_daily" in err
 
@@ -69,8 +70,12 @@ def test_init_then_declare_a_folder_of_logs_without_writing_python(tmp_path, cap
     assert code == 0 and "wrote conf/local.yaml" in out
     logs = tmp_path / "logs"
     logs.mkdir()
-    (logs / "app.jsonl").write_text("".join(f'{{"user": "u{i}@example.com", "ms": {i}, "ok": true}}\n' for i in range(20)))
-    code, out, _ = cli(capsys, "--project", str(target), "source", "add-files", "app", "--path", str(logs), "--format", "jsonl")
+    (logs / "app.jsonl").write_text(
+        "".join(f'{{"user": "u{i}@example.com", "ms": {i}, "ok": true}}\n' for i in range(20))
+    )
+    code, out, _ = cli(
+        capsys, "--project", str(target), "source", "add-files", "app", "--path", str(logs), "--format", "jsonl"
+    )
     assert code == 0, out
     assert "columns inferred from 20 sampled lines: user string, ms bigint, ok boolean" in out
     declared = (target / "sources" / "app.yaml").read_text()

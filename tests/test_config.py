@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.config import ConfigError, load_config
 from helpers import DEMO_CONF_FILE, DEMO_PROJECT
+from lakehouse.config import ConfigError, load_config
 
 
 def test_local_paths_resolve_against_project_root_not_cwd(monkeypatch, tmp_path):
@@ -60,11 +60,16 @@ def test_catalog_defaults_to_the_shared_metastore_and_checks_its_keys(tmp_path):
     assert (config.catalog.metastore, config.catalog.database) == ("postgres", "lakehouse_metastore")
     settings = metastore_settings(config)
     assert settings["spark.sql.catalogImplementation"] == "hive"
-    assert settings["spark.hadoop.javax.jdo.option.ConnectionURL"] == "jdbc:postgresql://127.0.0.1:6543/lakehouse_metastore"
+    assert (
+        settings["spark.hadoop.javax.jdo.option.ConnectionURL"]
+        == "jdbc:postgresql://127.0.0.1:6543/lakehouse_metastore"
+    )
     in_memory = load_config(DEMO_CONF_FILE, environ={"LAKEHOUSE_METASTORE": "in-memory"})
     assert metastore_settings(in_memory) == {"spark.sql.catalogImplementation": "in-memory"}
-    for text, complaint in (("catalog: {metastore: derby}\n", "must be 'postgres' or 'in-memory'"),
-                            ("catalog: {databse: x}\n", "databse")):
+    for text, complaint in (
+        ("catalog: {metastore: derby}\n", "must be 'postgres' or 'in-memory'"),
+        ("catalog: {databse: x}\n", "databse"),
+    ):
         bad = tmp_path / "bad.yaml"
         bad.write_text("paths: {warehouse: w}\n" + text)
         with pytest.raises(ConfigError, match=complaint):

@@ -23,7 +23,9 @@ def test_every_written_table_belongs_to_one_step_that_runs_after_its_writers():
         assert all(position[upstream] < position[step.name] for upstream in step.upstream_steps), step.name
         assert not set(step.inputs) & set(step.outputs)
     popularity = next(step for step in steps if step.name == "gold.photo_popularity_training")
-    assert {"silver.image_predictions", "silver.events", "silver.photos", "silver.follows"} <= set(popularity.upstream_steps)
+    assert {"silver.image_predictions", "silver.events", "silver.photos", "silver.follows"} <= set(
+        popularity.upstream_steps
+    )
     assert next(step for step in steps if step.name == "ingest_app_events").inputs == ()
     text = format_dag(DEMO)
     assert "gold.daily_active_users" in text and "after silver.events" in text

@@ -35,14 +35,33 @@ train_popularity = demo_job("train_popularity")
 # Every table's rows when the demo (scale 1, 7 days) was built by the jobs the project's definitions replaced
 # (measured with the previous implementation, commit a10fcda): the definitions must build the same tables.
 ROWS_BEFORE = {
-    "bronze.access_logs": 3260, "bronze.app_events": 17832, "bronze.appdb_follows": 803, "bronze.appdb_photos": 872,
-    "bronze.appdb_users": 200, "bronze.image_refs": 872, "gold.http_status_daily": 6,
-    "gold.photo_popularity_training": 733, "gold.user_activity_daily": 1373, "silver.access_requests": 3260,
-    "silver.access_requests_quarantine": 0, "silver.events": 17320, "silver.events_quarantine": 512,
-    "silver.follows": 803, "silver.follows_history": 803, "silver.follows_quarantine": 0,
-    "silver.image_predictions": 832, "silver.image_predictions_quarantine": 0, "silver.image_references": 859,
-    "silver.images": 832, "silver.images_quarantine": 13, "silver.photos": 872, "silver.photos_history": 872,
-    "silver.photos_quarantine": 0, "silver.users": 200, "silver.users_history": 200, "silver.users_quarantine": 0,
+    "bronze.access_logs": 3260,
+    "bronze.app_events": 17832,
+    "bronze.appdb_follows": 803,
+    "bronze.appdb_photos": 872,
+    "bronze.appdb_users": 200,
+    "bronze.image_refs": 872,
+    "gold.http_status_daily": 6,
+    "gold.photo_popularity_training": 733,
+    "gold.user_activity_daily": 1373,
+    "silver.access_requests": 3260,
+    "silver.access_requests_quarantine": 0,
+    "silver.events": 17320,
+    "silver.events_quarantine": 512,
+    "silver.follows": 803,
+    "silver.follows_history": 803,
+    "silver.follows_quarantine": 0,
+    "silver.image_predictions": 832,
+    "silver.image_predictions_quarantine": 0,
+    "silver.image_references": 859,
+    "silver.images": 832,
+    "silver.images_quarantine": 13,
+    "silver.photos": 872,
+    "silver.photos_history": 872,
+    "silver.photos_quarantine": 0,
+    "silver.users": 200,
+    "silver.users_history": 200,
+    "silver.users_quarantine": 0,
 }
 
 
@@ -59,8 +78,9 @@ def built(spark, tmp_path_factory, pg_server):
 @pytest.mark.e2e
 def test_every_table_has_the_rows_the_replaced_jobs_built(spark, built):
     config, _ = built
-    written = {table for step in select_steps(list(config.project.steps), [GOLD, ACTIVITY, REQUESTS])
-               for table in step.outputs}
+    written = {
+        table for step in select_steps(list(config.project.steps), [GOLD, ACTIVITY, REQUESTS]) for table in step.outputs
+    }
     assert set(ROWS_BEFORE) <= written
     assert {table: read_table(spark, config, table).count() for table in ROWS_BEFORE} == ROWS_BEFORE
 
@@ -82,25 +102,45 @@ def test_every_photo_is_a_training_row_or_left_out_for_a_reason(spark, built):
 @pytest.mark.e2e
 def test_features_recomputed_by_brute_force_use_only_the_past(spark, built):
     config, _ = built
-    gold = read_table(spark, config, GOLD).select("photo_id", "author_key", "uploaded_at", "author_logins_before",
-                                                 "author_likes_received_before", "likes_24h")
+    gold = read_table(spark, config, GOLD).select(
+        "photo_id", "author_key", "uploaded_at", "author_logins_before", "author_likes_received_before", "likes_24h"
+    )
     events = read_table(spark, config, "silver.events")
     photos = read_table(spark, config, "silver.photos").select("photo_id", F.col("user_key").alias("owner"))
     logins = (
-        gold.join(events.where("event_type = 'login'").select("user_key", "event_time"), F.col("user_key") == F.col("author_key"), "left")
-        .groupBy("photo_id").agg(F.count(F.when(F.col("event_time") < F.col("uploaded_at"), 1)).alias("expected"))
+        gold.join(
+            events.where("event_type = 'login'").select("user_key", "event_time"),
+            F.col("user_key") == F.col("author_key"),
+            "left",
+        )
+        .groupBy("photo_id")
+        .agg(F.count(F.when(F.col("event_time") < F.col("uploaded_at"), 1)).alias("expected"))
     )
     received = (
-        events.where("event_type = 'like'").join(photos, "photo_id").select("owner", "event_time")
+        events.where("event_type = 'like'")
+        .join(photos, "photo_id")
+        .select("owner", "event_time")
         .join(gold.select("photo_id", "author_key", "uploaded_at"), F.col("owner") == F.col("author_key"))
-        .where(F.col("event_time") < F.col("uploaded_at")).groupBy("photo_id").agg(F.count(F.lit(1)).alias("expected"))
+        .where(F.col("event_time") < F.col("uploaded_at"))
+        .groupBy("photo_id")
+        .agg(F.count(F.lit(1)).alias("expected"))
     )
     label = (
-        events.where("event_type = 'like'").select("photo_id", "event_time").join(gold.select("photo_id", "uploaded_at"), "photo_id")
-        .where((F.col("event_time") >= F.col("uploaded_at")) & (F.col("event_time") < F.col("uploaded_at") + F.expr("INTERVAL 24 HOURS")))
-        .groupBy("photo_id").agg(F.count(F.lit(1)).alias("expected"))
+        events.where("event_type = 'like'")
+        .select("photo_id", "event_time")
+        .join(gold.select("photo_id", "uploaded_at"), "photo_id")
+        .where(
+            (F.col("event_time") >= F.col("uploaded_at"))
+            & (F.col("event_time") < F.col("uploaded_at") + F.expr("INTERVAL 24 HOURS"))
+        )
+        .groupBy("photo_id")
+        .agg(F.count(F.lit(1)).alias("expected"))
     )
-    for column, expected in (("author_logins_before", logins), ("author_likes_received_before", received), ("likes_24h", label)):
+    for column, expected in (
+        ("author_logins_before", logins),
+        ("author_likes_received_before", received),
+        ("likes_24h", label),
+    ):
         compared = gold.join(expected, "photo_id", "left").where(F.col(column) != F.coalesce("expected", F.lit(0)))
         assert compared.count() == 0, f"{column}: {compared.limit(3).collect()}"
     assert gold.where("author_logins_before > 0").count() > 0
@@ -110,7 +150,10 @@ def test_features_recomputed_by_brute_force_use_only_the_past(spark, built):
 def test_authors_are_pseudonyms_consistent_across_the_database_and_the_logs(spark, built):
     config, _ = built
     key = pseudonym_key(config)
-    raw = {r.photo_id: r.user_id for r in read_table(spark, config, "bronze.appdb_photos").select("photo_id", "user_id").collect()}
+    raw = {
+        r.photo_id: r.user_id
+        for r in read_table(spark, config, "bronze.appdb_photos").select("photo_id", "user_id").collect()
+    }
     gold = read_table(spark, config, GOLD).select("photo_id", "author_key").collect()
     assert all(row.author_key == python_pseudonym_id(raw[row.photo_id], key, "user") for row in gold)
     assert not {row.author_key for row in gold} & set(raw.values())
@@ -126,20 +169,34 @@ def test_no_raw_personal_value_is_anywhere_in_silver_or_gold_quarantines_include
     emails = {row.email for row in bronze_users}
     names = {row.display_name for row in bronze_users if row.display_name and len(row.display_name) > 4}
     user_ids = {row.user_id for row in bronze_users}
-    lines = read_table(spark, config, "bronze.app_events").select(
-        F.get_json_object("value", "$.user_id").alias("id")).where("id IS NOT NULL").distinct().collect()
+    lines = (
+        read_table(spark, config, "bronze.app_events")
+        .select(F.get_json_object("value", "$.user_id").alias("id"))
+        .where("id IS NOT NULL")
+        .distinct()
+        .collect()
+    )
     raw_ids = {str(row.id) for row in lines} | {str(i) for i in user_ids}
-    addresses = {row.client_host for row in read_table(spark, config, "bronze.access_logs").select("client_host")
-                 .distinct().collect() if row.client_host}
+    addresses = {
+        row.client_host
+        for row in read_table(spark, config, "bronze.access_logs").select("client_host").distinct().collect()
+        if row.client_host
+    }
     assert emails and raw_ids and len(addresses) == 220  # the sources do hold personal values
     token = re.compile(r"[\w.@:%+-]+")
     scanned = []
     for declaration in config.tables():
-        if declaration.layer not in ("silver", "gold") or current_version(spark, config.table_path(declaration.name)) is None:
+        if (
+            declaration.layer not in ("silver", "gold")
+            or current_version(spark, config.table_path(declaration.name)) is None
+        ):
             continue
         frame = read_table(spark, config, declaration.name)
-        texts = frame.select(F.to_json(F.struct(*[F.col(c) for c in frame.columns
-                                                  if not isinstance(frame.schema[c].dataType, T.BinaryType)])))
+        texts = frame.select(
+            F.to_json(
+                F.struct(*[F.col(c) for c in frame.columns if not isinstance(frame.schema[c].dataType, T.BinaryType)])
+            )
+        )
         found = set()
         for (text,) in texts.collect():
             tokens = set(token.findall(text))
@@ -147,8 +204,14 @@ def test_no_raw_personal_value_is_anywhere_in_silver_or_gold_quarantines_include
             found |= {m for m in re.findall(r'"user_?id"\s*:\s*"?([^",}]+)', text) if m in raw_ids}
         assert not found, (declaration.name, sorted(found)[:10])
         scanned.append(declaration.name)
-    assert {"silver.events_quarantine", "silver.users_quarantine", "silver.access_requests", "silver.images_quarantine",
-            GOLD, REQUESTS} <= set(scanned)
+    assert {
+        "silver.events_quarantine",
+        "silver.users_quarantine",
+        "silver.access_requests",
+        "silver.images_quarantine",
+        GOLD,
+        REQUESTS,
+    } <= set(scanned)
     # the quarantine keeps the rejected app-event lines, with their user ids replaced by pseudonyms
     kept = read_table(spark, config, "silver.events_quarantine").where("reason = 'bad_type:user_id'").first()
     assert kept is not None and '"user_key": ' in kept.record
@@ -161,7 +224,9 @@ def test_same_silver_versions_give_byte_for_byte_the_same_gold(spark, built):
     again = run_step(spark, config, GOLD)
     second = current_version(spark, config.table_path(GOLD))
     assert second > first and again.counts["training rows"] == results[GOLD].counts["training rows"]
-    assert sorted_rows(read_table(spark, config, GOLD, version=first)) == sorted_rows(read_table(spark, config, GOLD, version=second))
+    assert sorted_rows(read_table(spark, config, GOLD, version=first)) == sorted_rows(
+        read_table(spark, config, GOLD, version=second)
+    )
 
 
 def training_arguments(*options):
@@ -180,7 +245,9 @@ def test_training_logs_per_epoch_metrics_the_model_and_the_exact_rows_it_read(sp
 
     config, _ = built
     version = current_version(spark, config.table_path(GOLD))
-    result = run_job("train_popularity", train_popularity.run, training_arguments("--loader", loader), spark=spark, config=config)
+    result = run_job(
+        "train_popularity", train_popularity.run, training_arguments("--loader", loader), spark=spark, config=config
+    )
     counts, run_id = result.counts, result.counts["MLflow run"]
     configure_mlflow(config, train_popularity.EXPERIMENT)
     recorded = mlflow.get_run(run_id)
@@ -188,11 +255,16 @@ def test_training_logs_per_epoch_metrics_the_model_and_the_exact_rows_it_read(sp
     history = mlflow.MlflowClient().get_metric_history(run_id, "holdout_mae")
     assert [m.step for m in sorted(history, key=lambda m: m.step)] == [0, 1]
     assert {(i["name"], i["version"], i["context"]) for i in run_inputs(run_id)} == {
-        (f"{GOLD}@v{version}", version, "training"), (f"{GOLD}@v{version}", version, "evaluation")}
+        (f"{GOLD}@v{version}", version, "training"),
+        (f"{GOLD}@v{version}", version, "evaluation"),
+    }
 
     gold = read_table(spark, config, GOLD, version=version)
     trained_on = reproduce(spark, config, run_id)
-    assert trained_on.count() == counts["training rows"] and counts["training rows"] + counts["held-out rows"] == gold.count()
+    assert (
+        trained_on.count() == counts["training rows"]
+        and counts["training rows"] + counts["held-out rows"] == gold.count()
+    )
     held_out = gold.join(trained_on.select("photo_id"), "photo_id", "left_anti")
     assert held_out.count() == counts["held-out rows"] > 0.1 * gold.count()
     lineage = mlflow.artifacts.load_text(f"runs:/{run_id}/lineage.txt")
@@ -200,8 +272,11 @@ def test_training_logs_per_epoch_metrics_the_model_and_the_exact_rows_it_read(sp
 
     model = mlflow.pytorch.load_model(f"runs:/{run_id}/model")
     with train_popularity.open_batches(
-        SimpleNamespace(spark=spark, config=config), training_arguments("--loader", loader), version,
-        Split("photo_id", "holdout"), epoch=0,
+        SimpleNamespace(spark=spark, config=config),
+        training_arguments("--loader", loader),
+        version,
+        Split("photo_id", "holdout"),
+        epoch=0,
     ) as batches:
         batch = next(iter(batches))
     predicted = model.eval()(batch)
@@ -217,17 +292,32 @@ def test_a_training_run_stopped_mid_epoch_resumes_with_the_rows_it_had_not_train
 
     config, _ = built
     options = ("--loader", "arrow", "--no-image", "--batch-size", "64", "--checkpoint-every", "2")
-    stopped = run_job("train_popularity", train_popularity.run, training_arguments(*options, "--max-steps", "3"),
-                      spark=spark, config=config)
+    stopped = run_job(
+        "train_popularity",
+        train_popularity.run,
+        training_arguments(*options, "--max-steps", "3"),
+        spark=spark,
+        config=config,
+    )
     run_id, train_rows = stopped.counts["MLflow run"], stopped.counts["training rows"]
     assert stopped.counts["stopped at step"] == 3 and train_rows > 3 * 64  # stopped inside the first epoch
     configure_mlflow(config, train_popularity.EXPERIMENT)
     assert mlflow.get_run(run_id).info.status == "KILLED"
     with pytest.raises(ValueError, match="--resume needs --loader arrow"):
-        run_job("train_popularity", train_popularity.run, training_arguments("--loader", "petastorm", "--resume", run_id),
-                spark=spark, config=config)
-    resumed = run_job("train_popularity", train_popularity.run, training_arguments(*options, "--resume", run_id),
-                      spark=spark, config=config)
+        run_job(
+            "train_popularity",
+            train_popularity.run,
+            training_arguments("--loader", "petastorm", "--resume", run_id),
+            spark=spark,
+            config=config,
+        )
+    resumed = run_job(
+        "train_popularity",
+        train_popularity.run,
+        training_arguments(*options, "--resume", run_id),
+        spark=spark,
+        config=config,
+    )
     assert resumed.counts["MLflow run"] == run_id and "held-out MAE (likes)" in resumed.counts
     client = mlflow.MlflowClient()
     seen = {m.step: m.value for m in client.get_metric_history(run_id, "train_rows_seen")}
@@ -253,19 +343,35 @@ def test_training_through_the_arrow_loader_starts_no_jvm(spark, built, tmp_path)
     create_tag(spark, config, GOLD, "no-jvm", version=version)
     conf = write_conf_file(config, tmp_path / "train.yaml")
     no_java = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java-here")}  # Spark's launcher runs $JAVA_HOME/bin/java
-    command = [sys.executable, str(DEMO_PROJECT / "jobs" / "train_popularity.py"), "--conf-file", str(conf),
-               "--tag", "no-jvm", "--no-image", "--epochs", "1", "--workers", "0"]
+    command = [
+        sys.executable,
+        str(DEMO_PROJECT / "jobs" / "train_popularity.py"),
+        "--conf-file",
+        str(conf),
+        "--tag",
+        "no-jvm",
+        "--no-image",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+    ]
     trained = subprocess.run(command, env=no_java, capture_output=True, text=True, timeout=600)
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "Spark started: no" in trained.stdout
     run_id = re.search(r"MLflow run: (\w+)", trained.stdout).group(1)
     configure_mlflow(config, train_popularity.EXPERIMENT)
-    assert {(i["version"], i["context"]) for i in run_inputs(run_id)} == {(version, "training"), (version, "evaluation")}
+    assert {(i["version"], i["context"]) for i in run_inputs(run_id)} == {
+        (version, "training"),
+        (version, "evaluation"),
+    }
     assert "bronze.app_events@" in mlflow.artifacts.load_text(f"runs:/{run_id}/lineage.txt")
     history = mlflow.MlflowClient().get_metric_history(run_id, "time_to_first_batch_s")
     assert len(history) == 1 and history[0].value > 0
 
-    converter = subprocess.run(command + ["--loader", "petastorm"], env=no_java, capture_output=True, text=True, timeout=600)
+    converter = subprocess.run(
+        command + ["--loader", "petastorm"], env=no_java, capture_output=True, text=True, timeout=600
+    )
     assert converter.returncode != 0 and "JAVA" in converter.stderr.upper()
 
 
@@ -276,9 +382,18 @@ def test_both_loaders_hand_over_the_pictures_spark_holds(spark, built):
     split = Split("photo_id", "holdout")
     expected = {
         r.photo_id: DecodeImages("image")({"image": [r.image]})["image"][0]
-        for r in read_table(spark, config, GOLD, version=version).where(split.where()).select("photo_id", "image").collect()
+        for r in read_table(spark, config, GOLD, version=version)
+        .where(split.where())
+        .select("photo_id", "image")
+        .collect()
     }
-    options = dict(columns=["photo_id", "likes_24h"], encoded=["image"], transform=DecodeImages("image"), split=split, batch_size=50)
+    options = dict(
+        columns=["photo_id", "likes_24h"],
+        encoded=["image"],
+        transform=DecodeImages("image"),
+        split=split,
+        batch_size=50,
+    )
     arrow = arrow_dataloader(config, GOLD, version, num_workers=2, **options)
     with petastorm_dataloader(spark, config, GOLD, version, via="batch_reader", **options) as petastorm:
         for loader in (arrow, petastorm):
@@ -346,7 +461,9 @@ def test_sql_server_answers_beeline_pyhive_and_spark_sql_on_the_shared_catalog(s
     from lakehouse.install import spark_home
 
     config, _ = built
-    conf = write_conf_file(config, tmp_path / "sql.yaml", catalog={"metastore": "postgres", "database": "metastore_e2e"})
+    conf = write_conf_file(
+        config, tmp_path / "sql.yaml", catalog={"metastore": "postgres", "database": "metastore_e2e"}
+    )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -360,8 +477,12 @@ def test_sql_server_answers_beeline_pyhive_and_spark_sql_on_the_shared_catalog(s
 
     # Two processes open the new, empty metastore at once: one creates Hive's schema, both register.
     together = [
-        subprocess.Popen([str(BIN / "lakehouse"), "catalog", "--conf-file", str(conf)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [str(BIN / "lakehouse"), "catalog", "--conf-file", str(conf)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     listings = [process.communicate(timeout=300) for process in together]
@@ -377,25 +498,40 @@ def test_sql_server_answers_beeline_pyhive_and_spark_sql_on_the_shared_catalog(s
     started = lakehouse("sql-server", "start", "--port", str(port), "--driver-memory", "1g", "--users-file", str(users))
     assert f"SQL server on 127.0.0.1:{port}" in started
     try:
+        from process_secrets import descendants, exposures
+
         from lakehouse import postgres, sql_server
         from lakehouse.config import load_config
-        from process_secrets import descendants, exposures
 
         # Neither the metastore's password nor the analyst's is on the server's command line or in its environment.
         server_pid = sql_server.running_pid(sql_server.sql_server(load_config(conf)))
-        assert not exposures([postgres.server_password(pg_server), password_file.read_text().strip()],
-                             descendants(server_pid))
+        assert not exposures(
+            [postgres.server_password(pg_server), password_file.read_text().strip()], descendants(server_pid)
+        )
         shown = subprocess.run(
-            [str(spark_home() / "bin" / "beeline"), "-u", f"jdbc:hive2://127.0.0.1:{port}/default",
-             "-n", "analyst", "-w", str(password_file),
-             "--outputformat=csv2", "--silent=true", "-e", "SHOW TABLES IN gold"],
-            capture_output=True, text=True, timeout=120,
+            [
+                str(spark_home() / "bin" / "beeline"),
+                "-u",
+                f"jdbc:hive2://127.0.0.1:{port}/default",
+                "-n",
+                "analyst",
+                "-w",
+                str(password_file),
+                "--outputformat=csv2",
+                "--silent=true",
+                "-e",
+                "SHOW TABLES IN gold",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert shown.returncode == 0, shown.stderr[-2000:]
         assert {"photo_popularity_training", "user_activity_daily"} <= set(re.findall(r"gold,(\w+)", shown.stdout))
 
-        cursor = hive.connect(host="127.0.0.1", port=port, username="analyst", auth="CUSTOM",
-                              password=password_file.read_text().strip()).cursor()
+        cursor = hive.connect(
+            host="127.0.0.1", port=port, username="analyst", auth="CUSTOM", password=password_file.read_text().strip()
+        ).cursor()
         cursor.execute(f"SELECT count(*) FROM {GOLD} g JOIN silver.photos p ON g.photo_id = p.photo_id")
         gold = read_table(spark, config, GOLD)
         assert cursor.fetchall() == [(gold.join(read_table(spark, config, "silver.photos"), "photo_id").count(),)]
@@ -403,8 +539,10 @@ def test_sql_server_answers_beeline_pyhive_and_spark_sql_on_the_shared_catalog(s
             cursor.execute(f"SELECT count(*) FROM {GOLD} VERSION AS OF {version}")
             assert cursor.fetchall() == [(read_table(spark, config, GOLD, version=version).count(),)]
 
-        for query, error in (("SELECT * FROM gold.no_such_table", "TABLE_OR_VIEW_NOT_FOUND"),
-                             ("SELEC 1", "PARSE_SYNTAX_ERROR")):
+        for query, error in (
+            ("SELECT * FROM gold.no_such_table", "TABLE_OR_VIEW_NOT_FOUND"),
+            ("SELEC 1", "PARSE_SYNTAX_ERROR"),
+        ):
             with pytest.raises(OperationalError, match=error):
                 cursor.execute(query)
         cursor.execute("SELECT 1")  # the same connection still serves

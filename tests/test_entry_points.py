@@ -59,13 +59,19 @@ def test_cli_lists_steps_and_jobs_and_shows_each_ones_help():
         "gold.daily_active_users": "--conf-file",
     }
     for step, option in options.items():
-        helped = subprocess.run([BIN / "lakehouse", "step", step, "--help"], capture_output=True, text=True, check=True,
-                                cwd=DEMO_PROJECT)
+        helped = subprocess.run(
+            [BIN / "lakehouse", "step", step, "--help"], capture_output=True, text=True, check=True, cwd=DEMO_PROJECT
+        )
         assert option in helped.stdout and "--conf-file" in helped.stdout, step
     jobs = subprocess.run([BIN / "lakehouse", "jobs"], capture_output=True, text=True, check=True, cwd=DEMO_PROJECT)
     assert "pipeline" in jobs.stdout and "train_popularity" in jobs.stdout
-    helped = subprocess.run([BIN / "lakehouse", "job", "train_popularity", "--help"], capture_output=True, text=True,
-                            check=True, cwd=DEMO_PROJECT)
+    helped = subprocess.run(
+        [BIN / "lakehouse", "job", "train_popularity", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=DEMO_PROJECT,
+    )
     assert "--loader" in helped.stdout
     unknown = subprocess.run([BIN / "lakehouse", "job", "nope"], capture_output=True, text=True, cwd=DEMO_PROJECT)
     assert unknown.returncode == 2 and "no job 'nope'" in unknown.stderr

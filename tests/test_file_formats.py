@@ -15,10 +15,10 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+import corpus
 import pytest
 from pyspark.sql import functions as F
 
-import corpus
 from lakehouse.datasets import logstalgia_access_log
 from lakehouse.sample_logs import annotation_lines, fail2ban_sample
 from lakehouse.sources.formats import (
@@ -51,8 +51,14 @@ def parse_folder(spark, folder: Path, fmt: FileFormat) -> list:
     return sorted(rows, key=lambda r: (r.source_file, r.line_number is None, r.line_number or 0))
 
 
-def parse(spark, tmp_path: Path, fmt: FileFormat, content: str | bytes | list[str], name: str = "input.log",
-          modified: datetime | None = None) -> list:
+def parse(
+    spark,
+    tmp_path: Path,
+    fmt: FileFormat,
+    content: str | bytes | list[str],
+    name: str = "input.log",
+    modified: datetime | None = None,
+) -> list:
     """The parsed rows of one file holding ``content`` (lines joined by \\n)."""
     folder = tmp_path / uuid.uuid4().hex
     folder.mkdir()
@@ -68,29 +74,56 @@ def parse(spark, tmp_path: Path, fmt: FileFormat, content: str | bytes | list[st
 # --- declarations -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fmt", "message"), [
-    (FileFormat("parquet"), "format 'parquet' is unknown: use one of text, jsonl"),
-    (FileFormat("text", options={"delimiter": ","}), "option 'delimiter' does not apply to format text: it takes no options"),
-    (FileFormat("csv", options={"sep": ";"}), "option 'sep' does not apply to format csv: its options are delimiter"),
-    (FileFormat("csv", options={"header": False}), "a csv source without a header needs `columns`"),
-    (FileFormat("csv", columns=(("a", "int"),), options={"delimiter": ";;"}), "option delimiter ';;': use one character"),
-    (FileFormat("csv", columns=(("a", "int"),), options={"header": "yes"}), "option header 'yes': use true or false"),
-    (FileFormat("jsonl", columns=(("a", "varchar"),)), "column type 'varchar' is not supported"),
-    (FileFormat("jsonl", columns=(("a", "decimal(40,2)"),)), "column type 'decimal(40,2)' is not supported"),
-    (FileFormat("jsonl", columns=(("value", "string"),)), "column 'value' is a column every bronze table has: rename it"),
-    (FileFormat("jsonl", columns=(("a b", "string"),)), "column 'a b' is not a column name"),
-    (FileFormat("jsonl", columns=(("__x", "string"),)), "column '__x' is not a column name"),
-    (FileFormat("jsonl", columns=(("a", "int"), ("A", "string"))), "column 'A' is declared twice"),
-    (FileFormat("access_log", columns=(("a", "int"),)), "columns: format access_log has fixed columns"),
-    (FileFormat("syslog", options={"timezone": "Mars/Olympus"}), "option timezone 'Mars/Olympus' is not a time zone"),
-    (FileFormat("syslog", options={"timezone": "+25:00"}), "option timezone '+25:00' is not a time zone"),
-    (FileFormat("regex"), "option pattern is missing"),
-    (FileFormat("regex", options={"pattern": r"(\S+) (.*)"}), "option pattern has no named group"),
-    (FileFormat("regex", options={"pattern": r"(?P<a>x)(?P<a2>y)(?P<A>z)"}), "names group 'A' twice"),
-    (FileFormat("regex", options={"pattern": r"(?P<value>.*)"}), "group 'value' is a column every bronze table has"),
-    (FileFormat("regex", options={"pattern": r"(?P<a>.*)"}, columns=(("b", "int"),)), "column 'b' is not a named group"),
-    (FileFormat("text", max_line_bytes=0), "max_line_bytes 0: use a whole number from 1 to"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [
+        (FileFormat("parquet"), "format 'parquet' is unknown: use one of text, jsonl"),
+        (
+            FileFormat("text", options={"delimiter": ","}),
+            "option 'delimiter' does not apply to format text: it takes no options",
+        ),
+        (
+            FileFormat("csv", options={"sep": ";"}),
+            "option 'sep' does not apply to format csv: its options are delimiter",
+        ),
+        (FileFormat("csv", options={"header": False}), "a csv source without a header needs `columns`"),
+        (
+            FileFormat("csv", columns=(("a", "int"),), options={"delimiter": ";;"}),
+            "option delimiter ';;': use one character",
+        ),
+        (
+            FileFormat("csv", columns=(("a", "int"),), options={"header": "yes"}),
+            "option header 'yes': use true or false",
+        ),
+        (FileFormat("jsonl", columns=(("a", "varchar"),)), "column type 'varchar' is not supported"),
+        (FileFormat("jsonl", columns=(("a", "decimal(40,2)"),)), "column type 'decimal(40,2)' is not supported"),
+        (
+            FileFormat("jsonl", columns=(("value", "string"),)),
+            "column 'value' is a column every bronze table has: rename it",
+        ),
+        (FileFormat("jsonl", columns=(("a b", "string"),)), "column 'a b' is not a column name"),
+        (FileFormat("jsonl", columns=(("__x", "string"),)), "column '__x' is not a column name"),
+        (FileFormat("jsonl", columns=(("a", "int"), ("A", "string"))), "column 'A' is declared twice"),
+        (FileFormat("access_log", columns=(("a", "int"),)), "columns: format access_log has fixed columns"),
+        (
+            FileFormat("syslog", options={"timezone": "Mars/Olympus"}),
+            "option timezone 'Mars/Olympus' is not a time zone",
+        ),
+        (FileFormat("syslog", options={"timezone": "+25:00"}), "option timezone '+25:00' is not a time zone"),
+        (FileFormat("regex"), "option pattern is missing"),
+        (FileFormat("regex", options={"pattern": r"(\S+) (.*)"}), "option pattern has no named group"),
+        (FileFormat("regex", options={"pattern": r"(?P<a>x)(?P<a2>y)(?P<A>z)"}), "names group 'A' twice"),
+        (
+            FileFormat("regex", options={"pattern": r"(?P<value>.*)"}),
+            "group 'value' is a column every bronze table has",
+        ),
+        (
+            FileFormat("regex", options={"pattern": r"(?P<a>.*)"}, columns=(("b", "int"),)),
+            "column 'b' is not a named group",
+        ),
+        (FileFormat("text", max_line_bytes=0), "max_line_bytes 0: use a whole number from 1 to"),
+    ],
+)
 def test_a_declaration_that_cannot_work_names_the_option_and_the_fix(fmt, message):
     with pytest.raises(FormatError, match=None) as error:
         fmt.validate()
@@ -110,16 +143,30 @@ def test_regex_patterns_are_checked_the_way_java_will_run_them(spark):
 
 @pytest.mark.parametrize("name", FORMATS)
 def test_bronze_schema_puts_the_parsed_columns_between_value_and_parse_error(name):
-    fmt = {"regex": FileFormat("regex", options={"pattern": r"(?P<a>\S+) (?P<b>.*)"}),
-           "csv": FileFormat("csv", columns=(("id", "bigint"),))}.get(name, FileFormat(name))
+    fmt = {
+        "regex": FileFormat("regex", options={"pattern": r"(?P<a>\S+) (?P<b>.*)"}),
+        "csv": FileFormat("csv", columns=(("id", "bigint"),)),
+    }.get(name, FileFormat(name))
     schema = bronze_schema(fmt)
     parsed = [f.name for f in fmt.parsed_schema()]
     assert [f.name for f in schema] == [
-        "value", *parsed, "parse_error", "line_number", "source_file", "source_modified_at", "ingest_time", "run_id"
+        "value",
+        *parsed,
+        "parse_error",
+        "line_number",
+        "source_file",
+        "source_modified_at",
+        "ingest_time",
+        "run_id",
     ]
     assert all(f.metadata.get("comment") for f in schema)
     assert {f.name for f in schema if not f.nullable} == {"source_file", "ingest_time", "run_id"}
-    expected = {"text": [], "jsonl": ["_rescued_data"], "csv": ["id", "_rescued_data"], "regex": ["a", "b", "_rescued_data"]}
+    expected = {
+        "text": [],
+        "jsonl": ["_rescued_data"],
+        "csv": ["id", "_rescued_data"],
+        "regex": ["a", "b", "_rescued_data"],
+    }
     if name in expected:
         assert parsed == expected[name]
 
@@ -155,24 +202,54 @@ def test_access_log_lines_parse_or_are_rescued_and_nothing_crashes_the_parser(sp
     rows = parse(spark, tmp_path, FileFormat("access_log", max_line_bytes=4 * MIB), lines)
     assert [r.line_number for r in rows] == list(range(1, len(lines) + 1))
     assert [r.value for r in rows] == lines
-    (first, second, common, empty, text, bad_time, tls, http09, long, huge, escaped, traefik, nginx, forwarded,
-     separators, big_bytes) = rows
+    (
+        first,
+        second,
+        common,
+        empty,
+        text,
+        bad_time,
+        tls,
+        http09,
+        long,
+        huge,
+        escaped,
+        traefik,
+        nginx,
+        forwarded,
+        separators,
+        big_bytes,
+    ) = rows
     assert (first.client_host, first.auth_user, first.status, first.response_bytes, first.user_agent) == (
-        "10.0.0.1", "alice", 200, 2326, "curl/8"
+        "10.0.0.1",
+        "alice",
+        200,
+        2326,
+        "curl/8",
     )
     assert (first.method, first.path, first.request_line) == (None, None, "GET /a b.gif HTTP/1.0")  # kept raw
     assert as_utc(first.request_time) == utc(2000, 10, 10, 20, 55, 36)  # -0700 applied
     assert (second.status, second.response_bytes, second.path, second.user_agent) == (
-        404, None, '/q?x=\\"y\\"', 'agent \\"quoted\\"'
+        404,
+        None,
+        '/q?x=\\"y\\"',
+        'agent \\"quoted\\"',
     )
     assert (common.method, common.protocol, common.referrer, common.parse_error) == ("POST", "HTTP/2", None, None)
-    assert [empty.parse_error, text.parse_error, bad_time.parse_error] == ["empty_line", "not_access_log_format", "bad_timestamp"]
+    assert [empty.parse_error, text.parse_error, bad_time.parse_error] == [
+        "empty_line",
+        "not_access_log_format",
+        "bad_timestamp",
+    ]
     assert text.client_host is None and text.value == "just some text"
     assert tls.parse_error is None and tls.method is None and tls.status == 400
     assert (http09.parse_error, http09.method, http09.path, http09.protocol) == (None, "GET", "/", None)
     for row, url in ((long, long_url), (huge, huge_url), (escaped, escaped_url)):
         assert (row.parse_error, row.method, row.path, row.protocol) == (None, "GET", url, "HTTP/1.1")
-    assert (traefik.duration_ms, traefik.extra_fields) == (12, '72 "Auth for frontend-Host-traefik-0" "/dashboard/" 12ms')
+    assert (traefik.duration_ms, traefik.extra_fields) == (
+        12,
+        '72 "Auth for frontend-Host-traefik-0" "/dashboard/" 12ms',
+    )
     assert (nginx.duration_ms, nginx.extra_fields) == (123, "0.123")
     assert (forwarded.duration_ms, forwarded.extra_fields) == (None, '"203.0.113.9"')
     assert separators.parse_error is None and separators.user_agent == "curl/8\x01\x02"
@@ -185,7 +262,8 @@ def test_access_log_lines_parse_or_are_rescued_and_nothing_crashes_the_parser(sp
     legacy = parse_access_log_lines(spark.createDataFrame([(COMBINED,), ('h - - [x] "GET /" 200 5',)], "value string"))
     assert legacy.columns == ["value", "parse_error", *PARSED_COLUMNS]
     assert [(r.client_host, r.status, r.parse_error) for r in legacy.collect()] == [
-        ("10.0.0.1", 200, None), (None, None, "bad_timestamp")
+        ("10.0.0.1", 200, None),
+        (None, None, "bad_timestamp"),
     ]
 
 
@@ -241,14 +319,23 @@ def test_syslog_forms_programs_and_the_year_rfc3164_leaves_out(spark, tmp_path):
     }
     for prefix, columns in expected.items():
         found = row(prefix)
-        assert (found.hostname, found.program, found.pid, found.syslog_format, found.parse_error) == (*columns, None), prefix
-    assert row("Nov 30 06:25:02").message == "alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/apt update"
+        assert (found.hostname, found.program, found.pid, found.syslog_format, found.parse_error) == (*columns, None), (
+            prefix
+        )
+    assert (
+        row("Nov 30 06:25:02").message
+        == "alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/apt update"
+    )
     assert row("Nov 30 06:25:05").message == "[  970.699396] usb 1-1: new high-speed USB device number 2"
     assert as_utc(row("Nov 30 06:25:01 web1 sshd").event_time) == utc(2026, 11, 30, 6, 25, 1)  # the year before
     assert as_utc(row("Dec 31").event_time) == utc(2026, 12, 31, 23, 59, 59)
     assert as_utc(row("Jan  1").event_time) == utc(2027, 1, 1, 0, 10)
     assert (row("<38>Nov").facility, row("<38>Nov").severity) == (4, 6)
-    assert (row("Apr  2 17:51:27").facility, row("Apr  2 17:51:27").severity, row("Apr  2 17:51:27").hostname) == (4, 3, "pancake")
+    assert (row("Apr  2 17:51:27").facility, row("Apr  2 17:51:27").severity, row("Apr  2 17:51:27").hostname) == (
+        4,
+        3,
+        "pancake",
+    )
     assert (row("Apr  2 17:51:28").facility, row("Apr  2 17:51:28").severity) == (4, 6)
     su = row("<34>1 2026")
     assert (su.facility, su.severity, su.msgid, su.message) == (4, 2, "ID47", "'su root' failed")  # BOM dropped
@@ -264,23 +351,36 @@ def test_syslog_forms_programs_and_the_year_rfc3164_leaves_out(spark, tmp_path):
     assert as_utc(row("2026-11-30T06:25:01.5").event_time) == utc(2026, 11, 30, 6, 25, 1, 500000)
     assert as_utc(row("Nov 30 06:25:01.25").event_time) == utc(2026, 11, 30, 6, 25, 1, 250000)
     assert [row("Feb 30").parse_error, row("-- Reboot").parse_error, by_line[""].parse_error] == [
-        "bad_timestamp", "not_syslog_format", "empty_line"
+        "bad_timestamp",
+        "not_syslog_format",
+        "empty_line",
     ]
     assert all(r.event_time is not None for r in rows if r.parse_error is None and not r.value.startswith("<34>1 -"))
 
 
 def test_syslog_times_without_an_offset_are_read_in_the_declared_zone(spark, tmp_path):
-    lines = ["Jul 14 12:00:00 h app[1]: summer", "2026-01-15T12:00:00 h app[1]: winter, no offset",
-             "2026-01-15T12:00:00+00:00 h app[1]: an offset wins"]
-    rows = parse(spark, tmp_path, FileFormat("syslog", options={"timezone": "Europe/Paris"}), lines,
-                 modified=utc(2026, 12, 1))
+    lines = [
+        "Jul 14 12:00:00 h app[1]: summer",
+        "2026-01-15T12:00:00 h app[1]: winter, no offset",
+        "2026-01-15T12:00:00+00:00 h app[1]: an offset wins",
+    ]
+    rows = parse(
+        spark, tmp_path, FileFormat("syslog", options={"timezone": "Europe/Paris"}), lines, modified=utc(2026, 12, 1)
+    )
     assert [as_utc(r.event_time) for r in rows] == [utc(2026, 7, 14, 10), utc(2026, 1, 15, 11), utc(2026, 1, 15, 12)]
 
 
 # --- jsonl ------------------------------------------------------------------------------------------
 
-JSON_COLUMNS = (("id", "bigint"), ("name", "string"), ("score", "double"), ("ok", "boolean"),
-                ("at", "timestamp"), ("day", "date"), ("price", "decimal(5,2)"))
+JSON_COLUMNS = (
+    ("id", "bigint"),
+    ("name", "string"),
+    ("score", "double"),
+    ("ok", "boolean"),
+    ("at", "timestamp"),
+    ("day", "date"),
+    ("price", "decimal(5,2)"),
+)
 
 
 def test_jsonl_takes_declared_fields_typed_and_rescues_the_rest(spark, tmp_path):
@@ -303,22 +403,45 @@ def test_jsonl_takes_declared_fields_typed_and_rescues_the_rest(spark, tmp_path)
     rows = parse(spark, tmp_path, FileFormat("jsonl", JSON_COLUMNS), lines, name="events.jsonl")
     good, misfit, nested, overflow, empty_object, *bad = rows
     assert (good.id, good.name, good.score, good.ok, as_utc(good.at), str(good.day), str(good.price)) == (
-        1, "ann", 2.0, True, utc(2026, 11, 30, 6, 25, 1), "2026-11-30", "9.99"
+        1,
+        "ann",
+        2.0,
+        True,
+        utc(2026, 11, 30, 6, 25, 1),
+        "2026-11-30",
+        "9.99",
     )
     assert json.loads(good._rescued_data) == {"extra": {"deep": [1, 2]}}
     # a value of the wrong JSON type, or that does not fit, is null in its column and kept in _rescued_data
     assert (misfit.id, misfit.name, misfit.score, misfit.ok, misfit.at, misfit.price) == (
-        None, '{"first":"bob"}', None, None, None, None
+        None,
+        '{"first":"bob"}',
+        None,
+        None,
+        None,
+        None,
     )
-    assert json.loads(misfit._rescued_data) == {"id": "42", "score": "high", "ok": 1, "at": "yesterday", "price": 1234.5}
+    assert json.loads(misfit._rescued_data) == {
+        "id": "42",
+        "score": "high",
+        "ok": 1,
+        "at": "yesterday",
+        "price": 1234.5,
+    }
     assert (nested.id, nested.name, nested.score, nested.ok) == (None, '[1,"two"]', None, None)
     assert json.loads(nested._rescued_data) == {"id": 1.5}  # nulls fit any column
     assert (overflow.id, overflow.name, overflow.day) == (None, "7", None)
     assert json.loads(overflow._rescued_data) == {"id": 99999999999999999999, "day": "30/11/2026"}
     assert (empty_object.parse_error, empty_object._rescued_data) == (None, None)
     assert [r.parse_error for r in bad] == [
-        "invalid_json", "invalid_json", "not_a_json_object", "not_a_json_object", "invalid_json", "empty_line",
-        "invalid_json", "invalid_json",  # nested 100,000 deep: Spark's parser stops at 1,000 levels
+        "invalid_json",
+        "invalid_json",
+        "not_a_json_object",
+        "not_a_json_object",
+        "invalid_json",
+        "empty_line",
+        "invalid_json",
+        "invalid_json",  # nested 100,000 deep: Spark's parser stops at 1,000 levels
     ]
     assert all(r.id is None and r._rescued_data is None for r in bad)
 
@@ -336,8 +459,9 @@ def test_csv_records_are_typed_by_the_declared_columns_and_misfits_rescued(spark
     )
     fmt = FileFormat("csv", (("id", "bigint"), ("name", "string"), ("amount", "decimal(7,2)")))
     rows = parse(spark, tmp_path, fmt, content, name="people.csv")
-    assert [(r.line_number, r.id, r.name, str(r.amount) if r.amount is not None else None, r.parse_error)
-            for r in rows] == [
+    assert [
+        (r.line_number, r.id, r.name, str(r.amount) if r.amount is not None else None, r.parse_error) for r in rows
+    ] == [
         (2, 1, "Ann\nSmith", "10.50", None),
         (4, 2, "Bob", None, None),
         (5, None, None, None, "wrong_field_count:3"),
@@ -345,7 +469,10 @@ def test_csv_records_are_typed_by_the_declared_columns_and_misfits_rescued(spark
         (7, 4, "Dan", None, None),
     ]
     assert [json.loads(r._rescued_data) if r._rescued_data else None for r in rows] == [
-        {"note": "first"}, {"amount": "lots", "note": None}, None, {"id": "x", "note": 'said "hi"'},
+        {"note": "first"},
+        {"amount": "lots", "note": None},
+        None,
+        {"id": "x", "note": 'said "hi"'},
         {"amount": "99999.999", "note": "n"},
     ]
     assert rows[0].value == '1,"Ann\nSmith",10.50,first'
@@ -376,28 +503,50 @@ def test_regex_groups_become_columns_typed_where_declared(spark, tmp_path):
 
 def test_infer_columns_from_sampled_json_lines():
     sample = [
-        '{"id": 1, "name": "ann", "score": 1, "ok": true, "at": "2026-11-30T06:25:01Z", "tags": ["a"], "user-agent": "x"}',
+        '{"id": 1, "name": "ann", "score": 1, "ok": true, "at": "2026-11-30T06:25:01Z", '
+        '"tags": ["a"], "user-agent": "x"}',
         '{"id": 2, "score": 2.5, "ok": false, "day": "2026-11-30", "maybe": null, "mixed": 1}',
-        '{"mixed": "one", "ID": 3}', "not json", "[1]", "[" * 5000 + "]" * 5000,
+        '{"mixed": "one", "ID": 3}',
+        "not json",
+        "[1]",
+        "[" * 5000 + "]" * 5000,
     ]
     assert infer_columns(sample, FileFormat("jsonl")) == (
-        ("id", "bigint"), ("name", "string"), ("score", "double"), ("ok", "boolean"), ("at", "timestamp"),
-        ("tags", "string"), ("day", "date"), ("maybe", "string"), ("mixed", "string"),
+        ("id", "bigint"),
+        ("name", "string"),
+        ("score", "double"),
+        ("ok", "boolean"),
+        ("at", "timestamp"),
+        ("tags", "string"),
+        ("day", "date"),
+        ("maybe", "string"),
+        ("mixed", "string"),
     )
 
 
 def test_infer_columns_from_a_csv_header_and_values():
-    sample = ["id,First Name,amount,joined,active,zip,when,value", "1,Ann,10.5,2026-11-30,true,01234,2026-11-30 06:25:01,x",
-              "2,Bob,3,2026-12-01,false,99501,2026-12-01T00:00:00Z,y", "3,,,,,,,",
-              '4,"Eve"x,word,not a date,maybe,1,2,z']  # a malformed record is left out, not fatal
+    sample = [
+        "id,First Name,amount,joined,active,zip,when,value",
+        "1,Ann,10.5,2026-11-30,true,01234,2026-11-30 06:25:01,x",
+        "2,Bob,3,2026-12-01,false,99501,2026-12-01T00:00:00Z,y",
+        "3,,,,,,,",
+        '4,"Eve"x,word,not a date,maybe,1,2,z',
+    ]  # a malformed record is left out, not fatal
     columns = infer_columns(sample, FileFormat("csv"))
     assert columns == (
-        ("id", "bigint"), ("First_Name", "string"), ("amount", "double"), ("joined", "date"), ("active", "boolean"),
-        ("zip", "string"), ("when", "timestamp"), ("value_", "string"),
+        ("id", "bigint"),
+        ("First_Name", "string"),
+        ("amount", "double"),
+        ("joined", "date"),
+        ("active", "boolean"),
+        ("zip", "string"),
+        ("when", "timestamp"),
+        ("value_", "string"),
     )
     FileFormat("csv", columns).validate()  # what it infers can be declared
     assert infer_columns(["1;x", "2;y"], FileFormat("csv", options={"header": False, "delimiter": ";"})) == (
-        ("_c0", "bigint"), ("_c1", "string")
+        ("_c0", "bigint"),
+        ("_c1", "string"),
     )
 
 
@@ -442,15 +591,26 @@ def test_real_sshd_postfix_and_syslog_files_parse(spark, tmp_path):
     assert {r.syslog_format for r in sshd} == {"rfc3164", "rfc3339", "rfc5424"}
     failed = next(r for r in sshd if r.value.startswith("Feb 25 14:34:10 belka sshd[31602]: Failed password"))
     assert (failed.hostname, failed.program, failed.pid, as_utc(failed.event_time)) == (
-        "belka", "sshd", 31602, utc(2026, 2, 25, 14, 34, 10)
+        "belka",
+        "sshd",
+        31602,
+        utc(2026, 2, 25, 14, 34, 10),
     )
     rfc5424 = next(r for r in sshd if r.value.startswith("<38>1 2019-07-08T17:40:16.954167-04:00"))
     assert (rfc5424.hostname, rfc5424.program, rfc5424.pid, rfc5424.facility, rfc5424.severity) == (
-        "hostname.example.com", "sshd", 57915, 4, 6
+        "hostname.example.com",
+        "sshd",
+        57915,
+        4,
+        6,
     )
     assert as_utc(rfc5424.event_time) == utc(2019, 7, 8, 21, 40, 16, 954167)
     rsyslog = next(r for r in sshd if r.value.startswith("2015-04-16T18:02:50.321974+00:00 host sshd[2716]"))
-    assert (rsyslog.hostname, rsyslog.pid, as_utc(rsyslog.event_time)) == ("host", 2716, utc(2015, 4, 16, 18, 2, 50, 321974))
+    assert (rsyslog.hostname, rsyslog.pid, as_utc(rsyslog.event_time)) == (
+        "host",
+        2716,
+        utc(2015, 4, 16, 18, 2, 50, 321974),
+    )
 
     postfix = [r for r in by_file["postfix"] if r.parse_error is None]
     # postfix/smtpd, and multi-instance postfix-incoming/smtpd, postfix-smo/submission/smtpd
@@ -484,7 +644,9 @@ def test_real_access_logs_parse(spark, tmp_path):
     assert len(nginx) >= 0.98 * (len(by_file["nginx-bad-request"]) - annotation_lines(copies["nginx-bad-request"]))
     assert {r.request_line for r in nginx if r.method is None} >= {""}  # `""`: a request that never came
     botsearch = Counter(r.parse_error for r in by_file["nginx-botsearch"])
-    assert botsearch[None] >= 8 and botsearch["not_access_log_format"] >= 4  # its nginx error-log lines are no access log
+    assert (
+        botsearch[None] >= 8 and botsearch["not_access_log_format"] >= 4
+    )  # its nginx error-log lines are no access log
 
 
 def test_a_filter_on_the_parsed_rows_keeps_the_plan_small(spark, tmp_path, no_codegen_fallback):
@@ -542,14 +704,20 @@ def corpus_rows(spark, folder: Path, fmt: FileFormat) -> dict[str, list]:
         (f.name, f.dataType) for f in bronze_schema(fmt) if f.name not in ("ingest_time", "run_id")
     ]
     rows = parsed.select(
-        F.element_at(F.split("source_file", "/"), -1).alias("file"), "line_number", "parse_error",
-        F.length("value").alias("length"), F.size(F.split("value", "\n")).alias("lines"),
+        F.element_at(F.split("source_file", "/"), -1).alias("file"),
+        "line_number",
+        "parse_error",
+        F.length("value").alias("length"),
+        F.size(F.split("value", "\n")).alias("lines"),
         F.substring("value", 1, 200).alias("head"),
     ).collect()
     by_file: dict[str, list] = {path.name: [] for path in folder.iterdir()}
     for row in rows:
         by_file[row.file].append(row)
-    return {name: sorted(found, key=lambda r: (r.line_number is None, r.line_number or 0)) for name, found in by_file.items()}
+    return {
+        name: sorted(found, key=lambda r: (r.line_number is None, r.line_number or 0))
+        for name, found in by_file.items()
+    }
 
 
 def check_every_line_is_one_row(name: str, path: Path, found: list, fmt: FileFormat) -> None:
@@ -584,8 +752,10 @@ def test_the_hostile_corpus_lands_every_line_in_every_format(spark, corpus_dir, 
         check_every_line_is_one_row(file_name, corpus_dir / file_name, found, fmt)
         for row in found:
             reason = row.parse_error
-            assert reason is None or reason.startswith(READ_REASONS) or any(
-                reason == r or (r.endswith(":") and reason.startswith(r)) for r in FORMAT_REASONS[name]
+            assert (
+                reason is None
+                or reason.startswith(READ_REASONS)
+                or any(reason == r or (r.endswith(":") and reason.startswith(r)) for r in FORMAT_REASONS[name])
             ), (file_name, reason)
             assert row.length is None or row.length <= MIB  # no value longer than max_line_bytes characters
     for file_name in ("long_line_5mib.log", "long_line_50mib.log.gz"):
@@ -597,12 +767,20 @@ def test_the_hostile_corpus_lands_every_line_in_every_format(spark, corpus_dir, 
 
 def _text(reasons, by_file):
     assert {r for found in reasons.values() for r in found} - {None} == {
-        "line_too_long", "truncated_file:gzip stream ends before its end marker",
-        "truncated_file:xz stream ends before its end marker", "corrupt_file:gzip CRC check failed",
+        "line_too_long",
+        "truncated_file:gzip stream ends before its end marker",
+        "truncated_file:xz stream ends before its end marker",
+        "corrupt_file:gzip CRC check failed",
         "unsupported_compression:zstd",
     }
     assert [r.head for r in by_file["crlf_and_cr.log"]] == [
-        "first CRLF line", "second CRLF line", "lone CR line", "after a lone CR", "LF line", "", "",
+        "first CRLF line",
+        "second CRLF line",
+        "lone CR line",
+        "after a lone CR",
+        "LF line",
+        "",
+        "",
         "last line, no terminator",
     ]
     assert [r.head for r in by_file["gzip_named_plain.log"]][0] == "gzip bytes behind a .log name"
@@ -614,9 +792,26 @@ def _text(reasons, by_file):
 
 def _jsonl(reasons, by_file):
     assert reasons["json_hostile.jsonl"] == [
-        None, "invalid_json", "invalid_json", "not_a_json_object", "not_a_json_object", "not_a_json_object",
-        "not_a_json_object", "not_a_json_object", "invalid_json", "invalid_json", "invalid_json", None, None,
-        None, None, None, "invalid_json", "empty_line", "empty_line", None,
+        None,
+        "invalid_json",
+        "invalid_json",
+        "not_a_json_object",
+        "not_a_json_object",
+        "not_a_json_object",
+        "not_a_json_object",
+        "not_a_json_object",
+        "invalid_json",
+        "invalid_json",
+        "invalid_json",
+        None,
+        None,
+        None,
+        None,
+        None,
+        "invalid_json",
+        "empty_line",
+        "empty_line",
+        None,
     ]
     assert reasons["deep_json_100k.jsonl"] == [None, "invalid_json", "invalid_json", None]
     assert set(reasons["access_hostile.log"]) == {"invalid_json", "not_a_json_object", "empty_line"}
@@ -624,8 +819,18 @@ def _jsonl(reasons, by_file):
 
 def _csv(reasons, by_file):
     assert [(r.line_number, r.parse_error) for r in by_file["csv_hostile.csv"]] == [
-        (2, None), (3, None), (4, None), (6, None), (7, "wrong_field_count:4"), (8, "wrong_field_count:2"),
-        (9, "empty_line"), (10, None), (11, "malformed_csv_row"), (12, None), (13, None), (14, "malformed_csv_row"),
+        (2, None),
+        (3, None),
+        (4, None),
+        (6, None),
+        (7, "wrong_field_count:4"),
+        (8, "wrong_field_count:2"),
+        (9, "empty_line"),
+        (10, None),
+        (11, "malformed_csv_row"),
+        (12, None),
+        (13, None),
+        (14, "malformed_csv_row"),
     ]
     assert by_file["csv_hostile.csv"][-1].lines == 2  # a quote never closed takes the lines after it
     assert reasons["bom_header.csv"] == [None, None]  # the BOM is not part of the header's first name
@@ -634,9 +839,28 @@ def _csv(reasons, by_file):
 
 def _access_log(reasons, by_file):
     assert reasons["access_hostile.log"] == [
-        None, None, None, None, None, None, "not_access_log_format", None, None, "not_access_log_format",
-        "bad_timestamp", "bad_timestamp", "not_access_log_format", None, None, None, "not_access_log_format",
-        "not_access_log_format", None, "not_access_log_format", "empty_line", "empty_line",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "not_access_log_format",
+        None,
+        None,
+        "not_access_log_format",
+        "bad_timestamp",
+        "bad_timestamp",
+        "not_access_log_format",
+        None,
+        None,
+        None,
+        "not_access_log_format",
+        "not_access_log_format",
+        None,
+        "not_access_log_format",
+        "empty_line",
+        "empty_line",
     ]
     for good in ("good.log.bz2", "good.log.xz", "good_multimember.log.gz", "corrupt_crc.log.gz", "truncated.log.gz"):
         assert reasons[good][:-1].count(None) >= len(reasons[good]) - 2, good
@@ -645,9 +869,26 @@ def _access_log(reasons, by_file):
 
 def _syslog(reasons, by_file):
     assert reasons["syslog_hostile.log"] == [
-        "not_syslog_format", None, None, "bad_timestamp", None, "bad_timestamp", "not_syslog_format", None,
-        "bad_timestamp", "bad_timestamp", "bad_timestamp", None, None, "not_syslog_format", "not_syslog_format",
-        "bad_timestamp", "bad_timestamp", None, None, None,
+        "not_syslog_format",
+        None,
+        None,
+        "bad_timestamp",
+        None,
+        "bad_timestamp",
+        "not_syslog_format",
+        None,
+        "bad_timestamp",
+        "bad_timestamp",
+        "bad_timestamp",
+        None,
+        None,
+        "not_syslog_format",
+        "not_syslog_format",
+        "bad_timestamp",
+        "bad_timestamp",
+        None,
+        None,
+        None,
     ]
     assert reasons["control_chars.log"].count(None) == 1
 
@@ -657,5 +898,11 @@ def _regex(reasons, by_file):
     assert set(reasons["binary.bin"]) <= {None, "no_match"}
 
 
-CORPUS_CHECKS = {"text": _text, "jsonl": _jsonl, "csv": _csv, "access_log": _access_log, "syslog": _syslog,
-                 "regex": _regex}
+CORPUS_CHECKS = {
+    "text": _text,
+    "jsonl": _jsonl,
+    "csv": _csv,
+    "access_log": _access_log,
+    "syslog": _syslog,
+    "regex": _regex,
+}

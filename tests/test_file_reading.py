@@ -39,18 +39,21 @@ def texts(content: bytes, **kwargs) -> list[str | None]:
 # --- lines ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    (b"", []),
-    (b"\n", [""]),
-    (b"a", ["a"]),
-    (b"a\n", ["a"]),
-    (b"a\n\nb\n\n", ["a", "", "b", ""]),
-    (b"a\r\nb\r\n", ["a", "b"]),
-    (b"a\rb\rc", ["a", "b", "c"]),
-    (b"a\r\r\nb", ["a", "", "b"]),
-    (b"\r\n\r\n", ["", ""]),
-    (b"a\n\rb", ["a", "", "b"]),
-])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", []),
+        (b"\n", [""]),
+        (b"a", ["a"]),
+        (b"a\n", ["a"]),
+        (b"a\n\nb\n\n", ["a", "", "b", ""]),
+        (b"a\r\nb\r\n", ["a", "b"]),
+        (b"a\rb\rc", ["a", "b", "c"]),
+        (b"a\r\r\nb", ["a", "", "b"]),
+        (b"\r\n\r\n", ["", ""]),
+        (b"a\n\rb", ["a", "", "b"]),
+    ],
+)
 def test_each_line_is_one_row_and_a_final_line_end_starts_none(content, expected):
     assert texts(content) == expected
     assert [number for number, _, _ in lines(content)] == list(range(1, len(expected) + 1))
@@ -72,7 +75,9 @@ def test_bad_utf8_is_replaced_control_characters_stay_and_a_leading_bom_goes():
 
 def test_a_line_longer_than_the_limit_is_cut_at_a_character_boundary_and_rescued():
     assert lines(b"short\n0123456789abc\nnext", max_line_bytes=10) == [
-        (1, "short", None), (2, "0123456789", "line_too_long"), (3, "next", None)
+        (1, "short", None),
+        (2, "0123456789", "line_too_long"),
+        (3, "next", None),
     ]
     assert lines(b"0123456789\n", max_line_bytes=10) == [(1, "0123456789", None)]  # exactly the limit fits
     euros = "\u20ac".encode() * 4  # 12 bytes, 3 per character
@@ -82,7 +87,8 @@ def test_a_line_longer_than_the_limit_is_cut_at_a_character_boundary_and_rescued
         assert utf8_prefix(euros, limit) == euros[: limit // 3 * 3]
     for chunk_bytes in (1, 3, 7):  # however the stream is chunked
         assert lines(b"ab\xc3\xa9cd\nx", max_line_bytes=3, chunk_bytes=chunk_bytes) == [
-            (1, "ab", "line_too_long"), (2, "x", None)
+            (1, "ab", "line_too_long"),
+            (2, "x", None),
         ]
 
 
@@ -95,6 +101,7 @@ def test_a_5_mib_line_keeps_its_first_mib():
 
 def test_a_50_mib_line_is_never_held_whole():
     """The line streams past in 64 KiB chunks made on the fly; memory stays near the 1 MiB kept."""
+
     def chunks():
         yield b"first\n"
         piece = b"z" * (1 << 16)
@@ -120,19 +127,29 @@ ORIGINAL = TEXT.decode().splitlines()
 
 def test_compressed_files_are_recognised_by_their_bytes_not_their_name():
     half = len(TEXT) // 2
-    for data in (gzip.compress(TEXT), gzip.compress(TEXT[:half]) + gzip.compress(TEXT[half:]),
-                 bz2.compress(TEXT), lzma.compress(TEXT), bz2.compress(TEXT[:half]) + bz2.compress(TEXT[half:])):
+    for data in (
+        gzip.compress(TEXT),
+        gzip.compress(TEXT[:half]) + gzip.compress(TEXT[half:]),
+        bz2.compress(TEXT),
+        lzma.compress(TEXT),
+        bz2.compress(TEXT[:half]) + bz2.compress(TEXT[half:]),
+    ):
         assert texts(data) == ORIGINAL
-    assert [compression(b) for b in (b"\x1f\x8b\x08", b"BZh91AY&SY", b"\xfd7zXZ\x00", b"(\xb5/\xfd", b"PK\x03\x04")] == [
-        "gzip", "bzip2", "xz", "zstd", "zip"
-    ]
+    assert [
+        compression(b) for b in (b"\x1f\x8b\x08", b"BZh91AY&SY", b"\xfd7zXZ\x00", b"(\xb5/\xfd", b"PK\x03\x04")
+    ] == ["gzip", "bzip2", "xz", "zstd", "zip"]
     assert compression(b"BZh... a text line") is None and texts(b"BZh... a text line\n") == ["BZh... a text line"]
     assert lines(b"(\xb5/\xfd\x00\x00") == [(None, None, "unsupported_compression:zstd")]
 
 
-@pytest.mark.parametrize(("compress", "codec", "cut"), [
-    (gzip.compress, "gzip", 2 / 3), (lzma.compress, "xz", 1 / 2), (bz2.compress, "bzip2", 0.9),
-])
+@pytest.mark.parametrize(
+    ("compress", "codec", "cut"),
+    [
+        (gzip.compress, "gzip", 2 / 3),
+        (lzma.compress, "xz", 1 / 2),
+        (bz2.compress, "bzip2", 0.9),
+    ],
+)
 def test_a_truncated_file_keeps_the_lines_before_the_damage_then_says_so(compress, codec, cut):
     data = compress(TEXT)
     rows = lines(data[: int(len(data) * cut)])
@@ -193,7 +210,8 @@ def test_csv_header_maps_fields_by_name():
     assert records("id\n1\n") == [(2, "1", ("1", None), None, None)]  # a declared column the file lacks: null
     assert records("a,b\n1,2\n", declared=()) == [(2, "1,2", (), '{"a": "1", "b": "2"}', None)]
     assert records("1,bob\n2,ann\n", header=False) == [
-        (1, "1,bob", ("1", "bob"), None, None), (2, "2,ann", ("2", "ann"), None, None)
+        (1, "1,bob", ("1", "bob"), None, None),
+        (2, "2,ann", ("2", "ann"), None, None),
     ]
     assert records("x;y\n;NULL\n", declared=("x", "y"), delimiter=";", null_value="NULL") == [
         (2, ";NULL", ("", None), None, None)
@@ -202,7 +220,8 @@ def test_csv_header_maps_fields_by_name():
 
 def test_a_csv_header_that_names_no_declared_column_rescues_the_file():
     assert records("1,bob\n2,ann\n") == [
-        (1, "1,bob", None, None, "header_mismatch"), (2, "2,ann", None, None, "header_mismatch")
+        (1, "1,bob", None, None, "header_mismatch"),
+        (2, "2,ann", None, None, "header_mismatch"),
     ]
 
 
@@ -211,15 +230,16 @@ def test_csv_damage_and_long_lines_end_the_record_they_cut():
     found = records(data[: len(data) // 2])
     assert found[-1][0] is None and found[-1][4] == "truncated_file:gzip stream ends before its end marker"
     found = records(b'id,name\n1,"long\n' + b"x" * 50 + b'"\n2,b\n', max_record_bytes=20)
-    assert [(n, e) for n, _, _, _, e in found] == [
-        (2, "malformed_csv_row"), (3, "line_too_long"), (4, None)
-    ]
+    assert [(n, e) for n, _, _, _, e in found] == [(2, "malformed_csv_row"), (3, "line_too_long"), (4, None)]
 
 
 def test_a_csv_reader_built_on_lines_handles_file_level_lines():
     damaged = [Line(1, "id,name"), Line(2, "1,a"), Line(None, None, "corrupt_file:gzip x")]
     found = list(csv_records(damaged, CsvOptions(), ("id", "name"), MIB))
-    assert [(r.number, r.fields, r.error) for r in found] == [(2, ("1", "a"), None), (None, None, "corrupt_file:gzip x")]
+    assert [(r.number, r.fields, r.error) for r in found] == [
+        (2, ("1", "a"), None),
+        (None, None, "corrupt_file:gzip x"),
+    ]
 
 
 # --- Spark ------------------------------------------------------------------------------------------
@@ -243,18 +263,33 @@ def test_read_files_lands_every_line_of_a_batch_whatever_its_files(spark, tmp_pa
         out.write(b"x\n" + b"b" * (50 * MIB) + b"\ny\n")
     os.utime(folder / "a.log", (1_700_000_000, 1_700_000_000.25))
 
-    rows = read_folder(spark, folder, FileFormat("text")).selectExpr(
-        "substring(value, 1, 20) AS head", "length(value) AS size", "line_number", "source_file",
-        "source_modified_at", "parse_error",
-    ).collect()
+    rows = (
+        read_folder(spark, folder, FileFormat("text"))
+        .selectExpr(
+            "substring(value, 1, 20) AS head",
+            "length(value) AS size",
+            "line_number",
+            "source_file",
+            "source_modified_at",
+            "parse_error",
+        )
+        .collect()
+    )
     by_file: dict[str, list] = {}
     for row in rows:
         by_file.setdefault(row.source_file.rsplit("/", 1)[1], []).append(row)
     assert sorted(by_file) == ["a.log", "cut.log.gz", "image.png", "long5.log", "long50.log.gz"]
     a = sorted(by_file["a.log"], key=lambda r: r.line_number)
-    assert [(r.line_number, r.head, r.parse_error) for r in a] == [(1, "one", None), (2, "two", None), (3, "", None), (4, "four", None)]
+    assert [(r.line_number, r.head, r.parse_error) for r in a] == [
+        (1, "one", None),
+        (2, "two", None),
+        (3, "", None),
+        (4, "four", None),
+    ]
     assert a[0].source_file.startswith("file:") and a[0].source_file.endswith("/landing/a.log")
-    assert a[0].source_modified_at.replace(tzinfo=timezone.utc) == datetime.fromtimestamp(1_700_000_000.25, timezone.utc)
+    assert a[0].source_modified_at.replace(tzinfo=timezone.utc) == datetime.fromtimestamp(
+        1_700_000_000.25, timezone.utc
+    )
     cut = sorted(by_file["cut.log.gz"], key=lambda r: (r.line_number is None, r.line_number))
     assert cut[-1].line_number is None and cut[-1].parse_error.startswith("truncated_file:gzip")
     assert len(cut) > 1000 and all(r.parse_error is None for r in cut[:-1])
@@ -285,11 +320,16 @@ def test_read_files_works_on_the_micro_batches_of_a_file_stream(spark, tmp_path)
         rows = read_files(batch.sparkSession, batch, FileFormat("text")).collect()
         landed.extend((r.source_file.rsplit("/", 1)[1], r.line_number, r.value) for r in rows)
 
-    stream = spark.readStream.format("binaryFile").schema(
-        "path string, modificationTime timestamp, length bigint, content binary"
-    ).load(str(folder))
-    query = stream.writeStream.foreachBatch(land).option("checkpointLocation", str(checkpoint)).trigger(
-        availableNow=True
-    ).start()
+    stream = (
+        spark.readStream.format("binaryFile")
+        .schema("path string, modificationTime timestamp, length bigint, content binary")
+        .load(str(folder))
+    )
+    query = (
+        stream.writeStream.foreachBatch(land)
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(availableNow=True)
+        .start()
+    )
     query.awaitTermination()
     assert sorted(landed) == [("a.log", 1, "a1"), ("a.log", 2, "a2"), ("b.log.gz", 1, "b1")]

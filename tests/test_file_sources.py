@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from corpus import DAMAGED, UNREADABLE, build, line_count
 from pyspark.sql import functions as F
 
-from corpus import DAMAGED, UNREADABLE, build, line_count
 from helpers import run_step
 from lakehouse.catalog import read_table
 from lakehouse.config import load_config
@@ -56,8 +56,10 @@ def test_the_hostile_corpus_lands_through_a_source_of_every_format(spark, tmp_pa
     files = sorted(p for p in folder.iterdir() if p.is_file())
     for fmt in LINE_FORMATS:
         bronze = read_table(spark, config, f"bronze.c_{fmt}")
-        per_file = {row.source_file.removeprefix("file:"): row["count"]
-                    for row in bronze.groupBy("source_file").count().collect()}
+        per_file = {
+            row.source_file.removeprefix("file:"): row["count"]
+            for row in bronze.groupBy("source_file").count().collect()
+        }
         for path in files:
             if path.name in DAMAGED or path.name in UNREADABLE:
                 reason = DAMAGED.get(path.name) or UNREADABLE[path.name]
@@ -79,10 +81,15 @@ def test_a_refused_batch_names_its_file_and_lands_once_that_file_is_set_aside(sp
     logs.mkdir()
     (logs / "good.jsonl").write_text("".join(f'{{"user": "u{i}", "ms": {i}}}\n' for i in range(5)))
     (logs / "bad.jsonl").write_text('{"user": "v", "ms": 1}\n{"ms": 2}\n')  # a line without the user
-    suite = ("suite: bronze.app\nrules:\n  - {name: user_present, expectation: expect_column_values_to_not_be_null, "
-             "kwargs: {column: user}, action: fail}\n")
-    root = project_with(tmp_path / "p", {"app": source_yaml(logs, "jsonl", {"columns": {"user": "string", "ms": "bigint"}})},
-                        {"expectations/bronze/app.yaml": suite})
+    suite = (
+        "suite: bronze.app\nrules:\n  - {name: user_present, expectation: expect_column_values_to_not_be_null, "
+        "kwargs: {column: user}, action: fail}\n"
+    )
+    root = project_with(
+        tmp_path / "p",
+        {"app": source_yaml(logs, "jsonl", {"columns": {"user": "string", "ms": "bigint"}})},
+        {"expectations/bronze/app.yaml": suite},
+    )
     config = load_config(project=root, environ={"LAKEHOUSE_METASTORE": "in-memory"})
 
     for _ in range(2):  # refused, and refused again: never skipped in silence

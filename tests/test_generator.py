@@ -33,5 +33,13 @@ def test_a_later_day_adds_files_with_fresh_event_ids(tmp_path):
     first = write_app_event_logs(tmp_path, seed=1, scale=0.05, days=1)
     later = write_app_event_logs(tmp_path, seed=1, scale=0.05, days=1, first_day=1)
     assert not set(first.files) & set(later.files)
-    ids = lambda logs: {json.loads(l)["event_id"] for p in logs.files for l in read_lines(p) if l.startswith('{"event_id"') and l.endswith("}")}
+
+    def ids(logs):
+        return {
+            json.loads(line)["event_id"]
+            for p in logs.files
+            for line in read_lines(p)
+            if line.startswith('{"event_id"') and line.endswith("}")
+        }
+
     assert not ids(first) & ids(later)

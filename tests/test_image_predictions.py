@@ -11,6 +11,7 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
+from helpers import DEMO_CONF_FILE, demo_table, run_step
 from lakehouse.catalog import current_version, read_table
 from lakehouse.config import load_config
 from lakehouse.datasets import fashion_mnist_images, png_bytes
@@ -18,6 +19,7 @@ from lakehouse.models import storage
 from lakehouse.models.fashion_classifier import (
     EXPERIMENT,
     LABELS,
+    TrainingParams,
     build_network,
     current_model,
     deserialize,
@@ -25,12 +27,10 @@ from lakehouse.models.fashion_classifier import (
     model_version,
     register_model,
     serialize,
-    TrainingParams,
     train_classifier,
     train_once,
     training_cache_file,
 )
-from helpers import DEMO_CONF_FILE, demo_table, run_step
 from lakehouse.transforms.predictions import unpredicted
 from lakehouse.writer import Commit, append_rows
 
@@ -41,14 +41,20 @@ N_PHOTOS = 40
 def model_config(tmp_path_factory):
     """A warehouse whose current model was trained (full default recipe) and logged to MLflow once."""
     root = tmp_path_factory.mktemp("predictions")
-    config = load_config(DEMO_CONF_FILE, environ={
-        "LAKEHOUSE_WAREHOUSE": str(root / "warehouse"), "LAKEHOUSE_LANDING": str(root / "landing"),
-        "LAKEHOUSE_METASTORE": "in-memory",
-    })
+    config = load_config(
+        DEMO_CONF_FILE,
+        environ={
+            "LAKEHOUSE_WAREHOUSE": str(root / "warehouse"),
+            "LAKEHOUSE_LANDING": str(root / "landing"),
+            "LAKEHOUSE_METASTORE": "in-memory",
+        },
+    )
     started = time.monotonic()
     model = ensure_model(config)
-    print(f"trained {model.version} in {model.training_seconds:.1f}s (with MLflow: {time.monotonic() - started:.1f}s), "
-          f"held-out accuracy {model.holdout_accuracy:.3f}")
+    print(
+        f"trained {model.version} in {model.training_seconds:.1f}s (with MLflow: {time.monotonic() - started:.1f}s), "
+        f"held-out accuracy {model.holdout_accuracy:.3f}"
+    )
     return config
 
 
@@ -120,8 +126,19 @@ def _image_row(content: bytes, label: str, fmt="PNG", size=(28, 28), mode="L"):
     import hashlib
 
     digest = hashlib.sha256(content).hexdigest()
-    return (digest, f"file:/photos/{digest[:8]}.png", label, fmt, size[0], size[1], mode, len(content), content,
-            datetime(2026, 11, 1, tzinfo=timezone.utc), "test-setup")
+    return (
+        digest,
+        f"file:/photos/{digest[:8]}.png",
+        label,
+        fmt,
+        size[0],
+        size[1],
+        mode,
+        len(content),
+        content,
+        datetime(2026, 11, 1, tzinfo=timezone.utc),
+        "test-setup",
+    )
 
 
 def _add_images(spark, config, rows):
@@ -174,7 +191,9 @@ def test_predictions_are_incremental_per_model_version_and_nothing_is_lost(spark
     bad = quarantine.collect()
     assert bad[0].reason.startswith("undecodable_image:") and bad[0].rule == "silver.image_predictions"
     assert json.loads(bad[0].record) == {
-        "content_hash": broken[0], "model_name": "fashion_mnist_cnn", "model_version": model.version
+        "content_hash": broken[0],
+        "model_name": "fashion_mnist_cnn",
+        "model_version": model.version,
     }
     images_version = current_version(spark, config.table_path("silver.images"))
     last_commit = DeltaTable.forPath(spark, config.table_path("silver.image_predictions")).history(1).collect()[0]
@@ -194,9 +213,12 @@ def test_predictions_are_incremental_per_model_version_and_nothing_is_lost(spark
         for r in read_table(spark, config, "silver.image_predictions").groupBy("model_version").count().collect()
     }
     assert by_version == {model.version: N_PHOTOS, newer.version: N_PHOTOS}
-    assert read_table(spark, config, "silver.image_predictions_quarantine").where(
-        F.get_json_object("record", "$.model_version") == newer.version
-    ).count() == 1
+    assert (
+        read_table(spark, config, "silver.image_predictions_quarantine")
+        .where(F.get_json_object("record", "$.model_version") == newer.version)
+        .count()
+        == 1
+    )
 
 
 def test_only_images_without_a_row_for_the_model_version_are_scored_again(spark):
@@ -205,8 +227,10 @@ def test_only_images_without_a_row_for_the_model_version_are_scored_again(spark)
         [("a", "v1"), ("b", "v1"), ("c", "v0")], "content_hash string, model_version string"
     )
     quarantined = spark.createDataFrame(
-        [('{"content_hash":"d","model_name":"m","model_version":"v1"}',),
-         ('{"content_hash":"e","model_name":"m","model_version":"v0"}',)],
+        [
+            ('{"content_hash":"d","model_name":"m","model_version":"v1"}',),
+            ('{"content_hash":"e","model_name":"m","model_version":"v0"}',),
+        ],
         "record string",
     )
     todo = unpredicted(images, predictions, quarantined, "v1")

@@ -32,10 +32,17 @@ def test_engines_urls_and_read_options():
 
     assert jdbc.read_options("jdbc:sqlite:/x.db") == {"url": "jdbc:sqlite:/x.db", "driver": "org.sqlite.JDBC"}
     options = jdbc.read_options("jdbc:postgresql://h/app", "me", SECRET)
-    assert options == {"url": "jdbc:postgresql://h/app", "driver": "org.postgresql.Driver", "fetchsize": "10000",
-                       "user": "me", "password": SECRET}
-    assert jdbc.read_options("jdbc:mysql://h/db?permitMysqlScheme", driver="org.mariadb.jdbc.Driver")["driver"] \
+    assert options == {
+        "url": "jdbc:postgresql://h/app",
+        "driver": "org.postgresql.Driver",
+        "fetchsize": "10000",
+        "user": "me",
+        "password": SECRET,
+    }
+    assert (
+        jdbc.read_options("jdbc:mysql://h/db?permitMysqlScheme", driver="org.mariadb.jdbc.Driver")["driver"]
         == "org.mariadb.jdbc.Driver"
+    )
     # no Spark dialect for jdbc:mariadb: it double-quotes column names, which MariaDB reads as strings
     assert "ANSI_QUOTES" in jdbc.read_options("jdbc:mariadb://h/db")["sessionInitStatement"]
 
@@ -44,10 +51,15 @@ def test_engines_urls_and_read_options():
     assert jdbc.qualified_name("jdbc:mariadb://h/shop", "orders") == "`orders`"
     assert jdbc.qualified_name("jdbc:mariadb://h/shop", "orders", "shop") == "`shop`.`orders`"
 
-    assert jdbc.redact_url(f"jdbc:postgresql://h/app?user=me&password={SECRET}&ssl=true") \
+    assert (
+        jdbc.redact_url(f"jdbc:postgresql://h/app?user=me&password={SECRET}&ssl=true")
         == "jdbc:postgresql://h/app?user=me&password=***&ssl=true"
+    )
     assert jdbc.redact_url(f"jdbc:mysql://me:{SECRET}@h/db") == "jdbc:mysql://me:***@h/db"
-    assert jdbc.redact_url(f"jdbc:sqlserver://h;user=me;password={SECRET};db=x") == "jdbc:sqlserver://h;user=me;password=***;db=x"
+    assert (
+        jdbc.redact_url(f"jdbc:sqlserver://h;user=me;password={SECRET};db=x")
+        == "jdbc:sqlserver://h;user=me;password=***;db=x"
+    )
 
 
 def _kinds(guesses):
@@ -55,22 +67,66 @@ def _kinds(guesses):
 
 
 def test_personal_columns_by_name():
-    names = ["id", "Email", "e_mail", "contact_email", "email_address", "PhoneNumber", "mobile", "fax", "tel",
-             "ip", "client_ip", "ip_address", "remote_addr", "FirstName", "last_name", "surname", "lastname",
-             "full_name", "display_name", "contact_name", "customer_name", "username", "name", "zip", "title",
-             "company_name", "file_name", "description", "hotel", "tipping"]
+    names = [
+        "id",
+        "Email",
+        "e_mail",
+        "contact_email",
+        "email_address",
+        "PhoneNumber",
+        "mobile",
+        "fax",
+        "tel",
+        "ip",
+        "client_ip",
+        "ip_address",
+        "remote_addr",
+        "FirstName",
+        "last_name",
+        "surname",
+        "lastname",
+        "full_name",
+        "display_name",
+        "contact_name",
+        "customer_name",
+        "username",
+        "name",
+        "zip",
+        "title",
+        "company_name",
+        "file_name",
+        "description",
+        "hotel",
+        "tipping",
+    ]
     guesses = _kinds(jdbc.guess_private_columns("orders", names, []))
     assert guesses == {
-        "Email": ("email", "hash", "Email_hash"), "e_mail": ("email", "hash", "e_mail_hash"),
+        "Email": ("email", "hash", "Email_hash"),
+        "e_mail": ("email", "hash", "e_mail_hash"),
         "contact_email": ("email", "hash", "contact_email_hash"),
         "email_address": ("email", "hash", "email_address_hash"),
-        "PhoneNumber": ("phone", "hash", "PhoneNumber_hash"), "mobile": ("phone", "hash", "mobile_hash"),
-        "fax": ("phone", "hash", "fax_hash"), "tel": ("phone", "hash", "tel_hash"),
-        "ip": ("ip", "hash", "ip_hash"), "client_ip": ("ip", "hash", "client_ip_hash"),
-        "ip_address": ("ip", "hash", "ip_address_hash"), "remote_addr": ("ip", "hash", "remote_addr_hash"),
-        **{n: ("person_name", "drop", None) for n in (
-            "FirstName", "last_name", "surname", "lastname", "full_name", "display_name", "contact_name",
-            "customer_name", "username")},
+        "PhoneNumber": ("phone", "hash", "PhoneNumber_hash"),
+        "mobile": ("phone", "hash", "mobile_hash"),
+        "fax": ("phone", "hash", "fax_hash"),
+        "tel": ("phone", "hash", "tel_hash"),
+        "ip": ("ip", "hash", "ip_hash"),
+        "client_ip": ("ip", "hash", "client_ip_hash"),
+        "ip_address": ("ip", "hash", "ip_address_hash"),
+        "remote_addr": ("ip", "hash", "remote_addr_hash"),
+        **{
+            n: ("person_name", "drop", None)
+            for n in (
+                "FirstName",
+                "last_name",
+                "surname",
+                "lastname",
+                "full_name",
+                "display_name",
+                "contact_name",
+                "customer_name",
+                "username",
+            )
+        },
     }
     assert all(g.evidence == "name" for g in jdbc.guess_private_columns("orders", names, []))
     # a plain `name` is a person's only in a person-like table
@@ -79,24 +135,49 @@ def test_personal_columns_by_name():
     for table in ("products", "artist", "genres", "companies"):
         assert jdbc.guess_private_columns(table, ["name"], []) == ()
     # only text columns (and integer ones for phone/IP names); a key is hashed, never dropped
-    typed = [ColumnInfo("email_verified", "boolean", True, "bool"), ColumnInfo("phone", "bigint", True, "int8"),
-             ColumnInfo("email_count", "int", True, "int4"), ColumnInfo("username", "string", False, "text")]
+    typed = [
+        ColumnInfo("email_verified", "boolean", True, "bool"),
+        ColumnInfo("phone", "bigint", True, "int8"),
+        ColumnInfo("email_count", "int", True, "int4"),
+        ColumnInfo("username", "string", False, "text"),
+    ]
     assert _kinds(jdbc.guess_private_columns("users", typed, [], keys=("username",))) == {
-        "phone": ("phone", "hash", "phone_hash"), "username": ("person_name", "hash", "username_hash")}
+        "phone": ("phone", "hash", "phone_hash"),
+        "username": ("person_name", "hash", "username_hash"),
+    }
 
 
 def test_personal_columns_by_values():
     emails = [f"person{i}@mail.example.org" for i in range(97)] + ["n/a", "unknown", "-"]
-    phones = ["+44 20 7946 0958", "+1 (780) 428-9482", "+4915112345678", "(555) 010-4477", "0171 234 5678",
-              "030 1234 5678", "555.010.4477", "+55 (12) 3923-5555", "0049 30 1234567", "+33 1 23 45 67 89"]
+    phones = [
+        "+44 20 7946 0958",
+        "+1 (780) 428-9482",
+        "+4915112345678",
+        "(555) 010-4477",
+        "0171 234 5678",
+        "030 1234 5678",
+        "555.010.4477",
+        "+55 (12) 3923-5555",
+        "0049 30 1234567",
+        "+33 1 23 45 67 89",
+    ]
     ips = ["10.0.0.1", "192.168.1.20/24", "2001:db8::1", "::1", "172.16.5.4", "fe80::1ff:fe23:4567:890a"]
     not_phones = ["2024-01-02", "12227-000", "1234567890", "2024-01-02 10:11:12", "192.168.10.200", "555-1234"]
     samples = [
-        {"contact": emails[i], "reach": phones[i % 10], "origin": ips[i % 6], "misc": not_phones[i % 6],
-         "half": emails[i] if i % 2 else "no address", "few": "a@b.org" if i < 4 else None}
+        {
+            "contact": emails[i],
+            "reach": phones[i % 10],
+            "origin": ips[i % 6],
+            "misc": not_phones[i % 6],
+            "half": emails[i] if i % 2 else "no address",
+            "few": "a@b.org" if i < 4 else None,
+        }
         for i in range(100)
     ]
-    guesses = {g.column: g for g in jdbc.guess_private_columns("events", ["contact", "reach", "origin", "misc", "half", "few"], samples)}
+    guesses = {
+        g.column: g
+        for g in jdbc.guess_private_columns("events", ["contact", "reach", "origin", "misc", "half", "few"], samples)
+    }
     assert set(guesses) == {"contact", "reach", "origin"}
     assert (guesses["contact"].kind, guesses["contact"].evidence) == ("email", "values: 97% of 100 sampled match")
     assert (guesses["reach"].kind, guesses["reach"].evidence) == ("phone", "values: 100% of 100 sampled match")
@@ -108,24 +189,42 @@ def test_personal_columns_by_values():
 
 def test_sqlite_declared_type_rules():
     ints, reals, texts = StorageProfile(integer=5), StorageProfile(integer=2, real=3), StorageProfile(text=5)
-    assert [jdbc.sqlite_affinity(t) for t in ("INT", "varchar(10)", "", "BLOB", "DOUBLE PRECISION", "DATETIME", "FLOATING POINT")] \
-        == ["INTEGER", "TEXT", "BLOB", "BLOB", "REAL", "NUMERIC", "INTEGER"]  # "FLOATING POINT" holds "INT"
+    assert [
+        jdbc.sqlite_affinity(t)
+        for t in ("INT", "varchar(10)", "", "BLOB", "DOUBLE PRECISION", "DATETIME", "FLOATING POINT")
+    ] == ["INTEGER", "TEXT", "BLOB", "BLOB", "REAL", "NUMERIC", "INTEGER"]  # "FLOATING POINT" holds "INT"
     cases = {
-        ("INTEGER", ints): "bigint", ("SMALLINT", ints): "bigint", ("INTEGER", reals): "double",
-        ("INTEGER", StorageProfile(integer=4, text=1)): "string", ("NVARCHAR(40)", ints): "string",
-        ("REAL", reals): "double", ("BLOB", texts): "binary", ("", ints): "bigint", ("", texts): "string",
-        ("", StorageProfile(blob=2)): "binary", ("BOOLEAN", ints): "boolean",
-        ("BOOLEAN", StorageProfile(text=2, bad_booleans=1)): "string", ("DATETIME", texts): "timestamp",
-        ("DATE", texts): "date", ("TIMESTAMP", ints): "bigint",
-        ("DATETIME", StorageProfile(text=5, bad_datetimes=1)): "string", ("DECIMAL(10,2)", reals): "decimal(10,2)",
-        ("NUMERIC(7)", ints): "decimal(7,0)", ("decimal", reals): "double", ("NUMERIC", ints): "bigint",
-        ("MONEY", texts): "string", ("DECIMAL(10,2)", texts): "string", ("", StorageProfile()): "string",
+        ("INTEGER", ints): "bigint",
+        ("SMALLINT", ints): "bigint",
+        ("INTEGER", reals): "double",
+        ("INTEGER", StorageProfile(integer=4, text=1)): "string",
+        ("NVARCHAR(40)", ints): "string",
+        ("REAL", reals): "double",
+        ("BLOB", texts): "binary",
+        ("", ints): "bigint",
+        ("", texts): "string",
+        ("", StorageProfile(blob=2)): "binary",
+        ("BOOLEAN", ints): "boolean",
+        ("BOOLEAN", StorageProfile(text=2, bad_booleans=1)): "string",
+        ("DATETIME", texts): "timestamp",
+        ("DATE", texts): "date",
+        ("TIMESTAMP", ints): "bigint",
+        ("DATETIME", StorageProfile(text=5, bad_datetimes=1)): "string",
+        ("DECIMAL(10,2)", reals): "decimal(10,2)",
+        ("NUMERIC(7)", ints): "decimal(7,0)",
+        ("decimal", reals): "double",
+        ("NUMERIC", ints): "bigint",
+        ("MONEY", texts): "string",
+        ("DECIMAL(10,2)", texts): "string",
+        ("", StorageProfile()): "string",
     }
     for (declared, profile), expected in cases.items():
         assert jdbc.sqlite_type(declared, profile) == expected, (declared, profile)
     assert jdbc.custom_schema("jdbc:postgresql://h/db", [("a", "int")]) is None
-    assert jdbc.custom_schema("jdbc:sqlite:/x", [("id", "bigint"), ("pic", "binary"), ("n`x", "double")], "id") \
+    assert (
+        jdbc.custom_schema("jdbc:sqlite:/x", [("id", "bigint"), ("pic", "binary"), ("n`x", "double")], "id")
         == "`id` BIGINT, `pic` BINARY, `n``x` STRING"
+    )
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -149,7 +248,8 @@ SELECT 1 + g % 3, g, 'customer' || g || '@example.org', '+44 20 7946 ' || lpad(g
 FROM generate_series(1, 40) AS g;
 CREATE TABLE crm.products (product_id serial PRIMARY KEY, name text NOT NULL, sku text UNIQUE, price numeric(10,2));
 INSERT INTO crm.products (name, sku, price) SELECT 'Widget ' || g, 'W-' || g, g * 2.5 FROM generate_series(1, 10) AS g;
-CREATE TABLE crm.page_views (viewed_at timestamp NOT NULL, visitor text NOT NULL, path text, UNIQUE (viewed_at, visitor));
+CREATE TABLE crm.page_views (viewed_at timestamp NOT NULL, visitor text NOT NULL, path text, \
+UNIQUE (viewed_at, visitor));
 INSERT INTO crm.page_views
 SELECT timestamp '2024-01-01' + g * interval '1 minute',
        CASE WHEN g % 3 = 0 THEN '2001:db8::' || to_hex(g) ELSE '192.0.2.' || g END, '/photos/' || g
@@ -168,27 +268,55 @@ def crm_url(pg_server):
 def test_postgres_tables_types_keys_and_personal_columns(spark, pg_server, crm_url):
     user, password = pg_server.user, postgres.server_password(pg_server)
     assert jdbc.list_tables(spark, crm_url, user, password, schema="crm") == ["customers", "page_views", "products"]
-    described = {t.name: t for t in jdbc.describe_tables(spark, crm_url, user, password, schema="crm", large_table_rows=20)}
+    described = {
+        t.name: t for t in jdbc.describe_tables(spark, crm_url, user, password, schema="crm", large_table_rows=20)
+    }
     assert list(described) == ["customers", "page_views", "products"]
 
     options = jdbc.read_options(crm_url, user, password)
     for name, table in described.items():
-        schema = spark.read.format("jdbc").options(**options).option("dbtable", jdbc.qualified_name(crm_url, name, "crm")).load().schema
+        schema = (
+            spark.read.format("jdbc")
+            .options(**options)
+            .option("dbtable", jdbc.qualified_name(crm_url, name, "crm"))
+            .load()
+            .schema
+        )
         assert [(c.name, c.type) for c in table.columns] == [(f.name, f.dataType.simpleString()) for f in schema.fields]
         for column in table.columns:
             parse_type(column.type)  # every type is one a schema file can hold
 
     customers, products, views = described["customers"], described["products"], described["page_views"]
     assert {c.name: c.type for c in customers.columns} == {
-        "tenant_id": "int", "customer_id": "bigint", "email": "string", "contact_phone": "string", "last_ip": "string",
-        "full_name": "string", "name": "string", "reach_at": "string", "notes": "string", "balance": "decimal(10,2)",
-        "score": "decimal(38,18)", "birth_date": "date", "created_at": "timestamp", "updated_at": "timestamp",
-        "active": "boolean", "avatar": "binary", "tags": "array<string>",
+        "tenant_id": "int",
+        "customer_id": "bigint",
+        "email": "string",
+        "contact_phone": "string",
+        "last_ip": "string",
+        "full_name": "string",
+        "name": "string",
+        "reach_at": "string",
+        "notes": "string",
+        "balance": "decimal(10,2)",
+        "score": "decimal(38,18)",
+        "birth_date": "date",
+        "created_at": "timestamp",
+        "updated_at": "timestamp",
+        "active": "boolean",
+        "avatar": "binary",
+        "tags": "array<string>",
     }
     by_name = {c.name: c for c in customers.columns}
-    assert (by_name["email"].nullable, by_name["email"].comment, by_name["contact_phone"].nullable) == (False, "where invoices go", True)
-    assert (by_name["contact_phone"].source_type, by_name["balance"].source_type, by_name["last_ip"].source_type) \
-        == ("varchar(30)", "numeric(10,2)", "inet")
+    assert (by_name["email"].nullable, by_name["email"].comment, by_name["contact_phone"].nullable) == (
+        False,
+        "where invoices go",
+        True,
+    )
+    assert (by_name["contact_phone"].source_type, by_name["balance"].source_type, by_name["last_ip"].source_type) == (
+        "varchar(30)",
+        "numeric(10,2)",
+        "inet",
+    )
     assert customers.keys == ("tenant_id", "customer_id") and customers.row_count == 40
     assert customers.partition_column == "tenant_id"  # over large_table_rows: the first integral key column
     assert (products.keys, products.row_count, products.partition_column) == (("product_id",), 10, None)
@@ -204,7 +332,9 @@ def test_postgres_tables_types_keys_and_personal_columns(spark, pg_server, crm_u
         "reach_at": ("phone", "values: 100% of 40 sampled match", "hash", "reach_at_hash"),
     }  # notes: half of them e-mails, under the threshold
     assert products.private == ()  # a product's name is not a person's
-    assert [(g.column, g.kind, g.evidence) for g in views.private] == [("visitor", "ip", "values: 100% of 30 sampled match")]
+    assert [(g.column, g.kind, g.evidence) for g in views.private] == [
+        ("visitor", "ip", "values: 100% of 30 sampled match")
+    ]
 
     small = jdbc.describe_tables(spark, crm_url, user, password, schema="crm", tables=["Customers"], sample_rows=3)
     assert [t.name for t in small] == ["customers"] and small[0].partition_column is None
@@ -214,14 +344,18 @@ def test_postgres_tables_types_keys_and_personal_columns(spark, pg_server, crm_u
 def test_postgres_errors_never_show_the_password(spark, pg_server, crm_url):
     user, password = pg_server.user, postgres.server_password(pg_server)
     assert password  # the server authenticates with scram-sha-256
-    with pytest.raises(jdbc.JdbcCatalogError, match="no table 'missing' in schema 'crm'; it has: customers, page_views, products"):
+    with pytest.raises(
+        jdbc.JdbcCatalogError, match="no table 'missing' in schema 'crm'; it has: customers, page_views, products"
+    ):
         jdbc.describe_tables(spark, crm_url, user, password, schema="crm", tables=["missing"])
     with pytest.raises(jdbc.JdbcCatalogError, match="password authentication failed") as error:
         jdbc.list_tables(spark, crm_url, user, SECRET)
     assert SECRET not in str(error.value)
     wrong = f"jdbc:postgresql://127.0.0.1:{pg_server.port}/no_such_db?user={user}&password={password}"
-    for call in (lambda: jdbc.list_tables(spark, wrong, None, None),
-                 lambda: jdbc.describe_tables(spark, wrong, user, password)):
+    for call in (
+        lambda: jdbc.list_tables(spark, wrong, None, None),
+        lambda: jdbc.describe_tables(spark, wrong, user, password),
+    ):
         with pytest.raises(jdbc.JdbcCatalogError, match="no_such_db") as error:
             call()
         assert password not in str(error.value) and password not in repr(error.value) and error.value.__cause__ is None
@@ -234,7 +368,9 @@ def test_drivers_load_through_sparks_class_loader(spark):
     for engine in jdbc.ENGINES:
         if engine.fetched_by_setup:
             assert jvm.java.lang.Class.forName(engine.driver_class, True, loader).getName() == engine.driver_class
-    with pytest.raises(jdbc.JdbcCatalogError, match="com.mysql.cj.jdbc.Driver is not on Spark's class path.*mysql-connector-j"):
+    with pytest.raises(
+        jdbc.JdbcCatalogError, match="com.mysql.cj.jdbc.Driver is not on Spark's class path.*mysql-connector-j"
+    ):
         jdbc.list_tables(spark, "jdbc:mysql://127.0.0.1:1/db", "me", SECRET)
 
 
@@ -247,7 +383,10 @@ def test_chinook_sqlite_described_and_read_by_spark(spark):
     with sqlite3.connect(path) as db:
         counts = {t: db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in CHINOOK_TABLES}
         pragma_keys = {
-            t: tuple(row[1] for row in sorted((r for r in db.execute(f'PRAGMA table_info("{t}")') if r[5]), key=lambda r: r[5]))
+            t: tuple(
+                row[1]
+                for row in sorted((r for r in db.execute(f'PRAGMA table_info("{t}")') if r[5]), key=lambda r: r[5])
+            )
             for t in CHINOOK_TABLES
         }
     assert counts == CHINOOK_TABLES
@@ -263,14 +402,27 @@ def test_chinook_sqlite_described_and_read_by_spark(spark):
         for column in table.columns:
             parse_type(column.type)
         # read with the options the snapshot reader gets, then cast to the declared types: every value fits
-        reader = spark.read.format("jdbc").options(**jdbc.read_options(url)).option("dbtable", jdbc.qualified_name(url, table.name))
+        reader = (
+            spark.read.format("jdbc")
+            .options(**jdbc.read_options(url))
+            .option("dbtable", jdbc.qualified_name(url, table.name))
+        )
         reader = reader.option("customSchema", jdbc.custom_schema(url, table.columns, table.partition_column))
         if table.partition_column:
-            reader = (reader.option("partitionColumn", table.partition_column).option("lowerBound", "1")
-                      .option("upperBound", str(table.row_count)).option("numPartitions", "3"))
-        misfit = sum((F.col(c.name).isNotNull() & F.col(c.name).try_cast(c.type).isNull()).cast("int") for c in table.columns)
-        checks.append(reader.load().agg(F.lit(table.name).alias("table"), F.count(F.lit(1)).alias("rows"),
-                                        F.sum(misfit).alias("misfits")))
+            reader = (
+                reader.option("partitionColumn", table.partition_column)
+                .option("lowerBound", "1")
+                .option("upperBound", str(table.row_count))
+                .option("numPartitions", "3")
+            )
+        misfit = sum(
+            (F.col(c.name).isNotNull() & F.col(c.name).try_cast(c.type).isNull()).cast("int") for c in table.columns
+        )
+        checks.append(
+            reader.load().agg(
+                F.lit(table.name).alias("table"), F.count(F.lit(1)).alias("rows"), F.sum(misfit).alias("misfits")
+            )
+        )
     read = {row.table: (row.rows, row.misfits) for row in reduce(DataFrame.unionByName, checks).collect()}
     assert read == {name: (count, 0) for name, count in counts.items()}
 
@@ -282,8 +434,13 @@ def test_chinook_sqlite_described_and_read_by_spark(spark):
     assert types["track"]["Milliseconds"] == "bigint"
     assert {c.name: c.nullable for c in tables["track"].columns}["composer"] is True
     assert tables["playlisttrack"].unique_keys == (("playlist_id", "track_id"),)
-    people = {"firstname": ("person_name", "drop"), "lastname": ("person_name", "drop"), "phone": ("phone", "hash"),
-              "fax": ("phone", "hash"), "email": ("email", "hash")}
+    people = {
+        "firstname": ("person_name", "drop"),
+        "lastname": ("person_name", "drop"),
+        "phone": ("phone", "hash"),
+        "fax": ("phone", "hash"),
+        "email": ("email", "hash"),
+    }
     for name in ("customer", "employee"):
         assert {g.column: (g.kind, g.action) for g in tables[name].private} == people
     assert all(tables[name].private == () for name in CHINOOK_TABLES if name not in ("customer", "employee"))
@@ -305,8 +462,15 @@ def test_sqlite_dynamic_types_without_a_spark_dialect(spark, tmp_path):
     plain = spark.read.format("jdbc").options(**jdbc.read_options(url)).option("dbtable", table).load()
     # Spark's generic mapping of sqlite-jdbc's metadata: what a SQLite dialect would have to fix
     assert {f.name: f.dataType.simpleString() for f in plain.schema.fields} == {
-        "id": "int", "big": "int", "total": "decimal(20,0)", "happened": "timestamp", "flag": "boolean",
-        "price": "decimal(10,2)", "note": "decimal(38,18)", "mixed": "int"}
+        "id": "int",
+        "big": "int",
+        "total": "decimal(20,0)",
+        "happened": "timestamp",
+        "flag": "boolean",
+        "price": "decimal(10,2)",
+        "note": "decimal(38,18)",
+        "mixed": "int",
+    }
     assert plain.orderBy("id").select("big").first().big == 3000000000 - 2**32  # wrapped around silently
     assert [r.mixed for r in plain.orderBy("id").select("mixed").collect()] == [7, 0]  # 'seven' read as 0
     with pytest.raises(Exception, match="(?i)pars|timestamp"):
@@ -315,13 +479,30 @@ def test_sqlite_dynamic_types_without_a_spark_dialect(spark, tmp_path):
     loose, readings = jdbc.describe_tables(spark, url, None, None)
     assert (readings.name, loose.name, loose.keys) == ("readings", "loose", ())
     assert {c.name: c.type for c in readings.columns} == {
-        "id": "bigint", "big": "bigint", "total": "bigint", "happened": "timestamp", "flag": "boolean",
-        "price": "decimal(10,2)", "note": "string", "mixed": "string"}
+        "id": "bigint",
+        "big": "bigint",
+        "total": "bigint",
+        "happened": "timestamp",
+        "flag": "boolean",
+        "price": "decimal(10,2)",
+        "note": "string",
+        "mixed": "string",
+    }
     assert [c.nullable for c in readings.columns][:2] == [False, True]  # INTEGER PRIMARY KEY: the rowid
-    text = (spark.read.format("jdbc").options(**jdbc.read_options(url)).option("dbtable", table)
-            .option("customSchema", jdbc.custom_schema(url, readings.columns)).load())
+    text = (
+        spark.read.format("jdbc")
+        .options(**jdbc.read_options(url))
+        .option("dbtable", table)
+        .option("customSchema", jdbc.custom_schema(url, readings.columns))
+        .load()
+    )
     typed = text.select(*[F.col(c.name).try_cast(c.type).alias(c.name) for c in readings.columns]).orderBy("id")
-    typed = typed.withColumn("happened", F.date_format("happened", "yyyy-MM-dd HH:mm:ss")).collect()  # session time zone: UTC
-    assert [(r.big, r.total, r.flag, r.mixed) for r in typed] == [(3000000000, 5, True, "7"), (7, 2**63 - 1, False, "seven")]
+    typed = typed.withColumn(
+        "happened", F.date_format("happened", "yyyy-MM-dd HH:mm:ss")
+    ).collect()  # session time zone: UTC
+    assert [(r.big, r.total, r.flag, r.mixed) for r in typed] == [
+        (3000000000, 5, True, "7"),
+        (7, 2**63 - 1, False, "seven"),
+    ]
     assert [r.happened for r in typed] == ["2020-01-02 03:04:05", "2020-01-03 04:05:06"]
     assert [str(r.price) for r in typed] == ["1.50", "2.25"]

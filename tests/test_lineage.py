@@ -6,7 +6,7 @@ from datetime import date, datetime
 import mlflow
 import pytest
 
-from helpers import sorted_rows
+from helpers import demo_table, sorted_rows
 from lakehouse.catalog import current_version
 from lakehouse.lineage.mlflow_runs import (
     TrainingFrame,
@@ -19,7 +19,6 @@ from lakehouse.lineage.mlflow_runs import (
     run_inputs,
 )
 from lakehouse.lineage.tables import format_lineage, table_lineage
-from helpers import demo_table
 from lakehouse.writer import Commit, append_rows, ensure_table, insert_new_rows, overwrite_table
 
 BRONZE, SILVER, GOLD = (demo_table(n) for n in ("bronze.app_events", "silver.events", "gold.user_activity_daily"))
@@ -29,7 +28,10 @@ T = datetime(2026, 11, 1)
 def build_chain(spark, config):
     """bronze <- 2 files, silver built from bronze@1, gold from silver@1, each commit naming its inputs."""
     lines = spark.createDataFrame(
-        [("{}", None, n, f"file:/landing/{name}", T, T, "run-b") for n, name in enumerate(("a.jsonl", "b.jsonl.gz", "a.jsonl"))],
+        [
+            ("{}", None, n, f"file:/landing/{name}", T, T, "run-b")
+            for n, name in enumerate(("a.jsonl", "b.jsonl.gz", "a.jsonl"))
+        ],
         BRONZE.schema,
     )
     bronze_version = append_rows(spark, config, BRONZE, lines, Commit("ingest_app_events", "run-b")).version
@@ -47,12 +49,20 @@ def build_chain(spark, config):
 def test_gold_version_traces_back_to_bronze_and_source_files(spark, config):
     bronze_version, silver_version, gold_version = build_chain(spark, config)
     node = table_lineage(spark, config, GOLD.name)
-    assert (node.table, node.version, node.job, node.run_id) == (GOLD.name, gold_version, "build_gold_user_activity", "run-g")
+    assert (node.table, node.version, node.job, node.run_id) == (
+        GOLD.name,
+        gold_version,
+        "build_gold_user_activity",
+        "run-g",
+    )
     (silver,) = node.inputs
     assert (silver.table, silver.version, silver.run_id) == (SILVER.name, silver_version, "run-s")
     (bronze,) = silver.inputs
     assert (bronze.table, bronze.version, bronze.job) == (BRONZE.name, bronze_version, "ingest_app_events")
-    assert bronze.source_files == 2 and bronze.source_file_sample == ["file:/landing/a.jsonl", "file:/landing/b.jsonl.gz"]
+    assert bronze.source_files == 2 and bronze.source_file_sample == [
+        "file:/landing/a.jsonl",
+        "file:/landing/b.jsonl.gz",
+    ]
     text = format_lineage(node)
     assert f"<- {SILVER.name}@{silver_version}" in text and "<- 2 source files" in text
     assert table_lineage(None, config, GOLD.name) == node  # read with delta-rs, as a training process does
@@ -100,8 +110,8 @@ def test_reproduce_needs_a_recorded_frame(spark, config):
 def test_configuring_mlflow_does_not_leak_its_store_to_child_processes(config, monkeypatch):
     """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; a child job with its own --conf-file must not
     inherit this process's store (the variable overrides the configuration)."""
-    from lakehouse.config import load_config
     from helpers import DEMO_CONF_FILE
+    from lakehouse.config import load_config
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     configure_mlflow(config)

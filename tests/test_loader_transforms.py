@@ -52,7 +52,9 @@ def test_augmentations_keep_shapes_move_pixels_and_repeat_with_the_same_seed():
 
     pipeline = lambda: Compose(RandomCrop(seed=3), RandomFlip(seed=4), RandomBrightness(seed=5))  # noqa: E731
     assert torch.equal(pipeline()({"image": images})["image"], pipeline()({"image": images})["image"])
-    assert not torch.equal(pipeline()({"image": images})["image"], Compose(RandomCrop(seed=9))({"image": images})["image"])
+    assert not torch.equal(
+        pipeline()({"image": images})["image"], Compose(RandomCrop(seed=9))({"image": images})["image"]
+    )
 
 
 def test_cell_dropout_blanks_about_p_of_the_cells_and_says_what_it_outputs():
@@ -60,7 +62,10 @@ def test_cell_dropout_blanks_about_p_of_the_cells_and_says_what_it_outputs():
     batch = dropout({"a": torch.arange(10_000), "b": torch.arange(10_000)})
     assert batch["a"].dtype == torch.float32 and 2_700 < int(torch.isnan(batch["a"]).sum()) < 3_300
     assert torch.equal(batch["b"], torch.arange(10_000))
-    assert Compose(DecodeImages("image"), dropout).output_fields() == {"image": (np.float32, (1, 28, 28)), "a": (np.float32, ())}
+    assert Compose(DecodeImages("image"), dropout).output_fields() == {
+        "image": (np.float32, (1, 28, 28)),
+        "a": (np.float32, ()),
+    }
 
 
 def test_split_is_stable_disjoint_and_matches_sparks_xxhash64(spark):
@@ -70,7 +75,9 @@ def test_split_is_stable_disjoint_and_matches_sparks_xxhash64(spark):
     holdout, train = Split("k", "holdout").mask(keys), Split("k", "train").mask(keys)
     assert not (holdout & train).any() and (holdout | train).all()
     assert 0.17 < holdout.mean() < 0.23
-    assert np.array_equal(Split("k", "holdout").mask(keys[::-1]), holdout[::-1])  # a key's side depends on the key alone
+    assert np.array_equal(
+        Split("k", "holdout").mask(keys[::-1]), holdout[::-1]
+    )  # a key's side depends on the key alone
     assert (buckets(keys) >= 0).all() and (buckets(keys) < 100).all()
     with pytest.raises(TypeError, match="int64"):
         Split("k").mask(np.array([1, 2], dtype=np.int32))

@@ -7,10 +7,9 @@ from datetime import date, datetime
 
 import pytest
 from delta.tables import DeltaTable
-from helpers import sorted_rows
 from pyspark.sql import types as T
 
-from helpers import DEMO_PROJECT, demo_table, run_step
+from helpers import DEMO_PROJECT, demo_table, run_step, sorted_rows
 from lakehouse.catalog import current_version, read_table
 from lakehouse.engine.definitions import compute_definition
 from lakehouse.project import load_project
@@ -37,18 +36,30 @@ def http_status_daily(requests):
 def flight_delays_monthly(flights, airlines):
     return mart(flights.sparkSession, "gold.flight_delays_monthly", silver_flights=flights, silver_airlines=airlines)
 
+
 NOV_1, NOV_2 = date(2026, 11, 1), date(2026, 11, 2)
 SNAPSHOT = [T.StructField("_snapshot_id", T.StringType()), T.StructField("_snapshot_time", T.TimestampType())]
-FLIGHTS_SCHEMA = T.StructType([*load_schema(DEMO_PROJECT / "schemas/bronze/nycflights13/flights.yaml").fields, *SNAPSHOT])
-AIRLINES_SCHEMA = T.StructType([*load_schema(DEMO_PROJECT / "schemas/bronze/nycflights13/airlines.yaml").fields, *SNAPSHOT])
+FLIGHTS_SCHEMA = T.StructType(
+    [*load_schema(DEMO_PROJECT / "schemas/bronze/nycflights13/flights.yaml").fields, *SNAPSHOT]
+)
+AIRLINES_SCHEMA = T.StructType(
+    [*load_schema(DEMO_PROJECT / "schemas/bronze/nycflights13/airlines.yaml").fields, *SNAPSHOT]
+)
 
 
 EVENTS = [  # (user_key, event_type, event_date)
-    (10, "login", NOV_1), (10, "view", NOV_1), (10, "view", NOV_1), (20, "upload", NOV_1), (30, "like", NOV_1),
-    (10, "like", NOV_2), (10, "like", NOV_2),
+    (10, "login", NOV_1),
+    (10, "view", NOV_1),
+    (10, "view", NOV_1),
+    (20, "upload", NOV_1),
+    (30, "like", NOV_1),
+    (10, "like", NOV_2),
+    (10, "like", NOV_2),
 ]
 REQUESTS = [  # (client_key, status, response_bytes, is_bot, request_date)
-    ("c1", 200, 100, False, NOV_1), ("c1", 200, 50, False, NOV_1), ("c2", 200, None, False, NOV_1),
+    ("c1", 200, 100, False, NOV_1),
+    ("c1", 200, 50, False, NOV_1),
+    ("c2", 200, None, False, NOV_1),
     ("c2", 404, 10, False, NOV_1),
     ("c3", 500, 0, True, NOV_2),
 ]
@@ -69,21 +80,29 @@ def requests(spark, rows=REQUESTS):
 
 
 def flight(carrier, month, dep_time, dep_delay, arr_delay):
-    values = {"year": 2013, "month": month, "day": 1, "carrier": carrier, "dep_time": dep_time,
-              "dep_delay": dep_delay, "arr_delay": arr_delay, "_snapshot_id": "s1",
-              "_snapshot_time": datetime(2026, 11, 1)}
+    values = {
+        "year": 2013,
+        "month": month,
+        "day": 1,
+        "carrier": carrier,
+        "dep_time": dep_time,
+        "dep_delay": dep_delay,
+        "arr_delay": arr_delay,
+        "_snapshot_id": "s1",
+        "_snapshot_time": datetime(2026, 11, 1),
+    }
     return tuple(values.get(name) for name in FLIGHTS_SCHEMA.names)
 
 
 FLIGHTS = [
-    flight("AA", 1, 500, 2.0, 15.0),      # on time: exactly 15 minutes late counts
+    flight("AA", 1, 500, 2.0, 15.0),  # on time: exactly 15 minutes late counts
     flight("AA", 1, 600, -3.0, 20.0),
-    flight("AA", 1, None, None, None),    # cancelled
+    flight("AA", 1, None, None, None),  # cancelled
     flight("AA", 1, 700, 30.0, 40.0),
     flight("AA", 1, 800, 1.0, -5.0),
-    flight("AA", 1, 900, 5.0, None),      # diverted: departed, no arrival delay
+    flight("AA", 1, 900, 5.0, None),  # diverted: departed, no arrival delay
     flight("AA", 2, 1000, 90.0, 100.0),
-    flight("ZZ", 1, None, None, None),    # a carrier silver.airlines does not know, all cancelled
+    flight("ZZ", 1, None, None, None),  # a carrier silver.airlines does not know, all cancelled
 ]
 
 
@@ -130,14 +149,20 @@ def test_flight_delays_monthly_by_hand(spark):
     assert set(rows) == {("AA", 1), ("AA", 2), ("ZZ", 1)}
     # AA, January: arrival delays -5, 15, 20, 40 (the cancelled and the diverted flight have none)
     assert rows[("AA", 1)] == {
-        "carrier": "AA", "airline_name": "American Airlines Inc.", "year": 2013, "month": 1,
+        "carrier": "AA",
+        "airline_name": "American Airlines Inc.",
+        "year": 2013,
+        "month": 1,
         "month_start": date(2013, 1, 1),
-        "flights": 6, "cancelled_flights": 1, "cancelled_share": 1 / 6, "flights_with_arr_delay": 4,
-        "mean_dep_delay": 7.0,           # (2 - 3 + 30 + 1 + 5) / 5
-        "mean_arr_delay": 17.5,          # (15 + 20 + 40 - 5) / 4
-        "median_arr_delay": 17.5,        # halfway between 15 and 20
-        "p90_arr_delay": 34.0,           # rank 0.9 * 3 = 2.7: 20 + 0.7 * (40 - 20)
-        "on_time_share": 0.5,            # -5 and 15 of 4
+        "flights": 6,
+        "cancelled_flights": 1,
+        "cancelled_share": 1 / 6,
+        "flights_with_arr_delay": 4,
+        "mean_dep_delay": 7.0,  # (2 - 3 + 30 + 1 + 5) / 5
+        "mean_arr_delay": 17.5,  # (15 + 20 + 40 - 5) / 4
+        "median_arr_delay": 17.5,  # halfway between 15 and 20
+        "p90_arr_delay": 34.0,  # rank 0.9 * 3 = 2.7: 20 + 0.7 * (40 - 20)
+        "on_time_share": 0.5,  # -5 and 15 of 4
     }
     february = rows[("AA", 2)]
     assert (february["flights"], february["median_arr_delay"], february["p90_arr_delay"]) == (1, 100.0, 100.0)
@@ -169,8 +194,10 @@ def test_user_activity_counts_per_user_and_day(spark):
     check_schema(result, demo_table("gold.user_activity_daily"))
     assert sorted_rows(result) == [
         # user, day, day index, events, logins, views, likes, uploads
-        (10, NOV_1, day, 3, 1, 2, 0, 0), (10, NOV_2, day + 1, 2, 0, 0, 2, 0),
-        (20, NOV_1, day, 1, 0, 0, 0, 1), (30, NOV_1, day, 1, 0, 0, 1, 0),
+        (10, NOV_1, day, 3, 1, 2, 0, 0),
+        (10, NOV_2, day + 1, 2, 0, 0, 2, 0),
+        (20, NOV_1, day, 1, 0, 0, 0, 1),
+        (30, NOV_1, day, 1, 0, 0, 1, 0),
     ]
 
 

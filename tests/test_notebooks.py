@@ -37,7 +37,10 @@ def test_cells_are_split_and_magics_unwrapped():
     assert [cell.kind for cell in cells] == ["md", "python", "sql", "python"]
     assert cells[0].source == "# Title\n\nSome *text*."
     assert cells[2].source.splitlines()[0] == "-- the largest ones"
-    assert split_sql(cells[2].source) == ["SELECT n FROM numbers WHERE n > 5", "SELECT n FROM numbers ORDER BY n DESC LIMIT ${limit}"]
+    assert split_sql(cells[2].source) == [
+        "SELECT n FROM numbers WHERE n > 5",
+        "SELECT n FROM numbers ORDER BY n DESC LIMIT ${limit}",
+    ]
     with pytest.raises(NotebookFormatError, match="Databricks notebook source"):
         parse_notebook("print('a plain script')\n")
 
@@ -55,7 +58,8 @@ def test_runner_gives_spark_widgets_in_sql_and_sqldf(spark, tmp_path):
 def test_runner_stops_at_the_first_failing_cell_and_names_it(spark, tmp_path):
     path = tmp_path / "broken.py"
     path.write_text(
-        "# Databricks notebook source\nx = 1\n\n# COMMAND ----------\n\n# MAGIC %sql\n# MAGIC SELECT * FROM no_such_view\n"
+        "# Databricks notebook source\nx = 1\n\n# COMMAND ----------\n\n"
+        "# MAGIC %sql\n# MAGIC SELECT * FROM no_such_view\n"
         "\n# COMMAND ----------\n\nprint('never')\n"
     )
     run = run_notebook(path, spark, out_dir=tmp_path)

@@ -16,10 +16,9 @@ import pytest
 import yaml
 
 from conftest import _free_port, make_config
-from helpers import write_conf_file
+from helpers import DEMO_PROJECT, write_conf_file
 from lakehouse import object_store
 from lakehouse.config import ENV_OVERRIDES
-from helpers import DEMO_PROJECT
 from lakehouse.privacy import KEY_VARIABLE
 from lakehouse.project import PROJECT_VARIABLE
 from lakehouse.scenario.app_db import BAD_OBJECT_KINDS, write_app_database
@@ -64,8 +63,10 @@ print(json.dumps({
     "counts": {table: read_table(spark, config, table).count() for table in tables},
     "distinct_event_ids": events.select("event_id").distinct().count(),
     "silver_versions": silver_versions,
-    "silver_count_at": {v: spark.read.format("delta").option("versionAsOf", v).load(path).count() for v in silver_versions},
-    "gold_count_at_v1": spark.sql(f"SELECT count(*) FROM delta.`{config.table_path('gold.user_activity_daily')}` VERSION AS OF 1").first()[0],
+    "silver_count_at": {v: spark.read.format("delta").option("versionAsOf", v).load(path).count() \
+for v in silver_versions},
+    "gold_count_at_v1": spark.sql(f"SELECT count(*) FROM delta.`{config.table_path('gold.user_activity_daily')}` \
+VERSION AS OF 1").first()[0],
     "gold_count": read_table(spark, config, "gold.user_activity_daily").count(),
     "image_rejects": {row[0]: row[1] for row in read_table(spark, config, "silver.images_quarantine")
                       .selectExpr("split(reason, ':')[0] AS kind").groupBy("kind").count().collect()},
@@ -121,35 +122,54 @@ def test_pipeline_on_s3_history_time_travel_reconciliation_and_idempotent_rerun(
     spark_section = yaml.safe_load((DEMO_PROJECT / "conf" / "local.yaml").read_text())["spark"]
     spark_section["conf"] = {**spark_section["conf"], **s3a_conf}  # local[*] sizing + conf/cluster.yaml's s3a settings
     conf = write_conf_file(
-        local, tmp_path / "s3.yaml", paths={"warehouse": warehouse, "landing": landing}, spark=spark_section,
+        local,
+        tmp_path / "s3.yaml",
+        paths={"warehouse": warehouse, "landing": landing},
+        spark=spark_section,
         # Quality gates off to keep this test short (tests/test_quality_gate.py covers them).
         quality={"enabled": False, "data_docs": False},
     )
     inherited = {k: v for k, v in os.environ.items() if k not in ENV_OVERRIDES}  # the conf file says where things are
-    env = {**inherited, **s3.env(), KEY_VARIABLE: "test-pseudonym-key-0123456789",  # endpoint + keys, never in files
-           PROJECT_VARIABLE: str(DEMO_PROJECT)}  # the conf file lives outside the project
+    env = {
+        **inherited,
+        **s3.env(),
+        KEY_VARIABLE: "test-pseudonym-key-0123456789",  # endpoint + keys, never in files
+        PROJECT_VARIABLE: str(DEMO_PROJECT),
+    }  # the conf file lives outside the project
     work = tmp_path / "cwd"
     work.mkdir()
 
     def land(first_day, days):
         folder = tmp_path / f"generated-{first_day}"
-        logs = write_app_event_logs(folder, seed=5, scale=0.02, days=days, first_day=first_day,
-                                    bad_line_rate=0.05, duplicate_rate=0.05)
+        logs = write_app_event_logs(
+            folder, seed=5, scale=0.02, days=days, first_day=first_day, bad_line_rate=0.05, duplicate_rate=0.05
+        )
         assert object_store.upload_folder(s3, folder, f"{landing}/app_events")
         return logs
 
     def lakehouse_run():
         done = subprocess.run(
             [str(Path(sys.executable).parent / "lakehouse"), "run", "--select", *SELECTED, "--conf-file", str(conf)],
-            env=env, cwd=work, capture_output=True, text=True, timeout=600,
+            env=env,
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
 
     # Photos: PNG objects (some missing, some broken on purpose) and a manifest naming them by s3a:// URI.
     photos = tmp_path / "photos"
     uploads = [(photo_id, 1 + photo_id % 7, datetime(2026, 11, 1, tzinfo=timezone.utc)) for photo_id in range(1, 41)]
-    db = write_app_database(uploads, 7, photos / "objects" / "photos", photos / "image_manifests", seed=9,
-                            bad_object_rate=0.15, reuse_rate=0.1)
+    db = write_app_database(
+        uploads,
+        7,
+        photos / "objects" / "photos",
+        photos / "image_manifests",
+        seed=9,
+        bad_object_rate=0.15,
+        reuse_rate=0.1,
+    )
     assert db.bad_objects["missing"] > 0
     assert "../objects/" in (photos / "image_manifests" / "photos.csv").read_text()  # relative to the manifest
     object_store.upload_folder(s3, photos, landing)
@@ -159,7 +179,11 @@ def test_pipeline_on_s3_history_time_travel_reconciliation_and_idempotent_rerun(
     second = land(2, 1)  # a third day arrives: the check script runs the pipeline again, then once more
 
     done = subprocess.run(
-        [sys.executable, "-c", CHECK_SCRIPT, str(conf), *SELECTED], env=env, cwd=work, capture_output=True, text=True,
+        [sys.executable, "-c", CHECK_SCRIPT, str(conf), *SELECTED],
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
@@ -167,8 +191,14 @@ def test_pipeline_on_s3_history_time_travel_reconciliation_and_idempotent_rerun(
 
     # The tables are objects in the S3 server: listed through the S3 API and present in its folder.
     keys = object_store.list_objects(s3, BUCKET, "warehouse/")
-    for table in ("bronze/app_events", "silver/events", "silver/events_quarantine", "gold/user_activity_daily",
-                  "bronze/image_refs", "silver/images"):
+    for table in (
+        "bronze/app_events",
+        "silver/events",
+        "silver/events_quarantine",
+        "gold/user_activity_daily",
+        "bronze/image_refs",
+        "silver/images",
+    ):
         assert f"warehouse/{table}/_delta_log/00000000000000000000.json" in keys, table
         assert any(key.startswith(f"warehouse/{table}/") and key.endswith(".parquet") for key in keys), table
     assert (s3.buckets_dir / BUCKET / "warehouse" / "silver" / "events" / "_delta_log").is_dir()
@@ -198,13 +228,18 @@ def test_pipeline_on_s3_history_time_travel_reconciliation_and_idempotent_rerun(
     assert seen["image_rejects"] == {BAD_OBJECT_KINDS[kind]: n for kind, n in db.bad_objects.items() if n}
 
     # The new day went through; the photos, unchanged, were not processed again.
-    assert seen["second"] == {"ingest_app_events": "succeeded", "silver.events": "succeeded",
-                              "gold.user_activity_daily": "succeeded", "ingest_photos": "succeeded",
-                              "silver.images": "skipped"}, seen["second"]
+    assert seen["second"] == {
+        "ingest_app_events": "succeeded",
+        "silver.events": "succeeded",
+        "gold.user_activity_daily": "succeeded",
+        "ingest_photos": "succeeded",
+        "silver.images": "skipped",
+    }, seen["second"]
 
     # A third run with no new data writes nothing: the same versions, the same rows.
     assert seen["history"] == seen["history_before_rerun"]
     rerun = seen["rerun"]
-    assert {rerun[job][0] for job in ("silver.events", "gold.user_activity_daily", "silver.images")} == {
-        "skipped"}, rerun
+    assert {rerun[job][0] for job in ("silver.events", "gold.user_activity_daily", "silver.images")} == {"skipped"}, (
+        rerun
+    )
     assert rerun["ingest_app_events"][1] in (0, None) and rerun["ingest_photos"][1] in (0, None), rerun

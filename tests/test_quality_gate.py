@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from helpers import demo_table
 from lakehouse.catalog import current_version, read_table
 from lakehouse.publish import publish_rows, publish_table, quality_root
 from lakehouse.quality.gate import QualityGateError, data_docs_index
-from helpers import demo_table
 from lakehouse.writer import Commit
 
 SILVER = demo_table("silver.events")
@@ -41,8 +41,8 @@ def test_quarantine_uses_the_rules_conditions_and_loses_nothing(spark, config):
     df = events(
         spark,
         ("e1", "view", T),
-        ("e2", "dance", T),                       # event_type_known
-        ("e3", "view", datetime(1999, 1, 1)),     # event_time_plausible
+        ("e2", "dance", T),  # event_type_known
+        ("e3", "view", datetime(1999, 1, 1)),  # event_time_plausible
         ("e4", "like", T),
     )
     published = publish_rows(spark, config, SILVER, df, Commit("test", "run-q"), mode="insert_new")
@@ -102,8 +102,12 @@ def test_a_batch_refused_then_replayed_records_both_attempts(spark, config):
 
     batch = Commit("test", "run-r1", transaction=Transaction("replay-app", 0))
     with pytest.raises(QualityGateError):
-        publish_rows(spark, config, SILVER, events(spark, ("e1", "view", T), ("e1", "like", T)), batch, mode="insert_new")
-    fixed = publish_rows(spark, config, SILVER, events(spark, ("e1", "view", T)), replace(batch, run_id="run-r2"), mode="insert_new")
+        publish_rows(
+            spark, config, SILVER, events(spark, ("e1", "view", T), ("e1", "like", T)), batch, mode="insert_new"
+        )
+    fixed = publish_rows(
+        spark, config, SILVER, events(spark, ("e1", "view", T)), replace(batch, run_id="run-r2"), mode="insert_new"
+    )
     assert fixed.write.committed
     assert results(spark, config, "run-r1")["event_id_unique_in_batch"].outcome == "failed"
     assert results(spark, config, "run-r2")["event_id_unique_in_batch"].outcome == "passed"

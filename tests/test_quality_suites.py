@@ -17,8 +17,9 @@ def suite_file(tmp_path, rules: str, suite="silver.events"):
     return replace(SILVER, expectations_file=tmp_path / "s.yaml")
 
 
-@pytest.mark.parametrize("declaration", [d for d in load_project(DEMO_PROJECT).tables() if d.expectations_file],
-                         ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "declaration", [d for d in load_project(DEMO_PROJECT).tables() if d.expectations_file], ids=lambda d: d.name
+)
 def test_every_shipped_suite_loads(declaration):
     suite = load_suite(declaration)
     assert suite.rules and {r.action for r in suite.rules} <= {"warn", "quarantine", "fail"}
@@ -36,19 +37,36 @@ def test_table_level_rules_of_each_kind_exist():
 @pytest.mark.parametrize(
     "rules, message",
     [
-        ("  - {name: r1, expectation: expect_column_values_to_not_be_null, kwargs: {column: nope}, action: fail}\n",
-         r"s.yaml: rule 'r1': no column 'nope' in silver.events"),
-        ("  - {name: r2, expectation: expect_the_moon, kwargs: {}, action: warn}\n",
-         r"s.yaml: rule 'r2': unknown expectation 'expect_the_moon'"),
-        ("  - {name: r3, expectation: expect_column_values_to_not_be_null, kwargs: {column: event_id}, action: panic}\n",
-         r"rule 'r3': action must be one of"),
-        ("  - {name: r4, expectation: expect_table_row_count_to_be_between, kwargs: {min_value: 1}, action: quarantine}\n",
-         r"rule 'r4': only row-level expectations can quarantine"),
-        ("  - {name: r5, expectation: expect_column_values_to_be_between, kwargs: {column: user_key, mni_value: 1}, action: warn}\n",
-         r"rule 'r5': invalid kwargs"),
-        ("  - {name: r6, expectation: expect_column_values_to_not_be_null, kwargs: {column: event_id}, action: warn}\n"
-         "  - {name: r6, expectation: expect_column_values_to_not_be_null, kwargs: {column: user_key}, action: warn}\n",
-         r"rule 'r6' is defined twice"),
+        (
+            "  - {name: r1, expectation: expect_column_values_to_not_be_null, kwargs: {column: nope}, action: fail}\n",
+            r"s.yaml: rule 'r1': no column 'nope' in silver.events",
+        ),
+        (
+            "  - {name: r2, expectation: expect_the_moon, kwargs: {}, action: warn}\n",
+            r"s.yaml: rule 'r2': unknown expectation 'expect_the_moon'",
+        ),
+        (
+            "  - {name: r3, expectation: expect_column_values_to_not_be_null, "
+            "kwargs: {column: event_id}, action: panic}\n",
+            r"rule 'r3': action must be one of",
+        ),
+        (
+            "  - {name: r4, expectation: expect_table_row_count_to_be_between, "
+            "kwargs: {min_value: 1}, action: quarantine}\n",
+            r"rule 'r4': only row-level expectations can quarantine",
+        ),
+        (
+            "  - {name: r5, expectation: expect_column_values_to_be_between, "
+            "kwargs: {column: user_key, mni_value: 1}, action: warn}\n",
+            r"rule 'r5': invalid kwargs",
+        ),
+        (
+            "  - {name: r6, expectation: expect_column_values_to_not_be_null, "
+            "kwargs: {column: event_id}, action: warn}\n"
+            "  - {name: r6, expectation: expect_column_values_to_not_be_null, "
+            "kwargs: {column: user_key}, action: warn}\n",
+            r"rule 'r6' is defined twice",
+        ),
         ("  - {expectation: expect_column_values_to_not_be_null}\n", r"rule 1 needs 'name'"),
     ],
 )
@@ -66,7 +84,8 @@ def test_suite_must_name_its_table(tmp_path):
 def test_quarantine_needs_a_quarantine_table(tmp_path):
     (tmp_path / "g.yaml").write_text(
         "suite: gold.user_activity_daily\nrules:\n"
-        "  - {name: q, expectation: expect_column_values_to_not_be_null, kwargs: {column: user_key}, action: quarantine}\n"
+        "  - {name: q, expectation: expect_column_values_to_not_be_null, "
+        "kwargs: {column: user_key}, action: quarantine}\n"
     )
     gold = replace(demo_table("gold.user_activity_daily"), expectations_file=tmp_path / "g.yaml")
     with pytest.raises(SuiteError, match="declares none"):
@@ -81,6 +100,7 @@ def test_steps_check_their_suites_before_starting(tmp_path):
     (tmp_path / "tables" / "gold" / "x.sql").write_text("SELECT 1 AS a")
     (tmp_path / "expectations" / "gold").mkdir(parents=True, exist_ok=True)
     (tmp_path / "expectations" / "gold" / "x.yaml").write_text(
-        "suite: gold.x\nrules:\n  - {name: bad, expectation: expect_nothing, action: warn}\n")
+        "suite: gold.x\nrules:\n  - {name: bad, expectation: expect_nothing, action: warn}\n"
+    )
     with pytest.raises(SuiteError, match=r"x.yaml: rule 'bad'"):
         check_suites(load_config(environ={}, project=tmp_path), "gold.x")

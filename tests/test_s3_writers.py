@@ -20,9 +20,9 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from process_secrets import free_port
 
 from lakehouse import locks, object_store
-from process_secrets import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -64,8 +64,9 @@ def write_rounds(spark, config, name, barrier, writers=2):
             waits.append(waited)
             for table in TABLES:
                 started = time.monotonic()
-                spark.createDataFrame([(name, n)], "writer string, n int").write.format("delta") \
-                    .mode("append").save(f"{config.warehouse}/{table}")
+                spark.createDataFrame([(name, n)], "writer string, n int").write.format("delta").mode("append").save(
+                    f"{config.warehouse}/{table}"
+                )
                 commits.append(time.monotonic() - started)
     (barrier / f"{name}.done").touch()
     return {"waits": waits, "commits": commits}
@@ -74,8 +75,9 @@ def write_rounds(spark, config, name, barrier, writers=2):
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
     """A real S3Proxy on a free port with a random secret."""
-    server = object_store.S3Server(tmp_path_factory.mktemp("s3"), port=free_port(), access_key="lakehouse-test",
-                                   secret_key=secrets.token_hex(16))
+    server = object_store.S3Server(
+        tmp_path_factory.mktemp("s3"), port=free_port(), access_key="lakehouse-test", secret_key=secrets.token_hex(16)
+    )
     object_store.start(server, buckets=[BUCKET])
     yield server
     object_store.stop(server)
@@ -141,23 +143,41 @@ def test_two_processes_appending_to_the_same_s3a_tables_lose_no_commit(spark, s3
     cluster_conf = yaml.safe_load((INSTALL_ROOT / "conf" / "cluster.yaml").read_text())["spark"]["conf"]
     s3a = {key: str(value) for key, value in cluster_conf.items() if key.startswith("spark.hadoop.fs.s3a.")}
     settings = {
-        **jvm_settings(local_jars()), **s3a, "spark.hadoop.fs.s3a.endpoint": s3.endpoint,
-        "spark.sql.shuffle.partitions": "1", "spark.databricks.delta.snapshotPartitions": "1",
-        "spark.ui.enabled": "false", "spark.driver.memory": "1g",
+        **jvm_settings(local_jars()),
+        **s3a,
+        "spark.hadoop.fs.s3a.endpoint": s3.endpoint,
+        "spark.sql.shuffle.partitions": "1",
+        "spark.databricks.delta.snapshotPartitions": "1",
+        "spark.ui.enabled": "false",
+        "spark.driver.memory": "1g",
     }
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
     per_bucket = f"fs.s3a.bucket.{BUCKET}."  # s3a's per-bucket settings: the suite's other buckets are untouched
-    for key, value in {**{k.removeprefix("spark.hadoop.fs.s3a."): v for k, v in s3a.items()}, "endpoint": s3.endpoint,
-                       "access.key": s3.access_key, "secret.key": s3.secret_key,
-                       "aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"}.items():
+    for key, value in {
+        **{k.removeprefix("spark.hadoop.fs.s3a."): v for k, v in s3a.items()},
+        "endpoint": s3.endpoint,
+        "access.key": s3.access_key,
+        "secret.key": s3.secret_key,
+        "aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+    }.items():
         hadoop.set(per_bucket + key, value)
     config = SimpleNamespace(warehouse=WAREHOUSE, spark_conf={"spark.hadoop.fs.s3a.endpoint": s3.endpoint})
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     other = subprocess.Popen(
-        [sys.executable, "-c", WRITER, json.dumps({"name": "b", "settings": settings, "warehouse": WAREHOUSE,
-                                                   "barrier": str(barrier)}), str(Path(__file__).parent)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **s3.env()}, cwd=tmp_path)
+        [
+            sys.executable,
+            "-c",
+            WRITER,
+            json.dumps({"name": "b", "settings": settings, "warehouse": WAREHOUSE, "barrier": str(barrier)}),
+            str(Path(__file__).parent),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **s3.env()},
+        cwd=tmp_path,
+    )
     saved = {name: os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     os.environ.update({"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key})  # the lock's
     try:
@@ -188,6 +208,8 @@ def test_two_processes_appending_to_the_same_s3a_tables_lose_no_commit(spark, s3
             os.environ.pop(name) if value is None else os.environ.update({name: value})
     commits = sorted(s for result in results.values() for s in result["commits"])
     commit_s = commits[len(commits) // 2]
-    print(f"\ns3a lock: {lock_s * 1000:.0f} ms per acquire+release ({lock.requests / 10:.0f} requests), "
-          f"a Delta commit on s3a {commit_s * 1000:.0f} ms (median)")
+    print(
+        f"\ns3a lock: {lock_s * 1000:.0f} ms per acquire+release ({lock.requests / 10:.0f} requests), "
+        f"a Delta commit on s3a {commit_s * 1000:.0f} ms (median)"
+    )
     assert lock_s < commit_s

@@ -16,10 +16,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from process_secrets import descendants, exposures, free_port
 
 from conftest import make_config
 from lakehouse import daemons, postgres, sql_server
-from process_secrets import descendants, exposures, free_port
 
 BIN = Path(sys.executable).parent
 
@@ -27,8 +27,27 @@ BIN = Path(sys.executable).parent
 def _psql(server, passfile, sql="SELECT current_user"):
     """psql with nothing but ``passfile`` to authenticate with (no PGPASSWORD, no ~/.pgpass)."""
     env = {"PATH": os.environ["PATH"], "PGPASSFILE": str(passfile), "HOME": "/nonexistent"}
-    return subprocess.run([postgres._client("psql"), "-X", "-w", "-At", "-h", server.host, "-p", str(server.port),
-                           "-U", server.user, "-d", "postgres", "-c", sql], capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [
+            postgres._client("psql"),
+            "-X",
+            "-w",
+            "-At",
+            "-h",
+            server.host,
+            "-p",
+            str(server.port),
+            "-U",
+            server.user,
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
 
 
 def _reachable_folder() -> Path:
@@ -81,8 +100,22 @@ def test_a_trust_server_is_migrated_and_a_lost_password_is_refused_with_advice()
     data = tmp_path / "data"
     data.mkdir(mode=0o700)
     postgres._hand_to_server_user(data)
-    postgres._run(postgres._as_server_user([str(postgres._bin_dir() / "initdb"), "-D", str(data), "-U", "lakehouse",
-                                            "--auth=trust", "-E", "UTF8", "--locale=C"]), "initdb")  # the old way
+    postgres._run(
+        postgres._as_server_user(
+            [
+                str(postgres._bin_dir() / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "lakehouse",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ]
+        ),
+        "initdb",
+    )  # the old way
     with open(data / "postgresql.conf", "a") as conf:
         conf.write(f"\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{data}'\n")
     server = postgres.PostgresServer(data, free_port(), password_file=tmp_path / "secrets" / "pg.password")
@@ -90,8 +123,14 @@ def test_a_trust_server_is_migrated_and_a_lost_password_is_refused_with_advice()
         postgres.start(server)  # started, found trusting, migrated
         assert not postgres._trusted_lines(data)
         assert _psql(server, "/dev/null").returncode != 0
-        assert postgres.psql(server, "postgres", "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid "
-                                                 "WHERE rolname = 'lakehouse'").strip() == "t"
+        assert (
+            postgres.psql(
+                server,
+                "postgres",
+                "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'lakehouse'",
+            ).strip()
+            == "t"
+        )
         lost = postgres.PostgresServer(data, server.port, password_file=tmp_path / "elsewhere" / "pg.password")
         with pytest.raises(postgres.PostgresError, match="asks for a password.*missing: restore that file"):
             postgres.start(lost)
@@ -105,10 +144,10 @@ def test_no_password_reaches_a_spark_command_line(tmp_path, monkeypatch):
     the password goes to a private hive-site.xml instead, which HIVE_CONF_DIR names."""
     from dataclasses import replace
 
+    from pyspark import SparkContext
+
     from lakehouse import metastore
     from lakehouse.session import spark_settings
-
-    from pyspark import SparkContext
 
     monkeypatch.setattr(daemons, "SECRETS_DIR", tmp_path / "secrets")
     monkeypatch.setenv("HIVE_CONF_DIR", "")  # restored (removed) after the test
@@ -116,8 +155,11 @@ def test_no_password_reaches_a_spark_command_line(tmp_path, monkeypatch):
     monkeypatch.setattr(SparkContext, "_gateway", None)  # as before a process's first session: no JVM yet
     config = make_config(tmp_path)
     password_file = tmp_path / "pg.password"
-    config = replace(config, postgres=replace(config.postgres, password_file=str(password_file)),
-                     catalog=replace(config.catalog, metastore="postgres"))
+    config = replace(
+        config,
+        postgres=replace(config.postgres, password_file=str(password_file)),
+        catalog=replace(config.catalog, metastore="postgres"),
+    )
     password = daemons.create_secret(password_file)
     settings = spark_settings(config)
     assert settings["spark.sql.catalogImplementation"] == "hive"
@@ -142,8 +184,12 @@ def thrift(tmp_path_factory):
     users = root / "users"
 
     def accounts(*args):
-        done = subprocess.run([str(BIN / "lakehouse"), "sql-server", *args, "--users-file", str(users)],
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [str(BIN / "lakehouse"), "sql-server", *args, "--users-file", str(users)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
@@ -154,8 +200,7 @@ def thrift(tmp_path_factory):
     assert bob_file.stat().st_mode & 0o777 == 0o600 and users.stat().st_mode & 0o777 == 0o600
     assert alice not in users.read_text() and sql_server.check_password(users, "alice", alice)
     server = sql_server.start(config, port=free_port(), driver_memory="1g", users_file=users)
-    yield {"server": server, "alice": alice, "bob_file": bob_file, "users": users, "accounts": accounts,
-           "root": root}
+    yield {"server": server, "alice": alice, "bob_file": bob_file, "users": users, "accounts": accounts, "root": root}
     sql_server.stop(config)
 
 
@@ -163,9 +208,22 @@ def _beeline(server, user, password_file, sql):
     from lakehouse.install import spark_home
 
     return subprocess.run(
-        [str(spark_home() / "bin" / "beeline"), "-u", server.jdbc_url, "-n", user, "-w", str(password_file),
-         "--outputformat=csv2", "--silent=true", "-e", sql],
-        capture_output=True, text=True, timeout=180,
+        [
+            str(spark_home() / "bin" / "beeline"),
+            "-u",
+            server.jdbc_url,
+            "-n",
+            user,
+            "-w",
+            str(password_file),
+            "--outputformat=csv2",
+            "--silent=true",
+            "-e",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
         env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"),
     )
 
@@ -175,21 +233,25 @@ def test_the_sql_server_refuses_clients_without_valid_credentials(thrift):
     from pyhive import hive
 
     server = thrift["server"]
-    for credentials in ({"username": "alice"},  # no password (PyHive's NONE mode)
-                        {"username": "alice", "password": thrift["alice"] + "x", "auth": "CUSTOM"},
-                        {"username": "mallory", "password": thrift["alice"], "auth": "CUSTOM"}):
+    for credentials in (
+        {"username": "alice"},  # no password (PyHive's NONE mode)
+        {"username": "alice", "password": thrift["alice"] + "x", "auth": "CUSTOM"},
+        {"username": "mallory", "password": thrift["alice"], "auth": "CUSTOM"},
+    ):
         with pytest.raises(Exception, match="(?i)sasl|auth|login|closed|reset"):
             hive.connect(host=server.host, port=server.port, **credentials).cursor().execute("SELECT 1")
-    cursor = hive.connect(host=server.host, port=server.port, username="alice", password=thrift["alice"],
-                          auth="CUSTOM").cursor()
+    cursor = hive.connect(
+        host=server.host, port=server.port, username="alice", password=thrift["alice"], auth="CUSTOM"
+    ).cursor()
     cursor.execute("SELECT 40 + 2 AS answer")
     assert cursor.fetchall() == [(42,)]
 
     wrong = thrift["root"] / "wrong.password"
     daemons.write_private(wrong, "not-bobs-password\n")
     refused = _beeline(server, "bob", wrong, "SELECT 1")
-    assert "42" not in refused.stdout and re.search(r"(?i)peer indicated failure|authentication|could not open",
-                                                   refused.stderr + refused.stdout), refused.stderr[-2000:]
+    assert "42" not in refused.stdout and re.search(
+        r"(?i)peer indicated failure|authentication|could not open", refused.stderr + refused.stdout
+    ), refused.stderr[-2000:]
     answered = _beeline(server, "bob", thrift["bob_file"], "SELECT 40 + 2 AS answer")
     assert answered.returncode == 0, answered.stderr[-2000:]
     assert re.search(r"answer\n42\n", answered.stdout), answered.stdout

@@ -26,8 +26,6 @@ USERS = load_project(DEMO_PROJECT).source("appdb").table("users")
 HEADER = ("user_id", "email", "display_name", "country", "created_at", "updated_at")
 
 
-
-
 def land_users_csv(spark, config, folder, rows, taken_at: datetime):
     """Write users.csv as the application exported it at ``taken_at`` and land it in bronze."""
     folder.mkdir(parents=True)
@@ -41,12 +39,21 @@ def land_users_csv(spark, config, folder, rows, taken_at: datetime):
 
 
 def user(user_id, country, email=None):
-    return (user_id, email or f"user{user_id}@example.com", f"Name{user_id}", country, "2026-01-01 00:00:00", "2026-01-02 00:00:00")
+    return (
+        user_id,
+        email or f"user{user_id}@example.com",
+        f"Name{user_id}",
+        country,
+        "2026-01-01 00:00:00",
+        "2026-01-02 00:00:00",
+    )
 
 
 def test_spark_pseudonyms_equal_python_hmac(spark):
     df = spark.createDataFrame([(7, "ana@example.com"), (None, None)], "user_id bigint, email string")
-    rows = df.select(pseudonym_id(F.col("user_id"), KEY, "user").alias("u"), pseudonym_text(F.col("email"), KEY, "email").alias("e")).collect()
+    rows = df.select(
+        pseudonym_id(F.col("user_id"), KEY, "user").alias("u"), pseudonym_text(F.col("email"), KEY, "email").alias("e")
+    ).collect()
     assert rows[0].u == python_pseudonym_id(7, KEY, "user") and 0 < rows[0].u < 2**60
     assert rows[0].e == python_pseudonym_text("ana@example.com", KEY, "email") and len(rows[0].e) == 64
     assert rows[1].u is None and rows[1].e is None
@@ -56,7 +63,9 @@ def test_spark_pseudonyms_equal_python_hmac(spark):
 
 
 def test_pseudonymise_replaces_and_drops_private_columns(spark):
-    df = spark.createDataFrame([user(1, "DE")], ", ".join(f"{c} string" if c != "user_id" else "user_id bigint" for c in HEADER))
+    df = spark.createDataFrame(
+        [user(1, "DE")], ", ".join(f"{c} string" if c != "user_id" else "user_id bigint" for c in HEADER)
+    )
     out = pseudonymise(df, USERS.private, KEY)
     assert out.columns == ["user_key", "email_hash", "country", "created_at", "updated_at"]
     row = out.first()
@@ -101,11 +110,15 @@ def test_snapshots_become_current_state_and_history(spark, config, tmp_path, mon
     t1, t2, t3 = datetime(2026, 11, 1, 12), datetime(2026, 11, 2, 12), datetime(2026, 11, 3, 12)
     land_users_csv(spark, config, tmp_path / "s1", [user(1, "US"), user(2, "DE"), user(3, "FR")], t1)
     # day 2: user 2 moved, user 3 deleted their account, user 4 signed up; user 5 is exported twice (a bug)
-    land_users_csv(spark, config, tmp_path / "s2", [user(1, "US"), user(2, "BR"), user(4, "JP"), user(5, "IN"), user(5, "GB")], t2)
+    land_users_csv(
+        spark, config, tmp_path / "s2", [user(1, "US"), user(2, "BR"), user(4, "JP"), user(5, "IN"), user(5, "GB")], t2
+    )
 
     first = run_step(spark, config, "silver.users")
     assert first.counts["snapshots applied"] == 2
-    assert first.counts["snapshot rows in"] == 8 and first.counts["rows quarantined"] == 2  # rows in = out + quarantined
+    assert (
+        first.counts["snapshot rows in"] == 8 and first.counts["rows quarantined"] == 2
+    )  # rows in = out + quarantined
 
     key_of = {python_pseudonym_id(i, KEY, "user"): i for i in range(1, 6)}
     current = {key_of[r.user_key]: r for r in read_table(spark, config, "silver.users").collect()}
@@ -116,8 +129,10 @@ def test_snapshots_become_current_state_and_history(spark, config, tmp_path, mon
     assert all("@example.com" not in r.record for r in quarantined)  # no raw e-mail in silver, not even there
 
     history = sorted(
-        ((key_of[r.user_key], r.country, r.valid_from, r.valid_to, r.is_current, r.deleted)
-         for r in read_table(spark, config, "silver.users_history").collect()),
+        (
+            (key_of[r.user_key], r.country, r.valid_from, r.valid_to, r.is_current, r.deleted)
+            for r in read_table(spark, config, "silver.users_history").collect()
+        ),
         key=lambda row: (row[0], row[2]),
     )
     assert history == [
@@ -127,7 +142,9 @@ def test_snapshots_become_current_state_and_history(spark, config, tmp_path, mon
         (3, "FR", t1, t2, False, True),
         (4, "JP", t2, None, True, False),
     ]
-    silver_text = " ".join(str(r) for t in ("silver.users", "silver.users_history") for r in read_table(spark, config, t).collect())
+    silver_text = " ".join(
+        str(r) for t in ("silver.users", "silver.users_history") for r in read_table(spark, config, t).collect()
+    )
     assert "example.com" not in silver_text and "Name1" not in silver_text
 
     # nothing new: a re-run commits nothing
@@ -137,7 +154,13 @@ def test_snapshots_become_current_state_and_history(spark, config, tmp_path, mon
     assert {t: current_version(spark, config.table_path(t)) for t in versions} == versions
 
     # day 3: user 3 comes back, user 4 changes e-mail (a private column: still a new version)
-    land_users_csv(spark, config, tmp_path / "s3", [user(1, "US"), user(2, "BR"), user(3, "FR"), user(4, "JP", "new4@example.com")], t3)
+    land_users_csv(
+        spark,
+        config,
+        tmp_path / "s3",
+        [user(1, "US"), user(2, "BR"), user(3, "FR"), user(4, "JP", "new4@example.com")],
+        t3,
+    )
     run_step(spark, config, "silver.users")
     history = read_table(spark, config, "silver.users_history")
     current_versions = history.where("is_current").select("user_key", "email_hash", "country", "valid_from")
@@ -162,7 +185,9 @@ def test_content_that_comes_back_lands_each_time_and_an_untyped_row_keeps_its_ke
     key_of = {python_pseudonym_id(i, KEY, "user"): i for i in (1, 2)}
     current = {key_of[r.user_key]: r.country for r in read_table(spark, config, "silver.users").collect()}
     assert current == {1: "US", 2: "BR"}  # silver ends at B
-    history = read_table(spark, config, "silver.users_history").where(F.col("user_key") == python_pseudonym_id(2, KEY, "user"))
+    history = read_table(spark, config, "silver.users_history").where(
+        F.col("user_key") == python_pseudonym_id(2, KEY, "user")
+    )
     assert sorted(r.country for r in history.collect()) == ["BR", "BR", "DE", "DE"]
 
     # user 2's row comes with a time that does not type: it is quarantined in bronze, and silver keeps user 2

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from pyspark.sql import functions as F
 
+from helpers import DEMO_CONF_FILE, DEMO_PROJECT, run_step
 from lakehouse.catalog import read_table
 from lakehouse.datasets import logstalgia_access_log
-from helpers import DEMO_CONF_FILE, DEMO_PROJECT, run_step
 from lakehouse.faults import PAUSE_AFTER_COMMIT, PAUSE_MARKER
 from lakehouse.postgres import PostgresServer
 from lakehouse.scenario.sources import load_source_databases
@@ -30,7 +30,11 @@ def conf_file(config, tmp_path) -> Path:
     conf = yaml.safe_load(DEMO_CONF_FILE.read_text())
     conf["paths"] = {"warehouse": config.warehouse, "landing": config.landing}
     conf["catalog"] = {"metastore": config.catalog.metastore}
-    conf["postgres"] = {"host": config.postgres.host, "port": config.postgres.port, "data_dir": config.postgres.data_dir}
+    conf["postgres"] = {
+        "host": config.postgres.host,
+        "port": config.postgres.port,
+        "data_dir": config.postgres.data_dir,
+    }
     path = tmp_path / "crash.yaml"
     path.write_text(yaml.safe_dump(conf))
     return path
@@ -48,13 +52,20 @@ def kill_after_commit(step: str, table: str, config, tmp_path, *step_args: str) 
     log = open(tmp_path / f"{step}.log", "w")
     process = subprocess.Popen(
         ["spark-submit", "jobs/run.py", step, "--conf-file", str(conf_file(config, tmp_path)), *step_args],
-        cwd=DEMO_PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=DEMO_PROJECT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 300
     try:
         while not marker.exists():
             if process.poll() is not None:
-                pytest.fail(f"{step} ended ({process.returncode}) before pausing: {(tmp_path / f'{step}.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"{step} ended ({process.returncode}) before pausing: "
+                    f"{(tmp_path / f'{step}.log').read_text()[-3000:]}"
+                )
             if time.monotonic() > deadline:
                 pytest.fail(f"{step} did not reach its commit to {table} in 300 s")
             time.sleep(0.5)
@@ -99,8 +110,9 @@ def test_image_validation_killed_between_quarantine_and_images_commits_is_replay
 
     landing = Path(config.landing)
     uploads = [(p, 1, datetime(2026, 11, 1, tzinfo=timezone.utc)) for p in range(1, 121)]
-    db = write_app_database(uploads, 3, landing / "objects" / "photos", landing / "image_manifests", seed=4,
-                            bad_object_rate=0.1)
+    db = write_app_database(
+        uploads, 3, landing / "objects" / "photos", landing / "image_manifests", seed=4, bad_object_rate=0.1
+    )
     bad = sum(db.bad_objects.values())
     run_step(spark, config, "ingest_photos")
     kill_after_commit("silver.images", "silver.images_quarantine", config, tmp_path)

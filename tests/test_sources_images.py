@@ -16,7 +16,6 @@ from lakehouse.scenario.app_db import BAD_OBJECT_KINDS, write_app_database
 from lakehouse.sources.manifests import parse_manifest, resolve_uri
 from lakehouse.transforms.images import describe_image
 
-
 STEPS = {"ingest_image_manifests": "ingest_photos", "build_silver_images": "silver.images"}
 
 
@@ -27,7 +26,7 @@ def run(spark, config, name):
 def test_manifest_lines_parse_or_are_rescued_with_the_reason():
     csv_text = b"uri,label,split\nimg/a.png,3,train\n\n/abs/b.png,,test\nonly-two,fields\n,4,train\n"
     lines = parse_manifest(csv_text, "file:/data/manifests/m.csv")
-    assert [(l.line_number, l.object_uri, l.label, l.parse_error) for l in lines] == [
+    assert [(line.line_number, line.object_uri, line.label, line.parse_error) for line in lines] == [
         (2, "file:/data/manifests/img/a.png", "3", None),
         (4, "file:/abs/b.png", "", None),
         (5, None, None, "wrong_field_count:2"),
@@ -36,7 +35,7 @@ def test_manifest_lines_parse_or_are_rescued_with_the_reason():
     assert json.loads(lines[0].metadata) == {"split": "train"}
     jsonl = b'{"uri": "s3a://bucket/x.png", "label": 7, "w": 1}\n[1, 2]\n{broken\n{"label": 1}\n'
     lines = parse_manifest(jsonl, "s3a://bucket/manifests/m.jsonl")
-    assert [(l.object_uri, l.label, l.parse_error) for l in lines] == [
+    assert [(line.object_uri, line.label, line.parse_error) for line in lines] == [
         ("s3a://bucket/x.png", "7", None),
         (None, None, "not_a_json_object"),
         (None, None, "invalid_json"),
@@ -66,8 +65,13 @@ def test_photos_land_validated_deduplicated_and_reconciled(spark, config):
     moment = datetime(2026, 11, 1, tzinfo=timezone.utc)
     uploads = [(photo_id, 1 + photo_id % 7, moment) for photo_id in range(1, 301)]
     db = write_app_database(
-        uploads, 7, landing / "objects" / "photos", landing / "image_manifests", seed=9,
-        bad_object_rate=0.05, reuse_rate=0.1,
+        uploads,
+        7,
+        landing / "objects" / "photos",
+        landing / "image_manifests",
+        seed=9,
+        bad_object_rate=0.05,
+        reuse_rate=0.1,
     )
     assert all(db.bad_objects.values()) and db.reused_images > 0  # every kind of bad input is exercised
 
@@ -106,8 +110,10 @@ def test_photos_land_validated_deduplicated_and_reconciled(spark, config):
     new_object.write_bytes(png_bytes(fashion_mnist_images("t10k")[0][5]))
     repeated = db.photos[0][2]
     (landing / "image_manifests" / "late.jsonl").write_text(
-        json.dumps({"uri": "../objects/photos/photo-9999.png", "label": "shirt"}) + "\n"
-        + json.dumps({"uri": repeated, "label": "again"}) + "\n"
+        json.dumps({"uri": "../objects/photos/photo-9999.png", "label": "shirt"})
+        + "\n"
+        + json.dumps({"uri": repeated, "label": "again"})
+        + "\n"
     )
     run(spark, config, "ingest_image_manifests")
     run(spark, config, "build_silver_images")
@@ -134,13 +140,25 @@ def test_references_outside_the_allowed_roots_are_quarantined_unread(spark):
     from lakehouse.transforms.images import classify_references
 
     refs = spark.createDataFrame(
-        [(uri, n, None) for n, uri in enumerate([
-            "file:/landing/photos/a.png", resolve_uri("../../../etc/passwd", "file:/landing/manifests/m.csv"),
-            "file:/etc/shadow", "s3a://other-bucket/x.png",
-        ], start=2)],
+        [
+            (uri, n, None)
+            for n, uri in enumerate(
+                [
+                    "file:/landing/photos/a.png",
+                    resolve_uri("../../../etc/passwd", "file:/landing/manifests/m.csv"),
+                    "file:/etc/shadow",
+                    "s3a://other-bucket/x.png",
+                ],
+                start=2,
+            )
+        ],
         "object_uri string, line_number bigint, parse_error string",
     ).withColumn("source_file", F.lit("file:/landing/manifests/m.csv"))
     published = spark.createDataFrame([], "object_uri string")
     reasons = {r.object_uri: r.reject_reason for r in classify_references(refs, published, ("/landing",)).collect()}
-    assert reasons == {"file:/landing/photos/a.png": None, "file:/etc/passwd": "uri_outside_allowed_roots",
-                       "file:/etc/shadow": "uri_outside_allowed_roots", "s3a://other-bucket/x.png": "uri_outside_allowed_roots"}
+    assert reasons == {
+        "file:/landing/photos/a.png": None,
+        "file:/etc/passwd": "uri_outside_allowed_roots",
+        "file:/etc/shadow": "uri_outside_allowed_roots",
+        "s3a://other-bucket/x.png": "uri_outside_allowed_roots",
+    }

@@ -33,7 +33,11 @@ def test_parser_types_fields_and_rescues_what_does_not_parse(spark):
     assert len(rows) == len(lines)
     first, second, common, empty, text, bad_time, tls = rows
     assert (first.client_host, first.auth_user, first.status, first.response_bytes, first.user_agent) == (
-        "10.0.0.1", "alice", 200, 2326, "curl/8"
+        "10.0.0.1",
+        "alice",
+        200,
+        2326,
+        "curl/8",
     )
     # a request line with a space in the path is kept raw rather than split wrongly
     assert (first.method, first.path, first.request_line) == (None, None, "GET /a b.gif HTTP/1.0")
@@ -42,7 +46,9 @@ def test_parser_types_fields_and_rescues_what_does_not_parse(spark):
     assert second.user_agent == 'agent \\"quoted\\"'
     assert (common.method, common.protocol, common.referrer, common.parse_error) == ("POST", "HTTP/2", None, None)
     assert [empty.parse_error, text.parse_error, bad_time.parse_error] == [
-        "empty_line", "not_access_log_format", "bad_timestamp"
+        "empty_line",
+        "not_access_log_format",
+        "bad_timestamp",
     ]
     assert text.client_host is None and text.value == "just some text"
     assert tls.parse_error is None and tls.method is None and tls.status == 400
@@ -71,7 +77,7 @@ def test_real_access_log_lands_every_line_then_only_new_files(spark, config):
     assert current_version(spark, config.table_path("bronze.access_logs")) == version  # nothing new, no commit
 
     # rotation: yesterday's file gzip-compressed, with two lines a broken server wrote
-    rotated = (target / "access.log.1.gz")
+    rotated = target / "access.log.1.gz"
     sample = logstalgia_access_log().read_text().splitlines()[:10]
     rotated.write_bytes(gzip.compress("\n".join([*sample, "GET / HTTP/1.1", "\x00\x00garbage"]).encode() + b"\n"))
     ingest(spark, config)
@@ -80,5 +86,6 @@ def test_real_access_log_lands_every_line_then_only_new_files(spark, config):
     new_rows = bronze.where(F.col("source_file").endswith(".gz"))
     assert new_rows.count() == 12
     assert sorted(r.parse_error for r in new_rows.where("parse_error IS NOT NULL").collect()) == [
-        "not_access_log_format", "not_access_log_format"
+        "not_access_log_format",
+        "not_access_log_format",
     ]

@@ -4,9 +4,8 @@ import json
 from datetime import datetime
 
 import pytest
-from helpers import assert_same_rows
 
-from helpers import demo_table
+from helpers import assert_same_rows, demo_table
 from lakehouse import quarantine
 from lakehouse.privacy import python_pseudonym_id
 from lakehouse.transforms.events import events_with_outcome, mark_duplicates, parse_app_events

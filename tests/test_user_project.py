@@ -96,15 +96,43 @@ def test_a_database_logs_and_images_land_through_bronze_and_silver_into_gold_tab
     monkeypatch.chdir(project)
 
     tables = ("customer", "invoice", "invoiceline")  # of its 11 (each costs two steps of the suite's time)
-    out = lakehouse(capsys, "source", "add-database", "chinook", "--url", f"jdbc:sqlite:{inputs['database']}",
-                    "--no-password", *[option for t in tables for option in ("--table", t)])
-    assert "customer: 13 columns" in out and "email (email, hash)" in out and "wrote schemas/bronze/chinook/invoice.yaml" in out
-    lakehouse(capsys, "source", "add-files", "auth", "--path", str(inputs["logs"]), "--format", "syslog", "--files", "sshd*")
-    lakehouse(capsys, "source", "add-files", "web", "--path", str(inputs["logs"]), "--format", "access_log",
-              "--files", "access*")
+    out = lakehouse(
+        capsys,
+        "source",
+        "add-database",
+        "chinook",
+        "--url",
+        f"jdbc:sqlite:{inputs['database']}",
+        "--no-password",
+        *[option for t in tables for option in ("--table", t)],
+    )
+    assert (
+        "customer: 13 columns" in out
+        and "email (email, hash)" in out
+        and "wrote schemas/bronze/chinook/invoice.yaml" in out
+    )
+    lakehouse(
+        capsys, "source", "add-files", "auth", "--path", str(inputs["logs"]), "--format", "syslog", "--files", "sshd*"
+    )
+    lakehouse(
+        capsys,
+        "source",
+        "add-files",
+        "web",
+        "--path",
+        str(inputs["logs"]),
+        "--format",
+        "access_log",
+        "--files",
+        "access*",
+    )
     lakehouse(capsys, "source", "add-images", "photos", "--path", str(inputs["images"]))
-    for name, sql in (("revenue_by_country", REVENUE), ("ssh_logins", LOGINS), ("http_status", STATUS),
-                      ("photos_per_label", PER_LABEL)):
+    for name, sql in (
+        ("revenue_by_country", REVENUE),
+        ("ssh_logins", LOGINS),
+        ("http_status", STATUS),
+        ("photos_per_label", PER_LABEL),
+    ):
         (project / "tables" / "gold" / f"{name}.sql").write_text(sql)
 
     out = lakehouse(capsys, "run", "--tables")
@@ -133,7 +161,11 @@ def test_a_database_logs_and_images_land_through_bronze_and_silver_into_gold_tab
         parsed = bronze.where(F.col("parse_error").isNull()).count()
         # every real log line parses: what is rescued is fail2ban's own annotations and blank lines, and the
         # last line of the rotated file, cut where the file was cut
-        expected = bronze.count() - annotation_lines(inputs["logs"] / "sshd.log") if table == "bronze.auth" else bronze.count() - 1
+        expected = (
+            bronze.count() - annotation_lines(inputs["logs"] / "sshd.log")
+            if table == "bronze.auth"
+            else bronze.count() - 1
+        )
         assert parsed == expected, table
     logins = read_table(spark, config, "gold.ssh_logins")
     assert logins.agg(F.sum("failed")).first()[0] > 10

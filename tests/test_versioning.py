@@ -4,16 +4,16 @@ import json
 import os
 import time
 from dataclasses import replace
-from pathlib import Path
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
+from helpers import demo_table
 from lakehouse.catalog import current_version, read_table
 from lakehouse.config import RetentionConfig
-from helpers import demo_table
 from lakehouse.versioning.diff import diff_versions
 from lakehouse.versioning.history import table_history
 from lakehouse.versioning.restore import RestoreRefused, restore_table
@@ -28,15 +28,15 @@ SILVER = demo_table("silver.events")
 
 def activity(spark, rows):
     """gold rows from {user_key: n_events}."""
-    return spark.createDataFrame(
-        [(user, date(2026, 11, 1), 1, n, n, 0, 0, 0) for user, n in rows.items()], GOLD.schema
-    )
+    return spark.createDataFrame([(user, date(2026, 11, 1), 1, n, n, 0, 0, 0) for user, n in rows.items()], GOLD.schema)
 
 
 def gold_versions(spark, config, *contents):
     """Overwrite gold once per mapping; return the versions written."""
-    return [overwrite_table(spark, config, GOLD, activity(spark, c), Commit("job", f"run-{i}")).version
-            for i, c in enumerate(contents)]
+    return [
+        overwrite_table(spark, config, GOLD, activity(spark, c), Commit("job", f"run-{i}")).version
+        for i, c in enumerate(contents)
+    ]
 
 
 def age_removal(spark, path, removed_by, hours):
@@ -72,7 +72,8 @@ def test_tags_read_by_version_tag_sql_and_survive_a_new_session(spark, config):
     register_tag_views(spark, config)
     assert spark.sql("SELECT count(*) FROM gold.user_activity_daily__train_2026_11_20").first()[0] == 2
     assert [(t.tag, t.version, t.note) for t in list_tags(spark, config, GOLD.name)] == [
-        ("train-2026-11-20", v1, "baseline"), ("latest-good", v2, None)
+        ("train-2026-11-20", v1, "baseline"),
+        ("latest-good", v2, None),
     ]
 
     with pytest.raises(TagError, match="already has tag"):
@@ -121,8 +122,8 @@ def test_change_feed_diff_nets_out_changes_per_key(spark, config):
     start = insert_new_rows(spark, config, SILVER, events("a", "b", "c"), Commit("job", "r1")).version
     insert_new_rows(spark, config, SILVER, events("d", "e"), Commit("job", "r2"))
     table = DeltaTable.forPath(spark, config.table_path(SILVER.name))
-    table.delete("event_id IN ('a', 'e')")                     # e: added then removed -> not in the diff
-    table.update("event_id = 'b'", {"user_key": F.lit(8)})      # b: changed
+    table.delete("event_id IN ('a', 'e')")  # e: added then removed -> not in the diff
+    table.update("event_id = 'b'", {"user_key": F.lit(8)})  # b: changed
     end = current_version(spark, config.table_path(SILVER.name))
     diff = diff_versions(spark, config, SILVER.name, start, end)
     assert diff.method == "change data feed"

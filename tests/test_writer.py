@@ -8,27 +8,28 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from lakehouse.catalog import current_version, read_table
 from helpers import demo_table
+from lakehouse.catalog import current_version, read_table
 from lakehouse.writer import (
+    Commit,
     SchemaMismatchError,
     Transaction,
     append_rows,
     check_schema,
     ensure_table,
-    Commit,
     insert_new_rows,
     overwrite_table,
 )
 
 GOLD = demo_table("gold.user_activity_daily")
-COLUMNS = "user_key bigint, event_date date, day_index int, n_events bigint, n_logins bigint, n_views bigint, n_likes bigint, n_uploads bigint"
+COLUMNS = (
+    "user_key bigint, event_date date, day_index int, n_events bigint, n_logins bigint, n_views bigint, "
+    "n_likes bigint, n_uploads bigint"
+)
 
 
 def activity(spark, *user_keys):
-    return spark.createDataFrame(
-        [(u, date(2026, 11, 1), 1, 1, 1, 0, 0, 0) for u in user_keys], COLUMNS
-    )
+    return spark.createDataFrame([(u, date(2026, 11, 1), 1, 1, 1, 0, 0, 0) for u in user_keys], COLUMNS)
 
 
 def test_schema_mismatch_names_the_table_file_and_columns(spark):
@@ -58,7 +59,9 @@ def test_a_replayed_transaction_commits_nothing(spark, config):
     commit = Commit("job", "run", transaction=Transaction("test-app", 0))
     first = append_rows(spark, config, GOLD, activity(spark, 1), commit)
     replay = append_rows(spark, config, GOLD, activity(spark, 1), commit)
-    nxt = append_rows(spark, config, GOLD, activity(spark, 2), Commit("job", "run", transaction=Transaction("test-app", 1)))
+    nxt = append_rows(
+        spark, config, GOLD, activity(spark, 2), Commit("job", "run", transaction=Transaction("test-app", 1))
+    )
     assert first.committed and not replay.committed and nxt.committed
     assert read_table(spark, config, GOLD.name).count() == 2
     assert spark.conf.get("spark.databricks.delta.write.txnAppId", None) is None  # settings are cleaned up
@@ -79,7 +82,9 @@ def test_the_log_reader_agrees_with_delta_history_including_a_commit_made_outsid
     from lakehouse.delta_log import commits_after, file_count, latest_version
 
     path = config.table_path(GOLD.name)
-    assert latest_version(spark, path) is None and commits_after(spark, path, None) == [] and file_count(spark, path) == 0
+    assert (
+        latest_version(spark, path) is None and commits_after(spark, path, None) == [] and file_count(spark, path) == 0
+    )
     ensure_table(spark, config, GOLD)  # version 0 alone: its commit is the table's only one
     assert [(c.version, c.operation) for c in commits_after(spark, path, None)] == [(0, "CREATE TABLE")]
     overwrite_table(spark, config, GOLD, activity(spark, 1, 2, 3), Commit("t", "r1"))

@@ -48,19 +48,33 @@ def run_step(
     """Run one step (a :class:`Step` or its name, or the name of a table it writes) under its lock."""
     step = config.project.step(step) if isinstance(step, str) else step
     runner = runner_for(step)
-    return run_job(step.name, lambda ctx, _: runner(ctx, step), argparse.Namespace(**dict(options or {})),
-                   spark=spark, config=config)
+    return run_job(
+        step.name,
+        lambda ctx, _: runner(ctx, step),
+        argparse.Namespace(**dict(options or {})),
+        spark=spark,
+        config=config,
+    )
 
 
 def add_step_options(parser: argparse.ArgumentParser, step: Step, config: LakehouseConfig) -> None:
     """The command-line options of ``step`` (its kind's, and a definition's own ``options``)."""
     if step.kind == "ingest_database":
         source = config.project.source(step.source)
-        parser.add_argument("--table", action="append", choices=[t.name for t in source.tables],
-                            help="only these tables (repeatable; default: every table the source lists)")
-        parser.add_argument("--from", dest="method", choices=("jdbc", "dump", "csv"), default="jdbc",
-                            help="jdbc: a live read of the database the source names (default); "
-                            "dump: a plain pg_dump file (--dump-file); csv: per-table CSV exports (--csv-dir)")
+        parser.add_argument(
+            "--table",
+            action="append",
+            choices=[t.name for t in source.tables],
+            help="only these tables (repeatable; default: every table the source lists)",
+        )
+        parser.add_argument(
+            "--from",
+            dest="method",
+            choices=("jdbc", "dump", "csv"),
+            default="jdbc",
+            help="jdbc: a live read of the database the source names (default); "
+            "dump: a plain pg_dump file (--dump-file); csv: per-table CSV exports (--csv-dir)",
+        )
         parser.add_argument("--dump-file", help="plain-format pg_dump file (any Hadoop filesystem URI)")
         parser.add_argument("--csv-dir", help="folder holding <table>.csv exports with a header row")
     elif step.kind in ("ingest_files", "ingest_images"):
@@ -69,7 +83,11 @@ def add_step_options(parser: argparse.ArgumentParser, step: Step, config: Lakeho
         options = config.project.definitions[step.name].settings.options
         if options:
             parser.add_argument(
-                "--option", action="append", default=[], metavar="KEY=VALUE", dest="definition_option",
+                "--option",
+                action="append",
+                default=[],
+                metavar="KEY=VALUE",
+                dest="definition_option",
                 help=f"this definition's options: {', '.join(f'{k} (default {v!r})' for k, v in options.items())}",
             )
 
@@ -118,9 +136,12 @@ def step_main(argv: Sequence[str] | None = None, project: str | None = None) -> 
     first.add_argument("--project", default=project)
     known, _ = first.parse_known_args(argv)
     if known.step is None or known.step.startswith("-"):
-        print("usage: STEP [options] [--conf-file FILE] [--project DIR]: run one step of the pipeline now\n"
-              "  STEP is a step's name or a table it writes (`lakehouse steps` lists them); STEP --help shows its options",
-              file=sys.stderr)
+        print(
+            "usage: STEP [options] [--conf-file FILE] [--project DIR]: run one step of the pipeline now\n"
+            "  STEP is a step's name or a table it writes (`lakehouse steps` lists them); "
+            "STEP --help shows its options",
+            file=sys.stderr,
+        )
         return 0 if {"-h", "--help"} & set(argv) else 2
     try:
         config = load_config(known.conf_file, project=known.project)

@@ -39,8 +39,9 @@ def connection_options(source: DatabaseSource, config: LakehouseConfig) -> dict[
     """Spark JDBC options (url, driver, user, password) for ``source`` in this environment."""
     from lakehouse.sources.jdbc import read_options
 
-    return read_options(expand(source.url, config), expand(source.user, config), source_password(source, config),
-                        source.driver)
+    return read_options(
+        expand(source.url, config), expand(source.user, config), source_password(source, config), source.driver
+    )
 
 
 def raw_snapshots(ctx: JobContext, source: DatabaseSource) -> list[snapshots.RawSnapshot]:
@@ -85,5 +86,7 @@ def ingest_database(ctx: JobContext, step: Step) -> JobResult:
     finally:
         for raw in read:
             raw.release()
-    result.counts.update({"snapshots landed": landed, "snapshots unchanged": unchanged, "rows quarantined": quarantined})
+    result.counts.update(
+        {"snapshots landed": landed, "snapshots unchanged": unchanged, "rows quarantined": quarantined}
+    )
     return result

@@ -113,7 +113,9 @@ def run_definition(ctx: JobContext, step: Step) -> JobResult:
     if mode == "incremental":
         result = _run_incremental(ctx, dctx, definition, declaration, versions)
     else:
-        inputs = {ref: dctx.read(table, version=versions[table]) for ref, table in config.project.inputs[step.name].items()}
+        inputs = {
+            ref: dctx.read(table, version=versions[table]) for ref, table in config.project.inputs[step.name].items()
+        }
         frame = _compute(ctx, dctx, definition, inputs)
         if mode == "overwrite":
             result = _publish_whole(ctx, dctx, declaration, frame, versions)
@@ -138,14 +140,18 @@ def compute_definition(spark, project, name: str, frames: dict[str, DataFrame], 
     return _compute(job, dctx, definition, inputs)
 
 
-def _compute(ctx: JobContext, dctx: DefinitionContext, definition: TableDefinition, inputs: dict[str, DataFrame]) -> DataFrame:
+def _compute(
+    ctx: JobContext, dctx: DefinitionContext, definition: TableDefinition, inputs: dict[str, DataFrame]
+) -> DataFrame:
     if definition.language == "python":
         arguments = dict(inputs)
         if CONTEXT_PARAMETER in _parameters(definition):
             arguments[CONTEXT_PARAMETER] = dctx
         frame = definition.function(**arguments)
         if not isinstance(frame, DataFrame):
-            raise TypeError(f"{definition.file}: {definition.function.__name__} returned {type(frame).__name__}, not a DataFrame")
+            raise TypeError(
+                f"{definition.file}: {definition.function.__name__} returned {type(frame).__name__}, not a DataFrame"
+            )
         return frame
     tag = uuid.uuid4().hex[:8]
     views = {}
@@ -182,16 +188,19 @@ def _split(frame: DataFrame, declaration: TableDeclaration, versions: dict[str, 
     if quarantine.REASON not in frame.columns:
         return frame, None
     if not declaration.has_quarantine:
-        raise ValueError(f"{declaration.defined_in}: it rejects rows ({quarantine.REASON}) but declares no "
-                         "quarantine table: add quarantine=True")
+        raise ValueError(
+            f"{declaration.defined_in}: it rejects rows ({quarantine.REASON}) but declares no "
+            "quarantine table: add quarantine=True"
+        )
     rejected = quarantine.quarantine_rows(frame, declaration.name, _source_text(versions), run_id)
     return quarantine.accepted(frame), rejected
 
 
 def _publish_whole(ctx, dctx, declaration, frame, versions) -> JobResult:
     accepted, rejected = _split(frame, declaration, versions, ctx.run_id)
-    published = publish_table(ctx.spark, ctx.config, declaration, accepted,
-                              Commit(ctx.job_name, ctx.run_id, versions), rejected=rejected)
+    published = publish_table(
+        ctx.spark, ctx.config, declaration, accepted, Commit(ctx.job_name, ctx.run_id, versions), rejected=rejected
+    )
     result = JobResult(ctx.job_name, ctx.run_id, writes=[w for w in (published.write, published.quarantine) if w])
     result.counts["rows published"] = published.rows_in - published.rows_quarantined
     if published.rows_quarantined:
@@ -205,8 +214,15 @@ def _publish_new(ctx, dctx, declaration, frame, commit: Commit, outcomes: Counte
     try:
         by_reason = _count_by_reason(frame)
         accepted, rejected = _split(frame, declaration, commit.inputs, ctx.run_id)
-        published = publish_rows(ctx.spark, ctx.config, declaration, accepted, commit, mode="insert_new",
-                                 rejected=rejected if any(r is not None for r in by_reason) else None)
+        published = publish_rows(
+            ctx.spark,
+            ctx.config,
+            declaration,
+            accepted,
+            commit,
+            mode="insert_new",
+            rejected=rejected if any(r is not None for r in by_reason) else None,
+        )
     finally:
         frame.unpersist()
     outcomes = Counter() if outcomes is None else outcomes
@@ -240,7 +256,9 @@ def _run_incremental(ctx, dctx, definition: TableDefinition, declaration: TableD
     inputs = config.project.inputs[definition.name]
     streamed_parameter = definition.references[0]
     streamed = inputs[streamed_parameter]
-    others = {ref: dctx.read(table, version=versions[table]) for ref, table in inputs.items() if ref != streamed_parameter}
+    others = {
+        ref: dctx.read(table, version=versions[table]) for ref, table in inputs.items() if ref != streamed_parameter
+    }
     tables = [declaration, declaration.quarantine] if declaration.has_quarantine else [declaration]
     paths = {t.name: ensure_table(spark, config, t) for t in tables}
     before = {name: current_version(spark, path) for name, path in paths.items()}
@@ -252,12 +270,14 @@ def _run_incremental(ctx, dctx, definition: TableDefinition, declaration: TableD
         _publish_new(ctx, dctx, declaration, frame, Commit(ctx.job_name, ctx.run_id, versions, transaction), outcomes)
 
     batches = for_each_new_batch(
-        delta_table_changes(spark, config.table_path(streamed)), config.checkpoint_path(ctx.job_name), ctx.job_name,
+        delta_table_changes(spark, config.table_path(streamed)),
+        config.checkpoint_path(ctx.job_name),
+        ctx.job_name,
         handle_batch,
     )
-    result = JobResult(ctx.job_name, ctx.run_id, writes=[
-        write_result(spark, t, paths[t.name], before[t.name]) for t in tables
-    ])
+    result = JobResult(
+        ctx.job_name, ctx.run_id, writes=[write_result(spark, t, paths[t.name], before[t.name]) for t in tables]
+    )
     result.counts[f"{streamed} batches"] = batches
     result.counts.update({f"rows {outcome}": count for outcome, count in sorted(outcomes.items()) if count})
     return result

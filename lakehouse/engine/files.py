@@ -106,20 +106,33 @@ def set_aside(spark: SparkSession, config, source: FileSource, file: str, reason
     folder = expand(source.path, config).removeprefix("file:").rstrip("/")
     local = file.removeprefix("file:")
     if "://" in folder or "://" in local:
-        raise ValueError("set-aside moves local files only; on object storage move the object with the store's tools "
-                         "(the batch lands without it) and record it yourself")
+        raise ValueError(
+            "set-aside moves local files only; on object storage move the object with the store's tools "
+            "(the batch lands without it) and record it yourself"
+        )
     path = Path(local).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"no file {path}")
     if not path.is_relative_to(Path(folder).resolve()):
         raise ValueError(f"{path} is not under {source.name}'s folder {folder}")
     stamp = datetime.now(timezone.utc)
-    target = Path(folder).parent / "_set_aside" / source.name / stamp.strftime("%Y%m%dT%H%M%SZ") / path.relative_to(Path(folder).resolve())
+    target = (
+        Path(folder).parent
+        / "_set_aside"
+        / source.name
+        / stamp.strftime("%Y%m%dT%H%M%SZ")
+        / path.relative_to(Path(folder).resolve())
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(path), target)
     row = (source.name, f"file:{path}", f"file:{target}", reason, stamp.replace(tzinfo=None), by)
-    append_rows(spark, config, SET_ASIDE_TABLE, spark.createDataFrame([row], SET_ASIDE_TABLE.schema),
-                WriterCommit("set-aside", by))
+    append_rows(
+        spark,
+        config,
+        SET_ASIDE_TABLE,
+        spark.createDataFrame([row], SET_ASIDE_TABLE.schema),
+        WriterCommit("set-aside", by),
+    )
     return str(target)
 
 
@@ -147,7 +160,9 @@ def ingest_files(ctx: JobContext, step: Step) -> JobResult:
         rows = rows.unionByName(too_large(huge, ctx.run_id, rows.columns)).persist()
         try:
             try:
-                result = publish_rows(spark, config, target, rows, Commit(ctx.job_name, ctx.run_id, transaction=transaction))
+                result = publish_rows(
+                    spark, config, target, rows, Commit(ctx.job_name, ctx.run_id, transaction=transaction)
+                )
             except Exception as exc:  # noqa: BLE001 - whatever refused the batch, say which files it holds
                 raise BatchFailed(failed_batch_message(ctx.job_name, source, files, rows, exc)) from exc
             counts["lines rescued"] += rows.where(F.col("parse_error").isNotNull()).count()

@@ -73,8 +73,11 @@ def ingest_images(ctx: JobContext, step: Step) -> JobResult:
     source: ImageSource = config.project.source(step.source)
     target = config.table(source.bronze_name)
     folder = ctx.options.get("source_dir") or expand(source.manifest or source.path, config)
-    check_landing_folder(folder, f"put the {'manifests' if source.manifest else 'images'} there, or change "
-                                 f"'{'manifest' if source.manifest else 'path'}' in {source.file}")
+    check_landing_folder(
+        folder,
+        f"put the {'manifests' if source.manifest else 'images'} there, or change "
+        f"'{'manifest' if source.manifest else 'path'}' in {source.file}",
+    )
     path = ensure_table(spark, config, target)
     before = current_version(spark, path)
     counts = {"references": 0}
@@ -85,8 +88,11 @@ def ingest_images(ctx: JobContext, step: Step) -> JobResult:
         result = publish_rows(spark, config, target, rows, Commit(ctx.job_name, ctx.run_id, transaction=transaction))
         counts["references"] += result.rows_in
 
-    stream = (whole_files(spark, folder, MANIFEST_GLOB) if source.manifest
-              else new_files(spark, folder).select("path", "modificationTime"))
+    stream = (
+        whole_files(spark, folder, MANIFEST_GLOB)
+        if source.manifest
+        else new_files(spark, folder).select("path", "modificationTime")
+    )
     batches = for_each_new_batch(stream, config.checkpoint_path(ctx.job_name), ctx.job_name, land)
     result = JobResult(ctx.job_name, ctx.run_id, writes=[write_result(spark, target, path, before)])
     result.counts.update({"batches": batches, **counts})
@@ -123,16 +129,32 @@ def build_images_silver(ctx: JobContext, step: Step) -> JobResult:
             good = checked.where(F.col(REJECT_COLUMN).isNull())
             now = F.current_timestamp()
             new_images = first_per_content(good).select(
-                "content_hash", "object_uri", "label", "format", "width", "height", "mode", "size_bytes", "content",
-                now.alias("first_seen_at"), F.lit(ctx.run_id).alias("run_id"),
+                "content_hash",
+                "object_uri",
+                "label",
+                "format",
+                "width",
+                "height",
+                "mode",
+                "size_bytes",
+                "content",
+                now.alias("first_seen_at"),
+                F.lit(ctx.run_id).alias("run_id"),
             )
             new_references = good.select(
-                "object_uri", "content_hash", "label", "metadata", "source_file", "line_number",
-                now.alias("validated_at"), F.lit(ctx.run_id).alias("run_id"),
+                "object_uri",
+                "content_hash",
+                "label",
+                "metadata",
+                "source_file",
+                "line_number",
+                now.alias("validated_at"),
+                F.lit(ctx.run_id).alias("run_id"),
             )
             to_quarantine = quarantine.quarantine_rows(reference_outcome(rejected), ctx.job_name, None, ctx.run_id)
-            image_result = publish_rows(spark, config, images, new_images, commit, mode="insert_new",
-                                        rejected=to_quarantine)
+            image_result = publish_rows(
+                spark, config, images, new_images, commit, mode="insert_new", rejected=to_quarantine
+            )
             reference_result = publish_rows(spark, config, references, new_references, commit, mode="insert_new")
             outcomes["kept"] += reference_result.rows_in - reference_result.rows_quarantined
             outcomes["with content new in their batch"] += image_result.rows_in
@@ -143,8 +165,11 @@ def build_images_silver(ctx: JobContext, step: Step) -> JobResult:
     batches = for_each_new_batch(
         delta_table_changes(spark, source_path), config.checkpoint_path(ctx.job_name), ctx.job_name, handle_batch
     )
-    result = JobResult(ctx.job_name, ctx.run_id,
-                       writes=[write_result(spark, table, paths[table.name], before[table.name]) for table in targets])
+    result = JobResult(
+        ctx.job_name,
+        ctx.run_id,
+        writes=[write_result(spark, table, paths[table.name], before[table.name]) for table in targets],
+    )
     result.counts["bronze batches"] = batches
     result.counts.update({f"references {outcome}": count for outcome, count in sorted(outcomes.items())})
     return result

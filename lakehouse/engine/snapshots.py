@@ -42,8 +42,9 @@ def _transaction(step: str, table: SourceTable, snapshot: Snapshot) -> Transacti
     return Transaction(app_id=f"{step}:{table.silver_name}", version=millis)
 
 
-def untyped_keys(spark: SparkSession, config: LakehouseConfig, table: SourceTable, snapshot: Snapshot,
-                 key: bytes) -> DataFrame | None:
+def untyped_keys(
+    spark: SparkSession, config: LakehouseConfig, table: SourceTable, snapshot: Snapshot, key: bytes
+) -> DataFrame | None:
     """The keys (as silver names them) of the rows of ``snapshot`` that landed in bronze's quarantine with
     a value that did not type: their fields are kept as text in JSON there."""
     bronze = config.table(table.bronze_name)
@@ -53,7 +54,8 @@ def untyped_keys(spark: SparkSession, config: LakehouseConfig, table: SourceTabl
     columns = bronze.source_schema
     as_text = T.StructType([T.StructField(f.name, T.StringType()) for f in columns.fields])
     bad = (
-        spark.read.format("delta").load(path)
+        spark.read.format("delta")
+        .load(path)
         .where(F.col("source").endswith(f"@{snapshot.snapshot_id}") & F.col("reason").startswith("bad_value:"))
         .select(F.from_json("record", as_text).alias("row"))
     )
@@ -62,8 +64,9 @@ def untyped_keys(spark: SparkSession, config: LakehouseConfig, table: SourceTabl
     return pseudonymise(typed, private, key) if private else typed
 
 
-def apply_snapshot(ctx: JobContext, table: SourceTable, bronze: DataFrame, bronze_version: int, snapshot: Snapshot,
-                   key: bytes) -> dict:
+def apply_snapshot(
+    ctx: JobContext, table: SourceTable, bronze: DataFrame, bronze_version: int, snapshot: Snapshot, key: bytes
+) -> dict:
     """Pseudonymise one snapshot, quarantine its key problems, gate it, MERGE it into current state then
     history. Returns the counts and the write results."""
     config = ctx.config
@@ -76,7 +79,9 @@ def apply_snapshot(ctx: JobContext, table: SourceTable, bronze: DataFrame, bronz
     untyped = untyped_keys(ctx.spark, config, table, snapshot, key)
     if untyped is not None:
         held = held.unionByName(untyped)
-    commit = Commit(ctx.job_name, ctx.run_id, {table.bronze_name: bronze_version}, _transaction(ctx.job_name, table, snapshot))
+    commit = Commit(
+        ctx.job_name, ctx.run_id, {table.bronze_name: bronze_version}, _transaction(ctx.job_name, table, snapshot)
+    )
     history_writes: list[WriteResult] = []
 
     def merge_both(spark, config, declaration, kept, commit):
@@ -91,7 +96,12 @@ def apply_snapshot(ctx: JobContext, table: SourceTable, bronze: DataFrame, bronz
     try:
         source = f"{table.bronze_name}@{bronze_version}:{snapshot.snapshot_id}"
         result = publish_rows(
-            ctx.spark, config, current, accepted_rows(marked), commit, mode=merge_both,
+            ctx.spark,
+            config,
+            current,
+            accepted_rows(marked),
+            commit,
+            mode=merge_both,
             rejected=rejected_rows(marked, source, ctx.run_id),
         )
     finally:
@@ -124,12 +134,16 @@ def build_snapshot_silver(ctx: JobContext, step: Step) -> JobResult:
         result.writes.extend(outcome["writes"])
         rows += outcome["rows"]
         quarantined += outcome["quarantined"]
-        print(f"  {table.silver_name}: applied snapshot {snapshot.snapshot_id} of {snapshot.taken_at:%Y-%m-%d %H:%M:%S}: "
-              f"{outcome['rows']:,} rows, {outcome['quarantined']} quarantined")
-    result.counts.update({
-        "snapshots applied": len(pending),
-        "snapshots already applied or older": len(snapshots) - len(pending),
-        "snapshot rows in": rows,
-        "rows quarantined": quarantined,
-    })
+        print(
+            f"  {table.silver_name}: applied snapshot {snapshot.snapshot_id} of {snapshot.taken_at:%Y-%m-%d %H:%M:%S}: "
+            f"{outcome['rows']:,} rows, {outcome['quarantined']} quarantined"
+        )
+    result.counts.update(
+        {
+            "snapshots applied": len(pending),
+            "snapshots already applied or older": len(snapshots) - len(pending),
+            "snapshot rows in": rows,
+            "rows quarantined": quarantined,
+        }
+    )
     return result

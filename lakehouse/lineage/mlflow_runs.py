@@ -41,7 +41,9 @@ class TrainingFrame:
     @classmethod
     def from_json(cls, text: str) -> "TrainingFrame":
         raw = json.loads(text)
-        return cls(raw["table"], int(raw["version"]), tuple(raw["columns"]) if raw.get("columns") else None, raw.get("where"))
+        return cls(
+            raw["table"], int(raw["version"]), tuple(raw["columns"]) if raw.get("columns") else None, raw.get("where")
+        )
 
 
 def configure_mlflow(config: LakehouseConfig, experiment: str = DEFAULT_EXPERIMENT) -> str:
@@ -115,7 +117,9 @@ def log_frame_input(config: LakehouseConfig, frame: TrainingFrame, context: str 
 
     path = config.table_path(config.table(frame.table).name)
     digest = hashlib.sha256(frame.to_json().encode()).hexdigest()[:8]
-    dataset = MetaDataset(source=_pinned_source(path, frame.version), name=f"{frame.table}@v{frame.version}", digest=digest)
+    dataset = MetaDataset(
+        source=_pinned_source(path, frame.version), name=f"{frame.table}@v{frame.version}", digest=digest
+    )
     mlflow.log_input(dataset, context=context)
     return dataset
 

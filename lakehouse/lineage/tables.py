@@ -51,8 +51,13 @@ class _SparkLog:
 
     def source_files(self, config: LakehouseConfig, table: str, version: int) -> list[str]:
         files = (
-            self.spark.read.format("delta").option("versionAsOf", version).load(config.table_path(table))
-            .where(F.col("source_file").isNotNull()).select("source_file").distinct().orderBy("source_file")
+            self.spark.read.format("delta")
+            .option("versionAsOf", version)
+            .load(config.table_path(table))
+            .where(F.col("source_file").isNotNull())
+            .select("source_file")
+            .distinct()
+            .orderBy("source_file")
         )
         return [r.source_file for r in files.collect()]
 
@@ -82,7 +87,9 @@ class _DeltaRsLog:
         return sorted(name for name in set(column.to_pylist()) if name is not None)
 
 
-def table_lineage(spark: SparkSession | None, config: LakehouseConfig, table: str, version: int | None = None) -> LineageNode:
+def table_lineage(
+    spark: SparkSession | None, config: LakehouseConfig, table: str, version: int | None = None
+) -> LineageNode:
     """The lineage tree of ``table`` at ``version`` (default latest), down to bronze's source files.
     Producing commits are the newest at or before each version that a job recorded (which skips e.g. table
     creation). ``spark`` ``None``: read with delta-rs, in a process that has no JVM (a training job)."""

@@ -6,8 +6,9 @@ JVM is involved. Each worker process reads row groups with pyarrow and hands col
 
 The epoch's sample order is global and a function of ``(shuffle_seed, epoch)`` alone: windows drawing
 on several row groups (cut into pieces when large), each window's rows permuted together, a bounded
-buffer of ``shuffle_buffer_rows`` rows per reading process (:mod:`lakehouse.loaders.epoch_plan`). Each step deals the next ``world_size *
-batch_size`` rows of that order to the ranks, so every rank yields the same number of batches whatever
+buffer of ``shuffle_buffer_rows`` rows per reading process (:mod:`lakehouse.loaders.epoch_plan`). Each
+step deals the next ``world_size * batch_size`` rows of that order to the ranks, so every rank yields
+the same number of batches whatever
 the file layout, and the loader's state is one position: :meth:`ArrowLoader.state_dict` and
 :meth:`ArrowLoader.load_state_dict` (the torchdata ``StatefulDataLoader`` convention) resume an epoch
 mid-way with exactly the rows not yet yielded, with any number of workers, and with another world size
@@ -49,8 +50,15 @@ STREAM_BUFFER_BYTES = 1 << 20  # a streamed row group is read through this buffe
 _local = local_path
 
 __all__ = [
-    "ArrowLoader", "DeltaArrowDataset", "Snapshot", "UnsupportedTableError", "arrow_dataloader", "make_loader",
-    "resolve_snapshot", "row_groups", "to_device",
+    "ArrowLoader",
+    "DeltaArrowDataset",
+    "Snapshot",
+    "UnsupportedTableError",
+    "arrow_dataloader",
+    "make_loader",
+    "resolve_snapshot",
+    "row_groups",
+    "to_device",
 ]
 
 
@@ -128,13 +136,21 @@ class _WindowReader:
     def _piece(self, group_index: int, piece: int) -> pa.Table:
         """Piece ``piece`` of row group ``group_index``: its file rows, all columns to load."""
         dataset = self.dataset
-        group, size, names = dataset.groups[group_index], dataset.piece_rows[group_index], dataset.snapshot.physical_names()
+        group, size, names = (
+            dataset.groups[group_index],
+            dataset.piece_rows[group_index],
+            dataset.snapshot.physical_names(),
+        )
         if size >= group.rows:
             return self._file(group.file, False).read_row_group(group.index, columns=names)
         stream = self.streams.pop(group_index, None)
         if stream is None or stream[1] > piece:
-            stream = [self._file(group.file, True).iter_batches(batch_size=size, row_groups=[group.index], columns=names,
-                                                                use_threads=False), 0]
+            stream = [
+                self._file(group.file, True).iter_batches(
+                    batch_size=size, row_groups=[group.index], columns=names, use_threads=False
+                ),
+                0,
+            ]
         while stream[1] < piece:  # pieces this reader does not need (another worker's): decoded, dropped
             next(stream[0])
             stream[1] += 1
@@ -142,7 +158,9 @@ class _WindowReader:
         stream[1] += 1
         expected = min(size, group.rows - piece * size)
         if batch.num_rows != expected:
-            raise RuntimeError(f"{group.file} row group {group.index}: piece {piece} has {batch.num_rows} rows, not {expected}")
+            raise RuntimeError(
+                f"{group.file} row group {group.index}: piece {piece} has {batch.num_rows} rows, not {expected}"
+            )
         if stream[1] * size < group.rows:
             self.streams[group_index] = stream
             while len(self.streams) > 2 * MIX:
@@ -185,8 +203,9 @@ class DeltaArrowDataset(IterableDataset):
     order, cut into pieces of at most ``shuffle_buffer_rows / MIX`` rows, eight groups' pieces interleaved
     at random and packed into windows of at most ``shuffle_buffer_rows`` rows, each window's rows permuted
     together (``0``: within each row group only); without, file order. Memory: each reading process
-    holds one window of the loaded columns (two across a boundary) and a piece of each group it streams. Every rank yields the same number
-    of batches, :meth:`num_batches`; the rows left over by ``world_size`` are padded
+    holds one window of the loaded columns (two across a boundary) and a piece of each group it streams.
+    Every rank yields the same number of batches, :meth:`num_batches`; the rows left over by
+    ``world_size`` are padded
     (``drop_last=False``: fewer than ``world_size`` rows seen twice) or dropped (``drop_last=True``).
     Reading costs the Parquet footers, plus the key column once when there is a split.
     """
@@ -281,14 +300,18 @@ class DeltaArrowDataset(IterableDataset):
 
     def _batch(self, table: pa.Table) -> Batch:
         batch = {
-            name: table.column(name).to_pylist() if name in self.snapshot.encoded else _to_tensor(name, table.column(name))
+            name: table.column(name).to_pylist()
+            if name in self.snapshot.encoded
+            else _to_tensor(name, table.column(name))
             for name in self.snapshot.columns
         }
         if self.transform is not None:
             batch = self.transform(batch)
         left_encoded = [name for name, value in batch.items() if not isinstance(value, torch.Tensor)]
         if left_encoded:
-            raise UnsupportedColumnError(f"columns {left_encoded} are still not tensors after the transform: decode them")
+            raise UnsupportedColumnError(
+                f"columns {left_encoded} are still not tensors after the transform: decode them"
+            )
         return batch
 
 
@@ -327,9 +350,11 @@ class ArrowLoader:
         for chunk in self.loader:
             rows = len(next(iter(chunk.values())))
             for start in range(0, rows, self.batch_size) if rows > self.batch_size else (0,):
-                batch = chunk if rows <= self.batch_size else {
-                    name: values[start : start + self.batch_size] for name, values in chunk.items()
-                }
+                batch = (
+                    chunk
+                    if rows <= self.batch_size
+                    else {name: values[start : start + self.batch_size] for name, values in chunk.items()}
+                )
                 self._yielded += 1  # counted before the hand-over: a state taken after this batch includes it
                 yield batch
         dataset.start = 0  # the epoch is done: a later pass of it starts from the beginning
@@ -352,10 +377,16 @@ class ArrowLoader:
         state was taken over another table version, seed, buffer or split (its order would differ)."""
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"not an Arrow loader state (format {state.get('format')!r}, expected {STATE_FORMAT})")
-        mismatched = {key: (state.get(key), value) for key, value in self._order_identity().items() if state.get(key) != value}
+        mismatched = {
+            key: (state.get(key), value) for key, value in self._order_identity().items() if state.get(key) != value
+        }
         if mismatched:
-            details = ", ".join(f"{key}: saved {saved!r}, this loader {now!r}" for key, (saved, now) in mismatched.items())
-            raise ValueError(f"the saved loader state belongs to another order ({details}): resume with the same settings")
+            details = ", ".join(
+                f"{key}: saved {saved!r}, this loader {now!r}" for key, (saved, now) in mismatched.items()
+            )
+            raise ValueError(
+                f"the saved loader state belongs to another order ({details}): resume with the same settings"
+            )
         dataset = self.dataset
         dataset.set_epoch(int(state["epoch"]))
         dataset.start = int(state["position"])
@@ -435,6 +466,7 @@ def arrow_dataloader(
         shuffle_buffer_rows=shuffle_buffer_rows,
     )
     return make_loader(dataset, num_workers)
+
 
 def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> Batch:
     """Move a batch to ``device``; non-blocking from pinned memory to a GPU."""

@@ -56,7 +56,9 @@ class DecodeImages:
         for i, data in enumerate(encoded):
             image = Image.open(io.BytesIO(data)).convert(self._mode)
             if (image.height, image.width) != self.size:
-                raise ValueError(f"{self.column}: image {i} of the batch is {image.height}x{image.width}, expected {self.size}")
+                raise ValueError(
+                    f"{self.column}: image {i} of the batch is {image.height}x{image.width}, expected {self.size}"
+                )
             pixels[i] = np.asarray(image).reshape(*self.size, self.channels)
         tensor = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous().to(torch.float32).div_(255.0)
         return {**batch, self.column: tensor}

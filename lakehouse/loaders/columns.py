@@ -17,7 +17,9 @@ def spark_field_types(df) -> dict[str, str]:
     return {f.name: f.dataType.typeName() for f in df.schema.fields}
 
 
-def tensor_columns(fields: Mapping[str, str], columns: Sequence[str] | None = None, encoded: Sequence[str] = ()) -> list[str]:
+def tensor_columns(
+    fields: Mapping[str, str], columns: Sequence[str] | None = None, encoded: Sequence[str] = ()
+) -> list[str]:
     """The columns to load: ``columns`` checked, or every column when none are named.
 
     ``fields`` maps each column of the table to its Delta type name (``long``, ``binary``, ``date``...;
@@ -33,10 +35,13 @@ def tensor_columns(fields: Mapping[str, str], columns: Sequence[str] | None = No
     not_binary = [f"{name} ({fields[name]})" for name in encoded if fields[name] != "binary"]
     if not_binary:
         raise UnsupportedColumnError("encoded columns must be binary: " + ", ".join(not_binary))
-    unsupported = [f"{name} ({fields[name]})" for name in wanted if name not in encoded and fields[name] not in TENSOR_TYPES]
+    unsupported = [
+        f"{name} ({fields[name]})" for name in wanted if name not in encoded and fields[name] not in TENSOR_TYPES
+    ]
     if unsupported:
         raise UnsupportedColumnError(
-            "cannot turn these columns into tensors: " + ", ".join(unsupported)
+            "cannot turn these columns into tensors: "
+            + ", ".join(unsupported)
             + "; select numeric columns, or name binary image columns as encoded and decode them in a transform"
         )
     return wanted

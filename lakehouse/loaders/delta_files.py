@@ -28,7 +28,9 @@ from lakehouse.config import LakehouseConfig
 from lakehouse.loaders.columns import UnsupportedColumnError, tensor_columns
 
 # Reader features whose meaning this module applies (or which change nothing for a reader of the files).
-READABLE_FEATURES = frozenset({"deletionVectors", "columnMapping", "timestampNtz", "v2Checkpoint", "vacuumProtocolCheck"})
+READABLE_FEATURES = frozenset(
+    {"deletionVectors", "columnMapping", "timestampNtz", "v2Checkpoint", "vacuumProtocolCheck"}
+)
 
 
 class UnsupportedTableError(ValueError):
@@ -123,8 +125,9 @@ def resolve_snapshot(
     tensor_columns(types, wanted, encoded)  # raises naming strings, dates, nested types
     files = tuple(sorted(file_uri(uri) for uri in delta.file_uris()))
     keep = _keep_masks(delta, set(files))
-    return Snapshot(table, delta.version(), files, tuple(wanted), tuple(encoded),
-                    tuple(physical[name] for name in wanted), keep)
+    return Snapshot(
+        table, delta.version(), files, tuple(wanted), tuple(encoded), tuple(physical[name] for name in wanted), keep
+    )
 
 
 def _open_readable(config: LakehouseConfig, table: str, version: int | None):
@@ -132,19 +135,22 @@ def _open_readable(config: LakehouseConfig, table: str, version: int | None):
     delta = open_delta_table(config.table_path(config.table(table).name), version)
     unknown = sorted(set(delta.protocol().reader_features or ()) - READABLE_FEATURES)
     if unknown:
-        raise UnsupportedTableError(f"{table} needs Delta reader features {unknown}, which the Arrow loader cannot apply")
+        raise UnsupportedTableError(
+            f"{table} needs Delta reader features {unknown}, which the Arrow loader cannot apply"
+        )
     return delta
 
 
 def _refuse_partition_columns(delta, table: str, wanted: Sequence[str]) -> None:
     partitioned = sorted(set(wanted) & set(delta.metadata().partition_columns))
     if partitioned:
-        raise UnsupportedTableError(f"{table}: partition columns {partitioned} are not stored in its files; "
-                                    "leave them out of the columns to load")
+        raise UnsupportedTableError(
+            f"{table}: partition columns {partitioned} are not stored in its files; "
+            "leave them out of the columns to load"
+        )
 
 
-def read_version(config: LakehouseConfig, table: str, version: int | None = None,
-                 columns: Sequence[str] | None = None):
+def read_version(config: LakehouseConfig, table: str, version: int | None = None, columns: Sequence[str] | None = None):
     """The live rows of ``table`` at ``version`` (default latest) as one Arrow table, without Spark:
     deletion vectors applied, columns under their logical names, any column type. For the small tables
     a Spark-free process needs whole (``ops.tags``, a column of a bronze table's source files)."""
@@ -194,6 +200,14 @@ def _keep_masks(delta, files: set[str]) -> dict[str, np.ndarray]:
 
 
 __all__ = [
-    "READABLE_FEATURES", "Snapshot", "UnsupportedColumnError", "UnsupportedTableError", "file_uri", "latest_version", "local_path",
-    "open_delta_table", "read_version", "resolve_snapshot",
+    "READABLE_FEATURES",
+    "Snapshot",
+    "UnsupportedColumnError",
+    "UnsupportedTableError",
+    "file_uri",
+    "latest_version",
+    "local_path",
+    "open_delta_table",
+    "read_version",
+    "resolve_snapshot",
 ]

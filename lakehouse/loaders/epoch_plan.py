@@ -171,7 +171,11 @@ class RankPlan:
         """This rank's share of the last, partial step, as absolute positions."""
         base = self.start + self.full_steps * self.step_rows
         remainder = self.total - base
-        return [(base + a, base + b) for a, b in rank_segments(remainder, self.rank, self.world_size, self.drop_last)] if remainder else []
+        return (
+            [(base + a, base + b) for a, b in rank_segments(remainder, self.rank, self.world_size, self.drop_last)]
+            if remainder
+            else []
+        )
 
     @property
     def num_batches(self) -> int:

@@ -44,8 +44,8 @@ from pyspark.sql import SparkSession
 from lakehouse.catalog import current_version, read_table
 from lakehouse.config import LakehouseConfig
 from lakehouse.loaders.arrow_loader import Transform, distributed_rank_and_size
-from lakehouse.loaders.delta_files import UnsupportedTableError, latest_version, resolve_snapshot
 from lakehouse.loaders.columns import UnsupportedColumnError, spark_field_types, tensor_columns
+from lakehouse.loaders.delta_files import UnsupportedTableError, latest_version, resolve_snapshot
 from lakehouse.loaders.shards import Piece, RowShards, footer_row_groups, split_rows
 from lakehouse.loaders.split import Split
 
@@ -69,7 +69,9 @@ class _PandasBatchTransform:
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
         batch = {
-            name: list(frame[name]) if name in self.encoded else torch.from_numpy(np.ascontiguousarray(frame[name].to_numpy()))
+            name: list(frame[name])
+            if name in self.encoded
+            else torch.from_numpy(np.ascontiguousarray(frame[name].to_numpy()))
             for name in frame.columns
         }
         out = {}
@@ -133,7 +135,11 @@ def cached_converter(
     latest = current_version(spark, config.table_path(table))
     root = _cache_root(config, table)
     root.mkdir(parents=True, exist_ok=True)
-    selection = {"columns": list(columns), "where": split.where() if split else None, "row_group_bytes": ROW_GROUP_BYTES}
+    selection = {
+        "columns": list(columns),
+        "where": split.where() if split else None,
+        "row_group_bytes": ROW_GROUP_BYTES,
+    }
     digest = hashlib.sha256(json.dumps(selection, sort_keys=True).encode()).hexdigest()[:16]
     index = root / f"v{version}-{digest}.json"
     for entry in root.glob("v*.json"):
@@ -152,14 +158,25 @@ def cached_converter(
         df = df.repartition(min_files)
     spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, root.as_uri())
     converter = make_spark_converter(df, parquet_row_group_size_bytes=ROW_GROUP_BYTES, dtype="float32")
-    info = {"table": table, "version": version, **selection, "cache_dir_url": converter.cache_dir_url,
-            "file_urls": converter.file_urls, "dataset_size": len(converter)}
+    info = {
+        "table": table,
+        "version": version,
+        **selection,
+        "cache_dir_url": converter.cache_dir_url,
+        "file_urls": converter.file_urls,
+        "dataset_size": len(converter),
+    }
     index.write_text(json.dumps(info, indent=1))
     return converter
 
 
 def rank_pieces(
-    urls: Sequence[str], split: Split | None, shuffle_seed: int | None, epoch: int, rank: int, world_size: int,
+    urls: Sequence[str],
+    split: Split | None,
+    shuffle_seed: int | None,
+    epoch: int,
+    rank: int,
+    world_size: int,
     drop_last: bool,
 ) -> tuple[RowShards, list[Piece]]:
     """This rank's share of the rows of ``urls`` (on ``split``'s side) in ``epoch``: the plan and its pieces."""
@@ -226,7 +243,9 @@ def batch_reader_loader(
         urls, list(fields) if fields is not None else None, transform_spec, workers_count, reader_pool_type, planned
     )
     try:
-        yield SizedLoader(BatchedDataLoader(reader, batch_size=batch_size), shards.num_batches(batch_size), shards.rows_per_rank)
+        yield SizedLoader(
+            BatchedDataLoader(reader, batch_size=batch_size), shards.num_batches(batch_size), shards.rows_per_rank
+        )
     finally:
         reader.stop()
         reader.join()
@@ -284,14 +303,29 @@ def petastorm_dataloader(
     else:
         snapshot = resolve_snapshot(config, table, version, columns, encoded)
         if snapshot.keep:
-            raise UnsupportedTableError(f"{table}@v{version} has rows deleted by deletion vectors, which Petastorm's reader "
-                                        "cannot apply: use via=\"converter\" or the Arrow loader")
+            raise UnsupportedTableError(
+                f"{table}@v{version} has rows deleted by deletion vectors, which Petastorm's reader "
+                'cannot apply: use via="converter" or the Arrow loader'
+            )
         if snapshot.physical_names() != list(snapshot.columns):
-            raise UnsupportedTableError(f"{table} uses column mapping, which Petastorm's reader cannot apply: "
-                                        "use via=\"converter\" or the Arrow loader")
+            raise UnsupportedTableError(
+                f"{table} uses column mapping, which Petastorm's reader cannot apply: "
+                'use via="converter" or the Arrow loader'
+            )
         urls, fields, reader_split = list(snapshot.files), list(snapshot.columns), split
     with batch_reader_loader(
-        urls, fields, batch_size, workers_count, reader_pool_type, transform, encoded, reader_split,
-        shuffle_seed, epoch, rank, world_size, drop_last,
+        urls,
+        fields,
+        batch_size,
+        workers_count,
+        reader_pool_type,
+        transform,
+        encoded,
+        reader_split,
+        shuffle_seed,
+        epoch,
+        rank,
+        world_size,
+        drop_last,
     ) as loader:
         yield loader

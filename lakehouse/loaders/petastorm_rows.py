@@ -69,10 +69,20 @@ class PlannedReader(Reader):
         ]
         return sorted({item["piece_index"] for item in self._planned_items}), None
 
-    def _create_ventilator(self, row_group_indexes, shuffle_row_groups, shuffle_row_drop_partitions,
-                           num_epochs, worker_predicate, max_ventilation_queue_size, seed):
+    def _create_ventilator(
+        self,
+        row_group_indexes,
+        shuffle_row_groups,
+        shuffle_row_drop_partitions,
+        num_epochs,
+        worker_predicate,
+        max_ventilation_queue_size,
+        seed,
+    ):
         return ConcurrentVentilator(
-            self._workers_pool.ventilate, self._planned_items, iterations=num_epochs,
+            self._workers_pool.ventilate,
+            self._planned_items,
+            iterations=num_epochs,
             max_ventilation_queue_size=max_ventilation_queue_size,
         )
 
@@ -97,6 +107,13 @@ def planned_reader(
     else:
         raise ValueError(f"unknown reader_pool_type: {reader_pool_type!r}")
     return PlannedReader(
-        filesystem, paths, schema_fields=fields, worker_class=PlannedRowsWorker, reader_pool=pool,
-        num_epochs=1, transform_spec=transform_spec, is_batched_reader=True, pieces=pieces,
+        filesystem,
+        paths,
+        schema_fields=fields,
+        worker_class=PlannedRowsWorker,
+        reader_pool=pool,
+        num_epochs=1,
+        transform_spec=transform_spec,
+        is_batched_reader=True,
+        pieces=pieces,
     )

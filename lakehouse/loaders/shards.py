@@ -170,7 +170,9 @@ class RowShards:
         """Batches each rank yields in an epoch (the same on every rank)."""
         return -(-self.rows_per_rank // batch_size)
 
-    def pieces(self, shuffle_seed: int | None, epoch: int, batch_size: int = 1, worker: int = 0, workers: int = 1) -> list[Piece]:
+    def pieces(
+        self, shuffle_seed: int | None, epoch: int, batch_size: int = 1, worker: int = 0, workers: int = 1
+    ) -> list[Piece]:
         """What this rank's ``worker`` (of ``workers``) reads in ``epoch``, in order.
 
         Workers split the rank's rows at batch boundaries, each a contiguous run of whole batches

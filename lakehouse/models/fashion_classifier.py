@@ -84,9 +84,14 @@ def build_network():
     from torch import nn
 
     return nn.Sequential(
-        nn.Conv2d(1, 16, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 7 * 7, len(LABELS)),
+        nn.Conv2d(1, 16, kernel_size=3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, kernel_size=3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 7 * 7, len(LABELS)),
     )
 
 
@@ -269,8 +274,16 @@ def save_model(config: LakehouseConfig, trained: TrainedClassifier, mlflow_run_i
     }
     storage.write_bytes(f"{models_root(config)}/{version}/model.json", json.dumps(info, indent=2).encode())
     storage.write_bytes(f"{models_root(config)}/CURRENT", f"{version}\n".encode())  # last: the switch
-    return StoredModel(MODEL_NAME, version, uri, content, trained.holdout_accuracy, mlflow_run_id,
-                       trained=not trained.reused, training_seconds=trained.seconds)
+    return StoredModel(
+        MODEL_NAME,
+        version,
+        uri,
+        content,
+        trained.holdout_accuracy,
+        mlflow_run_id,
+        trained=not trained.reused,
+        training_seconds=trained.seconds,
+    )
 
 
 def log_training_run(config: LakehouseConfig, trained: TrainedClassifier) -> str:
@@ -285,11 +298,18 @@ def log_training_run(config: LakehouseConfig, trained: TrainedClassifier) -> str
     with tempfile.TemporaryDirectory() as folder, mlflow.start_run(run_name=f"{MODEL_NAME}-{version}") as run:
         model_file = Path(folder) / "model.pt"
         model_file.write_bytes(serialize(trained.state_dict))
-        mlflow.log_params({**asdict(trained.params), "training_split": TRAINING_SPLIT,
-                           "train_images": trained.train_images})
+        mlflow.log_params(
+            {**asdict(trained.params), "training_split": TRAINING_SPLIT, "train_images": trained.train_images}
+        )
         mlflow.log_metrics({"holdout_accuracy": trained.holdout_accuracy, "training_seconds": trained.seconds})
-        mlflow.set_tags({"model_name": MODEL_NAME, "model_version": version, "model_uri": model_uri(config, version),
-                         "weights": "from this machine's training cache" if trained.reused else "trained in this run"})
+        mlflow.set_tags(
+            {
+                "model_name": MODEL_NAME,
+                "model_version": version,
+                "model_uri": model_uri(config, version),
+                "weights": "from this machine's training cache" if trained.reused else "trained in this run",
+            }
+        )
         mlflow.log_artifact(str(model_file), artifact_path="model")
         return run.info.run_id
 
@@ -323,14 +343,25 @@ def train_once(params: TrainingParams | None = None, retrain: bool = False, **ov
         info = json.loads(info_file.read_text())
         state = deserialize(cached.read_bytes())
         if model_version(state) == info["version"]:  # else damaged: train again
-            return TrainedClassifier(state, params, info["train_images"], info["holdout_accuracy"], info["seconds"],
-                                     reused=True)
+            return TrainedClassifier(
+                state, params, info["train_images"], info["holdout_accuracy"], info["seconds"], reused=True
+            )
     trained = train_classifier(params)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    for target, content in ((cached, serialize(trained.state_dict)), (info_file, json.dumps({
-        "version": trained.version, "train_images": trained.train_images,
-        "holdout_accuracy": trained.holdout_accuracy, "seconds": trained.seconds,
-    }).encode())):
+    for target, content in (
+        (cached, serialize(trained.state_dict)),
+        (
+            info_file,
+            json.dumps(
+                {
+                    "version": trained.version,
+                    "train_images": trained.train_images,
+                    "holdout_accuracy": trained.holdout_accuracy,
+                    "seconds": trained.seconds,
+                }
+            ).encode(),
+        ),
+    ):
         partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
         partial.write_bytes(content)
         partial.rename(target)  # atomic: a concurrent trainer writes the same bytes

@@ -36,9 +36,11 @@ def load_ipython_extension(ipython) -> None:
             ipython.user_ns["_sqldf"] = result
             display(result)
 
-    ipython.push({
-        "spark": spark,
-        "display": display,
-        "displayHTML": lambda html: ipython_display(HTML(html)),
-        "dbutils": LocalDbutils({}),
-    })
+    ipython.push(
+        {
+            "spark": spark,
+            "display": display,
+            "displayHTML": lambda html: ipython_display(HTML(html)),
+            "dbutils": LocalDbutils({}),
+        }
+    )

@@ -2,8 +2,9 @@
 
 The cells get what Databricks gives them: ``spark``, ``display()``, ``displayHTML()``, ``%sql`` cells
 (whose last result is ``_sqldf`` in Python, as on Databricks; ``${name}`` is a widget's value),
-``%md`` cells, and ``dbutils.widgets`` for parameters. Figures are saved as PNG files; tables shown with ``display()`` are printed. The run
-stops at the first failing cell, as "Run all" does, and the result names it.
+``%md`` cells, and ``dbutils.widgets`` for parameters. Figures are saved as PNG files; tables shown with
+``display()`` are printed. The run stops at the first failing cell, as "Run all" does, and the result
+names it.
 """
 
 from __future__ import annotations
@@ -69,10 +70,16 @@ class NotebookRun:
         return self.failed_cell is None
 
     def summary(self) -> str:
-        head = f"{self.path.name}: {self.cells_run}/{self.cells_total} cells in {self.seconds:.1f}s, {len(self.figures)} figures"
+        head = (
+            f"{self.path.name}: {self.cells_run}/{self.cells_total} cells in {self.seconds:.1f}s, "
+            f"{len(self.figures)} figures"
+        )
         if self.ok:
             return head
-        return f"{head}\nFAILED at cell {self.failed_cell.index} ({self.failed_cell.kind}: {self.failed_cell.title}):\n{self.error}"
+        return (
+            f"{head}\nFAILED at cell {self.failed_cell.index} ({self.failed_cell.kind}: {self.failed_cell.title}):\n"
+            f"{self.error}"
+        )
 
 
 class _Display:

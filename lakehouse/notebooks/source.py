@@ -41,7 +41,7 @@ class Cell:
 
 
 def _unmagic(line: str) -> str:
-    rest = line[len(MAGIC_PREFIX):]
+    rest = line[len(MAGIC_PREFIX) :]
     return rest[1:] if rest.startswith(" ") else rest
 
 

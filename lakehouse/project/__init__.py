@@ -212,9 +212,14 @@ class _Builder:
         """The steps with the steps writing their inputs filled in, in dependency order."""
         writers = {name: step.name for step in self.steps for name in step.outputs}
         linked = [
-            replace(step, upstream_steps=tuple(dict.fromkeys(
-                writers[name] for name in step.inputs if name in writers and writers[name] != step.name
-            )))
+            replace(
+                step,
+                upstream_steps=tuple(
+                    dict.fromkeys(
+                        writers[name] for name in step.inputs if name in writers and writers[name] != step.name
+                    )
+                ),
+            )
             for step in self.steps
         ]
         return order_steps(linked)
@@ -239,24 +244,43 @@ class _Builder:
             declaration = snapshot_declaration(table, ingest, source.file, self.expectations_for(table.bronze_name))
             self.declare(declaration, source.file)
             bronze.append(declaration)
-        self.add_step(Step(
-            name=ingest, kind="ingest_database", source=source.name,
-            outputs=tuple(n for d in bronze for n in (d.name, d.quarantine.name)), inputs=(), upstream_steps=(),
-            files=self._files(source.file, *(t.columns_file for t in source.tables), *(d.expectations_file for d in bronze)),
-            description=f"snapshots of {source.name}'s tables into bronze ({source.url.split('?')[0]})",
-        ))
+        self.add_step(
+            Step(
+                name=ingest,
+                kind="ingest_database",
+                source=source.name,
+                outputs=tuple(n for d in bronze for n in (d.name, d.quarantine.name)),
+                inputs=(),
+                upstream_steps=(),
+                files=self._files(
+                    source.file, *(t.columns_file for t in source.tables), *(d.expectations_file for d in bronze)
+                ),
+                description=f"snapshots of {source.name}'s tables into bronze ({source.url.split('?')[0]})",
+            )
+        )
         for table in source.tables:
-            current = current_state_declaration(table, table.silver_name, source.file, self.expectations_for(table.silver_name))
-            history = history_declaration(table, table.silver_name, source.file, self.expectations_for(table.history_name))
+            current = current_state_declaration(
+                table, table.silver_name, source.file, self.expectations_for(table.silver_name)
+            )
+            history = history_declaration(
+                table, table.silver_name, source.file, self.expectations_for(table.history_name)
+            )
             self.declare(current, source.file)
             self.declare(history, source.file)
-            self.add_step(Step(
-                name=table.silver_name, kind="snapshot_silver", source=source.name,
-                outputs=(current.name, current.quarantine.name, history.name), inputs=(table.bronze_name,),
-                upstream_steps=(),
-                files=self._files(source.file, table.columns_file, current.expectations_file, history.expectations_file),
-                description=f"current state and history of {source.name}.{table.name} from its snapshots (MERGE)",
-            ))
+            self.add_step(
+                Step(
+                    name=table.silver_name,
+                    kind="snapshot_silver",
+                    source=source.name,
+                    outputs=(current.name, current.quarantine.name, history.name),
+                    inputs=(table.bronze_name,),
+                    upstream_steps=(),
+                    files=self._files(
+                        source.file, table.columns_file, current.expectations_file, history.expectations_file
+                    ),
+                    description=f"current state and history of {source.name}.{table.name} from its snapshots (MERGE)",
+                )
+            )
 
     def _files_source(self, source: FileSource) -> None:
         from lakehouse.sources.formats import FormatError, bronze_schema
@@ -269,7 +293,8 @@ class _Builder:
         ingest = ingest_step_name(source.name)
         declaration = TableDeclaration(
             name=source.bronze_name,
-            description=source.description or f"Lines of the {source.format} files under {source.path}: every line, "
+            description=source.description
+            or f"Lines of the {source.format} files under {source.path}: every line, "
             "parsed where it parses, otherwise kept raw with the reason (rescued).",
             step=ingest,
             format_schema=bronze_schema(fmt),
@@ -278,11 +303,18 @@ class _Builder:
             defined_in=source.file,
         )
         self.declare(declaration, source.file)
-        self.add_step(Step(
-            name=ingest, kind="ingest_files", source=source.name, outputs=(declaration.name,), inputs=(),
-            upstream_steps=(), files=self._files(source.file, declaration.expectations_file),
-            description=f"new {source.format} files under {source.path} into {declaration.name}",
-        ))
+        self.add_step(
+            Step(
+                name=ingest,
+                kind="ingest_files",
+                source=source.name,
+                outputs=(declaration.name,),
+                inputs=(),
+                upstream_steps=(),
+                files=self._files(source.file, declaration.expectations_file),
+                description=f"new {source.format} files under {source.path} into {declaration.name}",
+            )
+        )
 
     def _images(self, source: ImageSource) -> None:
         from lakehouse.project.layout import BUILTIN_SCHEMAS
@@ -292,40 +324,63 @@ class _Builder:
         where = source.manifest or source.path
         refs = TableDeclaration(
             name=source.bronze_name,
-            description=source.description or f"Image references under {where}: object URI, label and metadata, "
+            description=source.description
+            or f"Image references under {where}: object URI, label and metadata, "
             "one row per object (or manifest line); the objects themselves stay where they are.",
-            step=ingest, schema_file=refs_schema, expectations_file=self.expectations_for(source.bronze_name),
+            step=ingest,
+            schema_file=refs_schema,
+            expectations_file=self.expectations_for(source.bronze_name),
             defined_in=source.file,
         )
         images = TableDeclaration(
             name=source.silver_name,
             description=f"Validated images of {source.name}, one row per distinct content (sha256): bytes, format, "
             "width, height; unreadable, missing and non-image objects go to the quarantine table with the reason.",
-            step=source.silver_name, schema_file=images_schema, upstreams=(refs.name,),
-            expectations_file=self.expectations_for(source.silver_name), keys=("content_hash",), has_quarantine=True,
+            step=source.silver_name,
+            schema_file=images_schema,
+            upstreams=(refs.name,),
+            expectations_file=self.expectations_for(source.silver_name),
+            keys=("content_hash",),
+            has_quarantine=True,
             defined_in=source.file,
         )
         references = TableDeclaration(
             name=source.references_name,
             description=f"Every readable image reference of {source.name}: object URI, the content hash of its "
             "bytes, label, metadata.",
-            step=source.silver_name, schema_file=references_schema, upstreams=(refs.name,),
-            expectations_file=self.expectations_for(source.references_name), keys=("object_uri",),
+            step=source.silver_name,
+            schema_file=references_schema,
+            upstreams=(refs.name,),
+            expectations_file=self.expectations_for(source.references_name),
+            keys=("object_uri",),
             defined_in=source.file,
         )
         for declaration in (refs, images, references):
             self.declare(declaration, source.file)
-        self.add_step(Step(
-            name=ingest, kind="ingest_images", source=source.name, outputs=(refs.name,), inputs=(), upstream_steps=(),
-            files=self._files(source.file, refs.expectations_file),
-            description=f"image references under {where} into {refs.name}",
-        ))
-        self.add_step(Step(
-            name=images.name, kind="images_silver", source=source.name,
-            outputs=(images.name, images.quarantine.name, references.name), inputs=(refs.name,), upstream_steps=(),
-            files=self._files(source.file, images.expectations_file, references.expectations_file),
-            description=f"fetch, decode, hash and deduplicate {source.name}'s images",
-        ))
+        self.add_step(
+            Step(
+                name=ingest,
+                kind="ingest_images",
+                source=source.name,
+                outputs=(refs.name,),
+                inputs=(),
+                upstream_steps=(),
+                files=self._files(source.file, refs.expectations_file),
+                description=f"image references under {where} into {refs.name}",
+            )
+        )
+        self.add_step(
+            Step(
+                name=images.name,
+                kind="images_silver",
+                source=source.name,
+                outputs=(images.name, images.quarantine.name, references.name),
+                inputs=(refs.name,),
+                upstream_steps=(),
+                files=self._files(source.file, images.expectations_file, references.expectations_file),
+                description=f"fetch, decode, hash and deduplicate {source.name}'s images",
+            )
+        )
 
     # ------------------------------------------------------------ definitions
 
@@ -347,7 +402,8 @@ class _Builder:
             upstreams = tuple(dict.fromkeys(resolved[name].values()))
             declaration = TableDeclaration(
                 name=name,
-                description=settings.description or _first_line(definition.function.__doc__ if definition.function else None),
+                description=settings.description
+                or summary_line(definition.function.__doc__ if definition.function else None),
                 step=name,
                 schema_file=schema,
                 upstreams=upstreams,
@@ -360,15 +416,22 @@ class _Builder:
             )
             self.declare(declaration, definition.file)
             outputs = (name, declaration.quarantine.name) if settings.quarantine else (name,)
-            self.add_step(Step(
-                name=name, kind="definition", outputs=outputs, inputs=upstreams, upstream_steps=(),
-                files=self._files(definition.file, schema, expectations),
-                description=declaration.description,
-            ))
+            self.add_step(
+                Step(
+                    name=name,
+                    kind="definition",
+                    outputs=outputs,
+                    inputs=upstreams,
+                    upstream_steps=(),
+                    files=self._files(definition.file, schema, expectations),
+                    description=declaration.description,
+                )
+            )
         return resolved
 
-    def _resolve_inputs(self, definition: TableDefinition, known: set[str],
-                        definitions: Mapping[str, TableDefinition]) -> dict[str, str]:
+    def _resolve_inputs(
+        self, definition: TableDefinition, known: set[str], definitions: Mapping[str, TableDefinition]
+    ) -> dict[str, str]:
         """Each reference of a definition -> the table it means."""
         result = {}
         for reference in definition.references:
@@ -381,7 +444,9 @@ class _Builder:
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise ProjectError(f"{definition.file}: reads {table!r}, which no source or definition declares{hint}")
             if table == definition.name:
-                raise ProjectError(f"{definition.file}: a table cannot read itself (use mode insert_new or incremental)")
+                raise ProjectError(
+                    f"{definition.file}: a table cannot read itself (use mode insert_new or incremental)"
+                )
             result[reference] = table
         return result
 
@@ -402,8 +467,9 @@ class _Builder:
         )
 
 
-def _first_line(text: str | None) -> str:
-    return (text or "").strip().split("\n")[0]
+def summary_line(text: str | None) -> str:
+    """A docstring's summary: its first paragraph on one line (a wrapped first sentence stays whole)."""
+    return " ".join((text or "").strip().split("\n\n")[0].split())
 
 
 def file_format(source: FileSource):
@@ -411,6 +477,8 @@ def file_format(source: FileSource):
     from lakehouse.sources.formats import DEFAULT_MAX_LINE_BYTES, FileFormat
 
     return FileFormat(
-        name=source.format, columns=source.columns, options=dict(source.options),
+        name=source.format,
+        columns=source.columns,
+        options=dict(source.options),
         max_line_bytes=source.max_line_bytes or DEFAULT_MAX_LINE_BYTES,
     )

@@ -134,7 +134,8 @@ def load_definitions(root: Path) -> dict[str, TableDefinition]:
         relative = path.relative_to(tables_dir)
         if len(relative.parts) != 2 or relative.parts[0] not in DEFINITION_LAYERS:
             raise DefinitionError(
-                f"{path}: definitions live in tables/<layer>/<name>.sql|.py with layer one of {', '.join(DEFINITION_LAYERS)}"
+                f"{path}: definitions live in tables/<layer>/<name>.sql|.py "
+                f"with layer one of {', '.join(DEFINITION_LAYERS)}"
             )
         name = f"{relative.parts[0]}.{path.stem}"
         if name in definitions:
@@ -156,7 +157,7 @@ def split_header(text: str) -> tuple[str, str]:
             break
         content = stripped[2:]
         header.append(content[1:] if content.startswith(" ") else content)
-    return "\n".join(header), "\n".join(lines[len(header):]).strip()
+    return "\n".join(header), "\n".join(lines[len(header) :]).strip()
 
 
 def load_sql(path: Path, name: str) -> TableDefinition:
@@ -215,7 +216,9 @@ def referenced_tables(query: str, path: Path) -> list[str]:
     names: list[str] = []
     for table in sorted(_table_references(tree), key=lambda t: t.this.meta.get("start", 0)):
         if not table.db:
-            raise DefinitionError(f"{path}: name tables with their layer, e.g. silver.{table.name} (found {table.name!r})")
+            raise DefinitionError(
+                f"{path}: name tables with their layer, e.g. silver.{table.name} (found {table.name!r})"
+            )
         name = f"{table.db}.{table.name}".lower()
         if name not in names:
             names.append(name)
@@ -271,9 +274,13 @@ def import_project_file(path: Path, root: Path):
 def load_python(path: Path, name: str, root: Path) -> TableDefinition:
     """Import a Python definition and read its one ``@table`` function's settings and parameters."""
     module = import_project_file(path, root)
-    found = [value for value in vars(module).values()
-             if callable(value) and getattr(value, "__lakehouse_table__", None) is not None
-             and getattr(value, "__module__", None) == module.__name__]
+    found = [
+        value
+        for value in vars(module).values()
+        if callable(value)
+        and getattr(value, "__lakehouse_table__", None) is not None
+        and getattr(value, "__module__", None) == module.__name__
+    ]
     if len(found) != 1:
         raise DefinitionError(
             f"{path}: a Python definition holds exactly one function decorated with @table "
@@ -284,7 +291,9 @@ def load_python(path: Path, name: str, root: Path) -> TableDefinition:
     parameters = []
     for parameter in inspect.signature(function).parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            raise DefinitionError(f"{path}: {function.__name__} must name each input as a parameter (no *args/**kwargs)")
+            raise DefinitionError(
+                f"{path}: {function.__name__} must name each input as a parameter (no *args/**kwargs)"
+            )
         if parameter.name != CONTEXT_PARAMETER:
             parameters.append(parameter.name)
     stray = sorted(set(settings.inputs) - set(parameters))
@@ -314,9 +323,16 @@ def table(
     arguments are the table's settings (:class:`TableSettings`), checked when the project is loaded.
     """
     settings = {
-        "description": description, "keys": keys, "partition_by": partition_by, "properties": properties or {},
-        "quarantine": quarantine, "mode": mode, "schema": schema, "expectations": expectations,
-        "inputs": inputs or {}, "options": options or {},
+        "description": description,
+        "keys": keys,
+        "partition_by": partition_by,
+        "properties": properties or {},
+        "quarantine": quarantine,
+        "mode": mode,
+        "schema": schema,
+        "expectations": expectations,
+        "inputs": inputs or {},
+        "options": options or {},
     }
 
     def mark(function: Callable) -> Callable:

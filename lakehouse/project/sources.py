@@ -154,8 +154,8 @@ class ImageSource:
     table: str
     silver: str
     references: str
-    path: str | None = None       # objects, labelled by the sub-folder they sit in
-    manifest: str | None = None   # or a folder of manifests naming them
+    path: str | None = None  # objects, labelled by the sub-folder they sit in
+    manifest: str | None = None  # or a folder of manifests naming them
     formats: tuple[str, ...] = IMAGE_FORMATS
     max_bytes: int = DEFAULT_IMAGE_MAX_BYTES
     allowed_roots: tuple[str, ...] = ()
@@ -221,8 +221,18 @@ def _required(raw: Mapping, key: str, where: str) -> Any:
     return raw[key]
 
 
-_DATABASE_KEYS = {"kind", "description", "url", "user", "password_from", "driver", "schema", "csv_null_value",
-                  "silver_prefix", "tables"}
+_DATABASE_KEYS = {
+    "kind",
+    "description",
+    "url",
+    "user",
+    "password_from",
+    "driver",
+    "schema",
+    "csv_null_value",
+    "silver_prefix",
+    "tables",
+}
 _TABLE_KEYS = {"keys", "partition_column", "partitions", "private"}
 
 
@@ -230,7 +240,9 @@ def _database(name: str, path: Path, root: Path, raw: Mapping) -> DatabaseSource
     _check_keys(raw, _DATABASE_KEYS, str(path))
     password_from = raw.get("password_from")
     if password_from is not None and not (password_from == "project-postgres" or str(password_from).startswith("env:")):
-        raise SourceError(f"{path}: password_from is env:VARIABLE or project-postgres (a password never lives in a file)")
+        raise SourceError(
+            f"{path}: password_from is env:VARIABLE or project-postgres (a password never lives in a file)"
+        )
     tables_raw = raw.get("tables")
     if not isinstance(tables_raw, dict) or not tables_raw:
         raise SourceError(f"{path}: 'tables' must map each table to its keys (lakehouse source add-database writes it)")
@@ -242,17 +254,21 @@ def _database(name: str, path: Path, root: Path, raw: Mapping) -> DatabaseSource
         _check_keys(options, _TABLE_KEYS, where)
         keys = options.get("keys")
         if not keys:
-            raise SourceError(f"{where}: 'keys' (the primary key) is required: silver keeps current state and history by it")
-        tables.append(SourceTable(
-            database=name,
-            name=str(table_name),
-            keys=tuple(str(k) for k in keys),
-            columns_file=root / SCHEMAS_DIR / "bronze" / name / f"{table_name}.yaml",
-            partition_column=options.get("partition_column"),
-            partitions=int(options.get("partitions", 4)),
-            private=private_columns(options.get("private") or {}, where),
-            silver_prefix=prefix,
-        ))
+            raise SourceError(
+                f"{where}: 'keys' (the primary key) is required: silver keeps current state and history by it"
+            )
+        tables.append(
+            SourceTable(
+                database=name,
+                name=str(table_name),
+                keys=tuple(str(k) for k in keys),
+                columns_file=root / SCHEMAS_DIR / "bronze" / name / f"{table_name}.yaml",
+                partition_column=options.get("partition_column"),
+                partitions=int(options.get("partitions", 4)),
+                private=private_columns(options.get("private") or {}, where),
+                silver_prefix=prefix,
+            )
+        )
     return DatabaseSource(
         name=name,
         file=path,
@@ -268,8 +284,18 @@ def _database(name: str, path: Path, root: Path, raw: Mapping) -> DatabaseSource
     )
 
 
-_FILES_KEYS = {"kind", "description", "path", "files", "format", "options", "columns", "private",
-               "max_line_bytes", "table"}
+_FILES_KEYS = {
+    "kind",
+    "description",
+    "path",
+    "files",
+    "format",
+    "options",
+    "columns",
+    "private",
+    "max_line_bytes",
+    "table",
+}
 
 
 def _files(name: str, path: Path, root: Path, raw: Mapping) -> FileSource:
@@ -295,8 +321,18 @@ def _files(name: str, path: Path, root: Path, raw: Mapping) -> FileSource:
     )
 
 
-_IMAGES_KEYS = {"kind", "description", "path", "manifest", "table", "silver", "references", "formats",
-                "max_bytes", "allowed_roots"}
+_IMAGES_KEYS = {
+    "kind",
+    "description",
+    "path",
+    "manifest",
+    "table",
+    "silver",
+    "references",
+    "formats",
+    "max_bytes",
+    "allowed_roots",
+}
 
 
 def _images(name: str, path: Path, root: Path, raw: Mapping) -> ImageSource:
@@ -376,7 +412,9 @@ def expand(value: str | None, config, environ: Mapping[str, str] | None = None) 
                 raise SourceError(f"{value!r} needs the environment variable {variable}, which is not set")
             return environ[variable]
         if name not in known:
-            raise SourceError(f"{value!r}: unknown placeholder ${{{name}}}; known: {', '.join(sorted(known))}, env:NAME")
+            raise SourceError(
+                f"{value!r}: unknown placeholder ${{{name}}}; known: {', '.join(sorted(known))}, env:NAME"
+            )
         return known[name]
 
     return _PLACEHOLDER.sub(fill, str(value))

@@ -60,7 +60,7 @@ def order_steps(steps: list[Step]) -> list[Step]:
         if step.name in done:
             return
         if step.name in visiting:
-            cycle = " -> ".join([*visiting[visiting.index(step.name):], step.name])
+            cycle = " -> ".join([*visiting[visiting.index(step.name) :], step.name])
             raise ValueError(f"the table definitions form a cycle: {cycle}")
         visiting.append(step.name)
         for upstream in step.upstream_steps:

@@ -22,8 +22,11 @@ from lakehouse.quality.suites import Rule, Suite, SuiteError
 # Counts and the failing rows' condition for every rule; with samples (for the Data Docs site) also a few
 # failing values and their counts, which cost Great Expectations two more Spark jobs per row-level rule.
 RESULT_FORMAT = {"result_format": "SUMMARY", "return_unexpected_index_query": True, "partial_unexpected_count": 5}
-RESULT_FORMAT_WITHOUT_SAMPLES = {"result_format": "BASIC", "return_unexpected_index_query": True,
-                                 "partial_unexpected_count": 0}
+RESULT_FORMAT_WITHOUT_SAMPLES = {
+    "result_format": "BASIC",
+    "return_unexpected_index_query": True,
+    "partial_unexpected_count": 0,
+}
 
 
 class QualityGateError(RuntimeError):
@@ -66,7 +69,8 @@ class GateReport:
 
     def describe_failures(self) -> str:
         return "; ".join(
-            f"{o.rule.name} ({o.rule.expectation}): {o.rows_failing if o.rows_failing is not None else o.observed} failing"
+            f"{o.rule.name} ({o.rule.expectation}): "
+            f"{o.rows_failing if o.rows_failing is not None else o.observed} failing"
             for o in self.failures("fail")
         )
 
@@ -147,8 +151,12 @@ def validate(
     )
     actions = [UpdateDataDocsAction(name="update_data_docs")] if build_docs else []
     checkpoint = context.checkpoints.add_or_update(
-        gx.Checkpoint(name=name, validation_definitions=[definition], actions=actions,
-                      result_format=RESULT_FORMAT if failing_samples else RESULT_FORMAT_WITHOUT_SAMPLES)
+        gx.Checkpoint(
+            name=name,
+            validation_definitions=[definition],
+            actions=actions,
+            result_format=RESULT_FORMAT if failing_samples else RESULT_FORMAT_WITHOUT_SAMPLES,
+        )
     )
     result = checkpoint.run(batch_parameters={"dataframe": df})
     (validation,) = result.run_results.values()
@@ -166,7 +174,9 @@ def validate(
 def _outcome(rule: Rule, result) -> RuleOutcome:
     details = result.result or {}
     if result.exception_info and result.exception_info.get("raised_exception"):
-        raise SuiteError(f"rule {rule.name!r} ({rule.expectation}) could not run: {result.exception_info['exception_message']}")
+        raise SuiteError(
+            f"rule {rule.name!r} ({rule.expectation}) could not run: {result.exception_info['exception_message']}"
+        )
     condition = None
     if not result.success and rule.action == "quarantine":
         condition = failing_rows_condition(rule, details.get("unexpected_index_query"))
@@ -213,9 +223,7 @@ def split_quarantined(df: DataFrame, report: GateReport) -> tuple[DataFrame, Dat
     failed = report.failures("quarantine")
     if not failed:
         return df, df.limit(0).withColumn("failed_rules", F.array().cast("array<string>"))
-    checks: list[Column] = [
-        F.when(F.coalesce(F.expr(o.condition), F.lit(False)), F.lit(o.rule.name)) for o in failed
-    ]
+    checks: list[Column] = [F.when(F.coalesce(F.expr(o.condition), F.lit(False)), F.lit(o.rule.name)) for o in failed]
     tagged = df.withColumn("failed_rules", F.filter(F.array(*checks), lambda name: name.isNotNull()))
     is_flagged = F.size("failed_rules") > 0
     return tagged.where(~is_flagged).drop("failed_rules"), tagged.where(is_flagged)

@@ -150,7 +150,9 @@ def _check_rule(rule: Rule, declaration: TableDeclaration, path: Path, columns: 
     named += list(rule.kwargs.get("column_list") or [])
     missing = [name for name in named if name not in columns] if schema is not None or columns else []
     if missing:
-        raise SuiteError(f"{where}: no column {', '.join(map(repr, missing))} in {declaration.name} ({sorted(columns)})")
+        raise SuiteError(
+            f"{where}: no column {', '.join(map(repr, missing))} in {declaration.name} ({sorted(columns)})"
+        )
     if rule.action == "quarantine" and not is_row_level(rule.expectation):
         raise SuiteError(f"{where}: only row-level expectations can quarantine rows; use warn or fail")
     try:

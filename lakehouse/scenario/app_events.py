@@ -68,7 +68,7 @@ class _EventFactory:
     def photo_to_act_on(self) -> int:
         """A recent photo; popular authors' photos win more often (best of three by author weight), so
         likes depend on who posted, which the training table's author features can learn."""
-        recent = self.photos[-self.recent_pool:]
+        recent = self.photos[-self.recent_pool :]
         candidates = [self.rng.choice(recent) for _ in range(3)]
         return max(candidates, key=lambda photo: self.author_weight.get(photo, 1.0) * self.rng.random())
 

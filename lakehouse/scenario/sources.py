@@ -61,16 +61,24 @@ def _n_users(config: LakehouseConfig) -> int:
 def _logs(config: LakehouseConfig, out_dir: Path | None, days: int) -> GeneratedLogs:
     scenario = config.scenario
     return write_app_event_logs(
-        out_dir, seed=scenario.seed, scale=scenario.scale, days=days,
-        bad_line_rate=scenario.bad_line_rate, duplicate_rate=scenario.duplicate_rate,
+        out_dir,
+        seed=scenario.seed,
+        scale=scenario.scale,
+        days=days,
+        bad_line_rate=scenario.bad_line_rate,
+        duplicate_rate=scenario.duplicate_rate,
     )
 
 
 def _app_db(config: LakehouseConfig, logs: GeneratedLogs, write_files: bool) -> AppDatabase:
     landing = Path(config.landing)
     return write_app_database(
-        logs.uploads, _n_users(config), landing / "objects" / "photos", landing / "image_manifests",
-        seed=config.scenario.seed, write_files=write_files,
+        logs.uploads,
+        _n_users(config),
+        landing / "objects" / "photos",
+        landing / "image_manifests",
+        seed=config.scenario.seed,
+        write_files=write_files,
     )
 
 

@@ -202,7 +202,7 @@ def lines_of_chunks(chunks: Iterable[bytes], max_line_bytes: int) -> Iterator[Li
     """The numbered, decoded lines of a stream of decompressed chunks."""
     for number, (data, too_long) in enumerate(split_lines(chunks, max_line_bytes), start=1):
         if number == 1 and data.startswith(_UTF8_BOM):
-            data = data[len(_UTF8_BOM):]
+            data = data[len(_UTF8_BOM) :]
         yield Line(number, _decode(data), LINE_TOO_LONG if too_long else None)
 
 
@@ -222,13 +222,26 @@ class CsvOptions:
 
     def dialect(self) -> dict:
         """Keyword arguments for :func:`csv.reader`."""
-        return {"delimiter": self.delimiter, "quotechar": self.quote, "escapechar": self.escape,
-                "doublequote": True, "strict": True}
+        return {
+            "delimiter": self.delimiter,
+            "quotechar": self.quote,
+            "escapechar": self.escape,
+            "doublequote": True,
+            "strict": True,
+        }
 
 
 # Columns every bronze table has: a CSV field of one of these names gets a trailing "_".
-RESERVED_COLUMNS = ("value", "parse_error", "line_number", "source_file", "source_modified_at", "ingest_time",
-                    "run_id", "_rescued_data")
+RESERVED_COLUMNS = (
+    "value",
+    "parse_error",
+    "line_number",
+    "source_file",
+    "source_modified_at",
+    "ingest_time",
+    "run_id",
+    "_rescued_data",
+)
 
 
 def column_names(header: Sequence[str]) -> list[str]:
@@ -353,8 +366,9 @@ class _HeaderMap:
         return taken, (json.dumps(extra, ensure_ascii=False) if extra else None)
 
 
-def csv_records(lines: Iterable[Line], options: CsvOptions, declared: Sequence[str],
-                max_record_bytes: int) -> Iterator[Record]:
+def csv_records(
+    lines: Iterable[Line], options: CsvOptions, declared: Sequence[str], max_record_bytes: int
+) -> Iterator[Record]:
     """The records of one file's lines: every line ends up in exactly one record.
 
     With ``options.header`` the first record names the fields. It is not a record itself when it
@@ -383,8 +397,9 @@ def csv_records(lines: Iterable[Line], options: CsvOptions, declared: Sequence[s
             yield Record(number, text, taken, extra)
 
 
-def read_file(content: bytes, max_line_bytes: int, csv_options: CsvOptions | None = None,
-              declared: Sequence[str] = ()) -> Iterator[Record]:
+def read_file(
+    content: bytes, max_line_bytes: int, csv_options: CsvOptions | None = None, declared: Sequence[str] = ()
+) -> Iterator[Record]:
     """The rows of one file for its bronze table: its lines, or with ``csv_options`` its CSV records."""
     lines = file_lines(content or b"", max_line_bytes)
     if csv_options is None:

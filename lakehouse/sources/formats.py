@@ -74,11 +74,22 @@ class FormatError(ValueError):
 # Declaring a format
 
 _SIMPLE_TYPES: dict[str, T.DataType] = {
-    "string": T.StringType(), "boolean": T.BooleanType(), "bool": T.BooleanType(),
-    "tinyint": T.ByteType(), "byte": T.ByteType(), "smallint": T.ShortType(), "short": T.ShortType(),
-    "int": T.IntegerType(), "integer": T.IntegerType(), "bigint": T.LongType(), "long": T.LongType(),
-    "float": T.FloatType(), "double": T.DoubleType(), "date": T.DateType(),
-    "timestamp": T.TimestampType(), "timestamp_ntz": T.TimestampNTZType(),
+    "string": T.StringType(),
+    "boolean": T.BooleanType(),
+    "bool": T.BooleanType(),
+    "tinyint": T.ByteType(),
+    "byte": T.ByteType(),
+    "smallint": T.ShortType(),
+    "short": T.ShortType(),
+    "int": T.IntegerType(),
+    "integer": T.IntegerType(),
+    "bigint": T.LongType(),
+    "long": T.LongType(),
+    "float": T.FloatType(),
+    "double": T.DoubleType(),
+    "date": T.DateType(),
+    "timestamp": T.TimestampType(),
+    "timestamp_ntz": T.TimestampNTZType(),
 }
 _DECIMAL = re.compile(r"decimal(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?")
 
@@ -135,10 +146,14 @@ class FileFormat:
             if option not in allowed:
                 takes = f"its options are {', '.join(allowed)}" if allowed else "it takes no options"
                 raise FormatError(f"option {option!r} does not apply to format {self.name}: {takes}")
-        if isinstance(self.max_line_bytes, bool) or not isinstance(self.max_line_bytes, int) or not (
-            1 <= self.max_line_bytes <= MAX_LINE_BYTES_LIMIT
+        if (
+            isinstance(self.max_line_bytes, bool)
+            or not isinstance(self.max_line_bytes, int)
+            or not (1 <= self.max_line_bytes <= MAX_LINE_BYTES_LIMIT)
         ):
-            raise FormatError(f"max_line_bytes {self.max_line_bytes!r}: use a whole number from 1 to {MAX_LINE_BYTES_LIMIT}")
+            raise FormatError(
+                f"max_line_bytes {self.max_line_bytes!r}: use a whole number from 1 to {MAX_LINE_BYTES_LIMIT}"
+            )
         self._validate_columns()
         {"csv": self._validate_csv, "syslog": self._validate_syslog, "regex": self._validate_regex}.get(
             self.name, lambda: None
@@ -179,7 +194,8 @@ class FileFormat:
         zone = self.options.get("timezone", "UTC")
         if not isinstance(zone, str) or not _valid_zone(zone):
             raise FormatError(
-                f"option timezone {zone!r} is not a time zone: use an IANA name (Europe/Paris), UTC, or an offset (+02:00)"
+                f"option timezone {zone!r} is not a time zone: "
+                "use an IANA name (Europe/Paris), UTC, or an offset (+02:00)"
             )
 
     def _validate_regex(self) -> None:
@@ -207,7 +223,9 @@ class FileFormat:
         types = self.declared_types()
         if self.name == "regex":
             names = [name for _, name in _user_pattern(self.options["pattern"]).named_groups()]
-            fields = [_field(name, types.get(name, T.StringType()), "the pattern's group of that name") for name in names]
+            fields = [
+                _field(name, types.get(name, T.StringType()), "the pattern's group of that name") for name in names
+            ]
         else:
             fields = [_field(name, types[name], f"the {self.name} field of that name") for name, _ in self.columns]
         return T.StructType([*fields, _field(RESCUED_COLUMN, T.StringType(), _RESCUED_COMMENT)])
@@ -235,34 +253,45 @@ _RESCUED_COMMENT = (
 def bronze_schema(fmt: FileFormat) -> T.StructType:
     """The bronze table of a file source of format ``fmt``: ``value``, the parsed columns,
     ``parse_error``, ``line_number``, ``source_file``, ``source_modified_at``, ``ingest_time``, ``run_id``."""
-    return T.StructType([
-        _field("value", T.StringType(), "the raw line (a csv record's raw text); null for a file-level row"),
-        *fmt.parsed_schema().fields,
-        _field("parse_error", T.StringType(), "null when parsed; else why not (the row is rescued)"),
-        _field("line_number", T.LongType(),
-               "1-based line in its file (a csv record's first line); null for a file-level row"),
-        _field("source_file", T.StringType(), "URI of the file the row came from", nullable=False),
-        _field("source_modified_at", T.TimestampType(), "modification time of that file"),
-        _field("ingest_time", T.TimestampType(), "when the row was landed", nullable=False),
-        _field("run_id", T.StringType(), "the ingestion run that landed it", nullable=False),
-    ])
+    return T.StructType(
+        [
+            _field("value", T.StringType(), "the raw line (a csv record's raw text); null for a file-level row"),
+            *fmt.parsed_schema().fields,
+            _field("parse_error", T.StringType(), "null when parsed; else why not (the row is rescued)"),
+            _field(
+                "line_number",
+                T.LongType(),
+                "1-based line in its file (a csv record's first line); null for a file-level row",
+            ),
+            _field("source_file", T.StringType(), "URI of the file the row came from", nullable=False),
+            _field("source_modified_at", T.TimestampType(), "modification time of that file"),
+            _field("ingest_time", T.TimestampType(), "when the row was landed", nullable=False),
+            _field("run_id", T.StringType(), "the ingestion run that landed it", nullable=False),
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
 # Reading files into lines
 
-_READ_SCHEMA = T.StructType([
-    T.StructField("value", T.StringType()),
-    T.StructField("line_number", T.LongType()),
-    T.StructField("source_file", T.StringType(), False),
-    T.StructField("__modified_micros", T.LongType()),
-    T.StructField("parse_error", T.StringType()),
-])
-_CSV_READ_FIELDS = [T.StructField("__csv_fields", T.ArrayType(T.StringType())), T.StructField("__csv_extra", T.StringType())]
+_READ_SCHEMA = T.StructType(
+    [
+        T.StructField("value", T.StringType()),
+        T.StructField("line_number", T.LongType()),
+        T.StructField("source_file", T.StringType(), False),
+        T.StructField("__modified_micros", T.LongType()),
+        T.StructField("parse_error", T.StringType()),
+    ]
+)
+_CSV_READ_FIELDS = [
+    T.StructField("__csv_fields", T.ArrayType(T.StringType())),
+    T.StructField("__csv_extra", T.StringType()),
+]
 
 
-def _read_partition(files: Iterable, max_line_bytes: int, csv_options: file_lines.CsvOptions | None,
-                    declared: tuple[str, ...]) -> Iterator[tuple]:
+def _read_partition(
+    files: Iterable, max_line_bytes: int, csv_options: file_lines.CsvOptions | None, declared: tuple[str, ...]
+) -> Iterator[tuple]:
     """The rows of the files of one partition (``path``, modification time in µs, ``content``)."""
     for path, modified_micros, content in files:
         for record in file_lines.read_file(content, max_line_bytes, csv_options, declared):
@@ -297,7 +326,9 @@ def read_files(spark: SparkSession, files: DataFrame, fmt: FileFormat) -> DataFr
     schema = T.StructType(_READ_SCHEMA.fields + (_CSV_READ_FIELDS if is_csv else []))
     lines = spark.createDataFrame(inputs, schema, verifySchema=False)
     return lines.select(
-        "value", "line_number", "source_file",
+        "value",
+        "line_number",
+        "source_file",
         F.timestamp_micros("__modified_micros").alias("source_modified_at"),
         "parse_error",
         *([field.name for field in _CSV_READ_FIELDS] if is_csv else []),
@@ -328,9 +359,15 @@ def parse_lines(lines: DataFrame, fmt: FileFormat) -> DataFrame:
     frame = _apply(lines, [*stages, {"__error": _optimizer_barrier(f"coalesce(parse_error, {reason})")}])
     return frame.selectExpr(
         "value",
-        *[f"CAST(CASE WHEN __error IS NULL THEN {parsed[f.name]} END AS {f.dataType.simpleString()}) AS {_ident(f.name)}"
-          for f in fmt.parsed_schema().fields],
-        "__error AS parse_error", "line_number", "source_file", "source_modified_at",
+        *[
+            f"CAST(CASE WHEN __error IS NULL THEN {parsed[f.name]} END AS {f.dataType.simpleString()}) "
+            f"AS {_ident(f.name)}"
+            for f in fmt.parsed_schema().fields
+        ],
+        "__error AS parse_error",
+        "line_number",
+        "source_file",
+        "source_modified_at",
     )
 
 
@@ -381,8 +418,10 @@ def _blank(sql: str) -> str:
 def _plausible(timestamp: str) -> str:
     """``timestamp`` if Python can hold it (years 1 to 9999, a day's margin for time zones), else null:
     ``0000-12-30`` is a valid Spark timestamp that no Python reader of the table could collect."""
-    return (f"CASE WHEN {timestamp} >= TIMESTAMP'0001-01-02 00:00:00' "
-            f"AND {timestamp} < TIMESTAMP'9999-12-30 00:00:00' THEN {timestamp} END")
+    return (
+        f"CASE WHEN {timestamp} >= TIMESTAMP'0001-01-02 00:00:00' "
+        f"AND {timestamp} < TIMESTAMP'9999-12-30 00:00:00' THEN {timestamp} END"
+    )
 
 
 # All groups of a regex in one evaluation: the matched line is replaced by a marker and its groups
@@ -399,8 +438,9 @@ def _groups(pattern: str, layout: int | Iterable[int | str], value: str = "value
     layout = list(range(1, layout + 1)) if isinstance(layout, int) else list(layout)
     template = _MARKER + _SEPARATOR.join(f"${part}" if isinstance(part, int) else part for part in layout)
     replaced = f"regexp_replace({value}, {_lit(pattern)}, {_lit(template)})"
-    extracted = [f"regexp_extract({value}, {_lit(pattern)}, {part})" if isinstance(part, int) else _lit(part)
-                 for part in layout]
+    extracted = [
+        f"regexp_extract({value}, {_lit(pattern)}, {part})" if isinstance(part, int) else _lit(part) for part in layout
+    ]
     return (
         f"CASE WHEN contains({value}, {_lit(_SEPARATOR)}) OR contains({value}, {_lit(_MARKER)}) "
         f"THEN CASE WHEN {value} RLIKE {_lit(pattern)} THEN {_array(extracted)} END "
@@ -412,14 +452,19 @@ def _item(array: str, number: int) -> str:
     return f"try_element_at({array}, {number})"
 
 
-def _typed_strings(raw: Mapping[str, str], types: Mapping[str, T.DataType],
-                   extra_json: str | None) -> tuple[Stages, dict[str, str]]:
+def _typed_strings(
+    raw: Mapping[str, str], types: Mapping[str, T.DataType], extra_json: str | None
+) -> tuple[Stages, dict[str, str]]:
     """Parsed columns from text fields (SQL by name): each cast to its declared type (``try_cast``); a
     value that does not cast is null and goes to ``_rescued_data`` with ``extra_json``'s fields."""
     typed = {name: types[name] for name in raw if not isinstance(types.get(name, T.StringType()), T.StringType)}
-    casts = {f"__typed_{name}": f"try_cast({raw[name]} AS {data_type.simpleString()})" for name, data_type in typed.items()}
+    casts = {
+        f"__typed_{name}": f"try_cast({raw[name]} AS {data_type.simpleString()})" for name, data_type in typed.items()
+    }
     parsed = {name: f"__typed_{name}" if name in typed else text for name, text in raw.items()}
-    misfits = {name: f"CASE WHEN {raw[name]} IS NOT NULL AND __typed_{name} IS NULL THEN {raw[name]} END" for name in typed}
+    misfits = {
+        name: f"CASE WHEN {raw[name]} IS NOT NULL AND __typed_{name} IS NULL THEN {raw[name]} END" for name in typed
+    }
     maps = []
     if misfits:
         pairs = f"map_from_arrays({_array(map(_lit, misfits))}, {_array(misfits.values())})"
@@ -427,7 +472,9 @@ def _typed_strings(raw: Mapping[str, str], types: Mapping[str, T.DataType],
     if extra_json is not None:
         maps.append(f"from_json(coalesce({extra_json}, '{{}}'), 'map<string,string>')")
     rescued = {"__rescued": maps[0] if len(maps) == 1 else f"map_concat({', '.join(maps)})"} if maps else {}
-    parsed[RESCUED_COLUMN] = "CASE WHEN size(__rescued) > 0 THEN to_json(__rescued) END" if maps else "CAST(NULL AS STRING)"
+    parsed[RESCUED_COLUMN] = (
+        "CASE WHEN size(__rescued) > 0 THEN to_json(__rescued) END" if maps else "CAST(NULL AS STRING)"
+    )
     return [casts, rescued], parsed
 
 
@@ -466,14 +513,19 @@ def _parse_jsonl(fmt: FileFormat) -> Parsed:
         {"__json": "try_parse_json(value)"},
         {"__object": "try_variant_get(__json, '$', 'map<string,variant>')"},
         {f"__element{i}": f"try_element_at(__object, {_lit(name)})" for i, (name, _) in columns},
-        {f"__typed{i}": f"CASE WHEN {_json_fits(f'schema_of_variant(__element{i})', data_type)} "
-                        f"THEN try_variant_get(__element{i}, '$', {_lit(data_type.simpleString())}) END"
-         for i, (_, data_type) in columns},
+        {
+            f"__typed{i}": f"CASE WHEN {_json_fits(f'schema_of_variant(__element{i})', data_type)} "
+            f"THEN try_variant_get(__element{i}, '$', {_lit(data_type.simpleString())}) END"
+            for i, (_, data_type) in columns
+        },
     ]
     parsed = {name: f"__typed{i}" for i, (name, _) in columns}
     if columns:
-        misfits = [f"CASE WHEN __element{i} IS NOT NULL AND NOT is_variant_null(__element{i}) AND __typed{i} IS NULL "
-                   f"THEN {_lit(name)} END" for i, (name, _) in columns]
+        misfits = [
+            f"CASE WHEN __element{i} IS NOT NULL AND NOT is_variant_null(__element{i}) AND __typed{i} IS NULL "
+            f"THEN {_lit(name)} END"
+            for i, (name, _) in columns
+        ]
         stages.append({"__misfits": f"array_compact({_array(misfits)})"})
         declared = _array(_lit(name) for name in types)
         kept = f"NOT array_contains({declared}, __k) OR array_contains(__misfits, __k)"
@@ -510,8 +562,18 @@ ACCESS_LOG_PATTERN = (
     r"(?s)^(\S++) (\S++) (\S++) \[([^\]]++)\] " + _QUOTED + r" (\d{3}|-) (\d++|-)"
     r"(?: " + _QUOTED + " " + _QUOTED + r")?+\s*+(.*+)\z"
 )
-_ACCESS_LOG_GROUPS = ("client_host", "ident", "auth_user", "time", "request_line", "status", "bytes",
-                      "referrer", "user_agent", "extra_fields")
+_ACCESS_LOG_GROUPS = (
+    "client_host",
+    "ident",
+    "auth_user",
+    "time",
+    "request_line",
+    "status",
+    "bytes",
+    "referrer",
+    "user_agent",
+    "extra_fields",
+)
 REQUEST_PATTERN = r"^\S++ \S++(?: \S++)?+$"
 ACCESS_LOG_TIME_FORMAT = "dd/MMM/yyyy:HH:mm:ss Z"
 _TRAEFIK_DURATION = r"(?:^|\s)(\d{1,15})ms$"  # Traefik's CLF ends with the duration: `... "/dashboard/" 12ms`
@@ -531,8 +593,11 @@ _ACCESS_LOG_FIELDS = [
     _field("referrer", T.StringType(), "Referer header as logged"),
     _field("user_agent", T.StringType(), "User-Agent header as logged"),
     _field("extra_fields", T.StringType(), "anything after the user agent (Nginx, Traefik and others log more)"),
-    _field("duration_ms", T.LongType(),
-           "request duration in ms when the line ends with one: Traefik's `<n>ms`, nginx's `$request_time` seconds"),
+    _field(
+        "duration_ms",
+        T.LongType(),
+        "request duration in ms when the line ends with one: Traefik's `<n>ms`, nginx's `$request_time` seconds",
+    ),
 ]
 
 
@@ -543,8 +608,11 @@ def _access_log_sql() -> Parsed:
     request_line, extra = group("request_line"), group("extra_fields")
     stages: Stages = [
         {"__parts": _groups(ACCESS_LOG_PATTERN, len(_ACCESS_LOG_GROUPS))},
-        {"__request_time_as_written": f"try_to_timestamp({group('time')}, {_lit(ACCESS_LOG_TIME_FORMAT)})",
-         "__request": f"CASE WHEN {request_line} RLIKE {_lit(REQUEST_PATTERN)} THEN split({request_line}, ' ', -1) END"},
+        {
+            "__request_time_as_written": f"try_to_timestamp({group('time')}, {_lit(ACCESS_LOG_TIME_FORMAT)})",
+            "__request": f"CASE WHEN {request_line} RLIKE {_lit(REQUEST_PATTERN)} "
+            f"THEN split({request_line}, ' ', -1) END",
+        },
         {"__request_time": _plausible("__request_time_as_written")},
     ]
     milliseconds = f"try_cast(regexp_extract({extra}, {_lit(_TRAEFIK_DURATION)}, 1) AS BIGINT)"
@@ -592,48 +660,145 @@ _HOST_TAG_MESSAGE = r" ++(?:(\S*[^\s:]) ++)?(?:([^\s\[\]:]++)(?:\[(\d{1,18})\])?
 SYSLOG_PATTERNS = {
     # <34>1 2026-11-30T06:25:01.003Z host app 123 ID47 [sd] msg
     "rfc5424": (
-        r"(?s)^<(\d{1,3})>(\d{1,2}) (?:-|(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)" + _FRACTION
+        r"(?s)^<(\d{1,3})>(\d{1,2}) (?:-|(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)"
+        + _FRACTION
         + r"(Z|[+-]\d\d:\d\d)) (\S++) (\S++) (\S++) (\S++) "
         r'(-|(?:\[[^\]"]*+(?:"[^"\\]*+(?:\\.[^"\\]*+)*+"[^\]"]*+)*+\])++)(?: (.*+))?+\z'
     ),
     # 2026-11-30T06:25:01.123456+00:00 host sshd[123]: msg (rsyslog's default; journald short-iso)
     "rfc3339": (
-        r"(?s)^" + _PRI + r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)" + _FRACTION + r"(Z|[+-]\d\d:?\d\d)?+"
+        r"(?s)^"
+        + _PRI
+        + r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)"
+        + _FRACTION
+        + r"(Z|[+-]\d\d:?\d\d)?+"
         + _HOST_TAG_MESSAGE
     ),
     # Nov 30 06:25:01 host sshd[123]: msg (journald short; FreeBSD's `<facility.severity>` after the time)
     "rfc3164": (
-        r"(?s)^" + _PRI + r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d)" + _FRACTION
-        + r"(?: ++<([a-z0-9]{1,10}\.[a-z0-9]{1,10})>)?+" + _HOST_TAG_MESSAGE
+        r"(?s)^"
+        + _PRI
+        + r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d)"
+        + _FRACTION
+        + r"(?: ++<([a-z0-9]{1,10}\.[a-z0-9]{1,10})>)?+"
+        + _HOST_TAG_MESSAGE
     ),
 }
 _SYSLOG_GROUPS = {
-    "rfc5424": ("pri", "version", "year", "month", "day", "hour", "minute", "second", "fraction", "zone",
-                "hostname", "program", "pid", "msgid", "structured_data", "message"),
-    "rfc3339": ("pri", "year", "month", "day", "hour", "minute", "second", "fraction", "zone",
-                "hostname", "program", "pid", "message"),
-    "rfc3164": ("pri", "month", "day", "hour", "minute", "second", "fraction", "bsd_priority",
-                "hostname", "program", "pid", "message"),
+    "rfc5424": (
+        "pri",
+        "version",
+        "year",
+        "month",
+        "day",
+        "hour",
+        "minute",
+        "second",
+        "fraction",
+        "zone",
+        "hostname",
+        "program",
+        "pid",
+        "msgid",
+        "structured_data",
+        "message",
+    ),
+    "rfc3339": (
+        "pri",
+        "year",
+        "month",
+        "day",
+        "hour",
+        "minute",
+        "second",
+        "fraction",
+        "zone",
+        "hostname",
+        "program",
+        "pid",
+        "message",
+    ),
+    "rfc3164": (
+        "pri",
+        "month",
+        "day",
+        "hour",
+        "minute",
+        "second",
+        "fraction",
+        "bsd_priority",
+        "hostname",
+        "program",
+        "pid",
+        "message",
+    ),
 }
 # What every form's match is laid out as (a form lacking a part gives ""), so that the rest of the
 # parse is written once.
-_SYSLOG_PARTS = ("format", "pri", "year", "month", "day", "hour", "minute", "second", "fraction", "zone",
-                 "bsd_priority", "hostname", "program", "pid", "msgid", "structured_data", "message")
+_SYSLOG_PARTS = (
+    "format",
+    "pri",
+    "year",
+    "month",
+    "day",
+    "hour",
+    "minute",
+    "second",
+    "fraction",
+    "zone",
+    "bsd_priority",
+    "hostname",
+    "program",
+    "pid",
+    "msgid",
+    "structured_data",
+    "message",
+)
 _LEADING_BOM = "^\ufeff"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _FACILITIES = {
-    "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7, "uucp": 8,
-    "cron": 9, "authpriv": 10, "ftp": 11, "ntp": 12, "security": 13, "console": 14,
+    "kern": 0,
+    "user": 1,
+    "mail": 2,
+    "daemon": 3,
+    "auth": 4,
+    "syslog": 5,
+    "lpr": 6,
+    "news": 7,
+    "uucp": 8,
+    "cron": 9,
+    "authpriv": 10,
+    "ftp": 11,
+    "ntp": 12,
+    "security": 13,
+    "console": 14,
     **{f"local{n}": 16 + n for n in range(8)},
 }
-_SEVERITIES = {"emerg": 0, "panic": 0, "alert": 1, "crit": 2, "err": 3, "error": 3, "warning": 4, "warn": 4,
-               "notice": 5, "info": 6, "debug": 7}
+_SEVERITIES = {
+    "emerg": 0,
+    "panic": 0,
+    "alert": 1,
+    "crit": 2,
+    "err": 3,
+    "error": 3,
+    "warning": 4,
+    "warn": 4,
+    "notice": 5,
+    "info": 6,
+    "debug": 7,
+}
 
 _SYSLOG_FIELDS = [
-    _field("event_time", T.TimestampType(),
-           "when the event was logged (UTC); RFC 3164's missing year inferred from the file's modification time"),
-    _field("facility", T.IntegerType(),
-           "syslog facility (0 kern .. 23 local7), from <PRI> or FreeBSD's <facility.severity>"),
+    _field(
+        "event_time",
+        T.TimestampType(),
+        "when the event was logged (UTC); RFC 3164's missing year inferred from the file's modification time",
+    ),
+    _field(
+        "facility",
+        T.IntegerType(),
+        "syslog facility (0 kern .. 23 local7), from <PRI> or FreeBSD's <facility.severity>",
+    ),
     _field("severity", T.IntegerType(), "syslog severity (0 emerg .. 7 debug)"),
     _field("hostname", T.StringType(), "host that logged the event"),
     _field("program", T.StringType(), "program (tag / APP-NAME), e.g. sshd, postfix/smtpd, kernel"),
@@ -689,7 +854,8 @@ def _syslog_time_stages(zone: str) -> Stages:
     offset_parts = {"__offset_hours": _int("substring(__zone, 2, 2)"), "__offset_minutes": _int("right(__zone, 2)")}
     offset = (
         "CASE WHEN __zone = 'Z' THEN 0 WHEN __offset_hours <= 18 AND __offset_minutes < 60 "
-        "THEN (CASE WHEN startswith(__zone, '-') THEN -1 ELSE 1 END) * (__offset_hours * 3600 + __offset_minutes * 60) END"
+        "THEN (CASE WHEN startswith(__zone, '-') THEN -1 ELSE 1 END) "
+        "* (__offset_hours * 3600 + __offset_minutes * 60) END"
     )
 
     def at(year: str, time_zone: str) -> str:
@@ -699,7 +865,8 @@ def _syslog_time_stages(zone: str) -> Stages:
     event_time = (
         f"CASE WHEN __year IS NOT NULL AND __zone = '' THEN {at('__year', zone)} "
         f"WHEN __year IS NOT NULL THEN {shifted} "
-        f"WHEN __this_year IS NULL OR __this_year > __reference + INTERVAL 1 DAY THEN {at('year(__reference) - 1', zone)} "
+        "WHEN __this_year IS NULL OR __this_year > __reference + INTERVAL 1 DAY "
+        f"THEN {at('year(__reference) - 1', zone)} "
         "ELSE __this_year END"
     )
     return [
@@ -717,7 +884,9 @@ def _parse_syslog(fmt: FileFormat) -> Parsed:
     stages: Stages = []
     unmatched = "TRUE"
     for form in SYSLOG_PATTERNS:
-        stages.append({f"__{form}": f"CASE WHEN {unmatched} THEN {_groups(SYSLOG_PATTERNS[form], _syslog_layout(form))} END"})
+        stages.append(
+            {f"__{form}": f"CASE WHEN {unmatched} THEN {_groups(SYSLOG_PATTERNS[form], _syslog_layout(form))} END"}
+        )
         unmatched += f" AND __{form} IS NULL"
     stages += [
         {"__syslog": f"coalesce({', '.join(f'__{form}' for form in SYSLOG_PATTERNS)})"},
@@ -814,7 +983,7 @@ def _scan_pattern(pattern: str) -> _UserPattern:
             out.append(pattern[i:end])
             i = end
         elif pattern[i] == "\\":
-            out.append(pattern[i:i + 2])
+            out.append(pattern[i : i + 2])
             i += 2
         elif pattern[i] == "[":
             end = _class_end(pattern, i)
@@ -875,9 +1044,9 @@ def _user_pattern(pattern: Any) -> _UserPattern:
         if SparkContext._active_spark_context is None:  # nobody else could check it
             raise FormatError(f"option pattern does not compile: {exc}") from exc
         return scanned  # Java-only syntax (\p{L}, nested classes): Java accepted it
-    if compiled.groups != len(scanned.names) or {
-        name: n for n, name in scanned.named_groups()
-    } != dict(compiled.groupindex):
+    if compiled.groups != len(scanned.names) or {name: n for n, name in scanned.named_groups()} != dict(
+        compiled.groupindex
+    ):
         raise FormatError("option pattern: its groups cannot be numbered safely; avoid (?|...) and conditionals")
     return scanned
 
@@ -891,8 +1060,12 @@ def _parse_regex(fmt: FileFormat) -> Parsed:
 
 
 _PARSERS: dict[str, Callable[[FileFormat], Parsed]] = {
-    "text": _parse_text, "jsonl": _parse_jsonl, "csv": _parse_csv, "access_log": _parse_access_log,
-    "syslog": _parse_syslog, "regex": _parse_regex,
+    "text": _parse_text,
+    "jsonl": _parse_jsonl,
+    "csv": _parse_csv,
+    "access_log": _parse_access_log,
+    "syslog": _parse_syslog,
+    "regex": _parse_regex,
 }
 
 
@@ -904,8 +1077,12 @@ _LEADING_ZERO = re.compile(r"[+-]?0\d")
 _FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
 _DATE = re.compile(r"\d{4}-\d\d-\d\d")
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d:?\d\d)?")
-_WIDER = {("bigint", "double"): "double", ("double", "bigint"): "double", ("date", "timestamp"): "timestamp",
-          ("timestamp", "date"): "timestamp"}
+_WIDER = {
+    ("bigint", "double"): "double",
+    ("double", "bigint"): "double",
+    ("date", "timestamp"): "timestamp",
+    ("timestamp", "date"): "timestamp",
+}
 
 
 def _merge(known: str | None, seen: str | None) -> str | None:

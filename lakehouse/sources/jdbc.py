@@ -127,15 +127,23 @@ class JdbcEngine:
         return q + identifier.replace(q, q + q) + q
 
 
-POSTGRESQL = JdbcEngine("postgresql", "jdbc:postgresql:", "org.postgresql.Driver", POSTGRESQL_JDBC,
-                        default_schema="public")
+POSTGRESQL = JdbcEngine(
+    "postgresql", "jdbc:postgresql:", "org.postgresql.Driver", POSTGRESQL_JDBC, default_schema="public"
+)
 SQLITE = JdbcEngine("sqlite", "jdbc:sqlite:", "org.sqlite.JDBC", SQLITE_JDBC, default_schema="main")
-MARIADB = JdbcEngine("mariadb", "jdbc:mariadb:", "org.mariadb.jdbc.Driver", MARIADB_JDBC,
-                     identifier_quote="`", schema_is_catalog=True)
+MARIADB = JdbcEngine(
+    "mariadb", "jdbc:mariadb:", "org.mariadb.jdbc.Driver", MARIADB_JDBC, identifier_quote="`", schema_is_catalog=True
+)
 # MySQL's own Connector/J is GPL and not fetched: use MariaDB's driver (driver: org.mariadb.jdbc.Driver) with
 # a jdbc:mysql://...?permitMysqlScheme URL, which also gives Spark's MySQL dialect.
-MYSQL = JdbcEngine("mysql", "jdbc:mysql:", "com.mysql.cj.jdbc.Driver", "com.mysql:mysql-connector-j:9.5.0",
-                   identifier_quote="`", schema_is_catalog=True)
+MYSQL = JdbcEngine(
+    "mysql",
+    "jdbc:mysql:",
+    "com.mysql.cj.jdbc.Driver",
+    "com.mysql:mysql-connector-j:9.5.0",
+    identifier_quote="`",
+    schema_is_catalog=True,
+)
 ENGINES: tuple[JdbcEngine, ...] = (POSTGRESQL, SQLITE, MARIADB, MYSQL)
 MARIADB_ANSI_QUOTES = "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',ANSI_QUOTES')"
 
@@ -150,8 +158,9 @@ def engine_for(url: str) -> JdbcEngine:
     raise ValueError(f"unsupported JDBC URL {redact_url(url)!r}: the URL must start with one of {prefixes}")
 
 
-def read_options(url: str, user: str | None = None, password: str | None = None,
-                 driver: str | None = None) -> dict[str, str]:
+def read_options(
+    url: str, user: str | None = None, password: str | None = None, driver: str | None = None
+) -> dict[str, str]:
     """Options for ``spark.read.format("jdbc")`` (add ``dbtable`` or ``query``; for SQLite also
     :func:`custom_schema`). ``driver`` overrides the engine's driver class."""
     engine = engine_for(url)
@@ -286,10 +295,18 @@ def _connection(spark, url: str, user: str | None, password: str | None, driver:
     try:
         loader = jvm.org.apache.spark.util.Utils.getContextOrSparkClassLoader()
         cls = jvm.java.lang.Class.forName(driver_class, True, loader)
-    except Exception as exc:
-        fetched = "" if engine.fetched_by_setup else (
-            " (not fetched by `lakehouse setup`: add it to lakehouse/jars.py"
-            + (f", or use driver {MARIADB.driver_class} with a ...?permitMysqlScheme URL)" if engine is MYSQL else ")")
+    except Exception:
+        fetched = (
+            ""
+            if engine.fetched_by_setup
+            else (
+                " (not fetched by `lakehouse setup`: add it to lakehouse/jars.py"
+                + (
+                    f", or use driver {MARIADB.driver_class} with a ...?permitMysqlScheme URL)"
+                    if engine is MYSQL
+                    else ")"
+                )
+            )
         )
         raise JdbcCatalogError(
             f"JDBC driver class {driver_class} is not on Spark's class path: run `lakehouse setup`, which fetches "
@@ -302,7 +319,8 @@ def _connection(spark, url: str, user: str | None, password: str | None, driver:
         properties.setProperty("password", password)
     try:
         instance = cls.getDeclaredConstructor(gateway.new_array(jvm.java.lang.Class, 0)).newInstance(
-            gateway.new_array(jvm.java.lang.Object, 0))
+            gateway.new_array(jvm.java.lang.Object, 0)
+        )
         connection = instance.connect(url, properties)
     except Exception as exc:
         raise _error("cannot connect", exc, url, password) from None
@@ -346,7 +364,9 @@ def _query(connection, sql: str) -> list[tuple]:
         statement.close()
 
 
-def _catalog_and_schema(engine: JdbcEngine, connection, schema: str | None) -> tuple[str | None, str | None, str | None]:
+def _catalog_and_schema(
+    engine: JdbcEngine, connection, schema: str | None
+) -> tuple[str | None, str | None, str | None]:
     """(catalog, schemaPattern) for DatabaseMetaData calls, and the schema to qualify table names with."""
     if engine is SQLITE:
         return None, None, schema or engine.default_schema
@@ -372,8 +392,9 @@ def _list_tables(spark, connection, engine: JdbcEngine, catalog, schema_pattern)
     return sorted(names)
 
 
-def list_tables(spark, url: str, user: str | None, password: str | None, schema: str | None = None,
-                driver: str | None = None) -> list[str]:
+def list_tables(
+    spark, url: str, user: str | None, password: str | None, schema: str | None = None, driver: str | None = None
+) -> list[str]:
     """Names of the base tables of ``schema`` (the engine's default schema, or the URL's database), sorted;
     views, indexes, sequences and SQLite's own tables are left out."""
     engine = engine_for(url)
@@ -491,9 +512,17 @@ def custom_schema(url: str, columns: Iterable, partition_column: str | None = No
 # ---------------------------------------------------------------- describing
 
 
-def describe_tables(spark, url: str, user: str | None, password: str | None, schema: str | None = None,
-                    tables: Sequence[str] | None = None, driver: str | None = None, sample_rows: int = 200,
-                    large_table_rows: int = 100_000) -> list[TableInfo]:
+def describe_tables(
+    spark,
+    url: str,
+    user: str | None,
+    password: str | None,
+    schema: str | None = None,
+    tables: Sequence[str] | None = None,
+    driver: str | None = None,
+    sample_rows: int = 200,
+    large_table_rows: int = 100_000,
+) -> list[TableInfo]:
     """Describe ``tables`` (default: every base table of the schema) for a declaration.
 
     A table over ``large_table_rows`` rows gets a partition column: its first primary-key column of an
@@ -511,8 +540,21 @@ def describe_tables(spark, url: str, user: str | None, password: str | None, sch
             for table in wanted:
                 qualified = f"{engine.quote(qualifier)}.{engine.quote(table)}" if qualifier else engine.quote(table)
                 try:
-                    described.append(_describe_table(spark, connection, engine, options, catalog, pattern, table,
-                                                     qualified, qualifier, sample_rows, large_table_rows))
+                    described.append(
+                        _describe_table(
+                            spark,
+                            connection,
+                            engine,
+                            options,
+                            catalog,
+                            pattern,
+                            table,
+                            qualified,
+                            qualifier,
+                            sample_rows,
+                            large_table_rows,
+                        )
+                    )
                 except JdbcCatalogError:
                     raise
                 except Exception as exc:
@@ -524,14 +566,28 @@ def describe_tables(spark, url: str, user: str | None, password: str | None, sch
     return described
 
 
-def _describe_table(spark, connection, engine: JdbcEngine, options: dict, catalog, pattern, table: str,
-                    qualified: str, qualifier: str | None, sample_rows: int, large_table_rows: int) -> TableInfo:
+def _describe_table(
+    spark,
+    connection,
+    engine: JdbcEngine,
+    options: dict,
+    catalog,
+    pattern,
+    table: str,
+    qualified: str,
+    qualifier: str | None,
+    sample_rows: int,
+    large_table_rows: int,
+) -> TableInfo:
     if engine is SQLITE:
         columns, keys, unique_keys, row_count, rowid = _describe_sqlite(connection, table, qualified, qualifier)
     else:
         columns, keys, unique_keys, row_count, rowid = _describe_generic(
-            spark, connection, options, catalog, pattern, table, qualified)
-    partition = _partition_column(columns, keys, row_count, large_table_rows, sqlite=engine is SQLITE, sqlite_rowid=rowid)
+            spark, connection, options, catalog, pattern, table, qualified
+        )
+    partition = _partition_column(
+        columns, keys, row_count, large_table_rows, sqlite=engine is SQLITE, sqlite_rowid=rowid
+    )
     samples = _samples(connection, engine, table, qualified, columns, sample_rows)
     private = guess_private_columns(table, columns, samples, keys=keys)
     return TableInfo(table, columns, keys, row_count, partition, private, unique_keys)
@@ -561,23 +617,32 @@ def _describe_generic(spark, connection, options: dict, catalog, pattern, table:
         name: (_source_type(type_name, size, digits), nullable, remarks)
         for name, type_name, size, digits, nullable, remarks in _rows(
             metadata.getColumns(catalog, pattern, table, "%"),
-            "COLUMN_NAME", "TYPE_NAME", "COLUMN_SIZE", "DECIMAL_DIGITS", "NULLABLE", "REMARKS")
+            "COLUMN_NAME",
+            "TYPE_NAME",
+            "COLUMN_SIZE",
+            "DECIMAL_DIGITS",
+            "NULLABLE",
+            "REMARKS",
+        )
     }
     columns = []
     for field in schema.fields:
         type_name, nullable, remarks = catalog_columns.get(field.name, (None, None, None))
-        columns.append(ColumnInfo(
-            name=field.name,
-            type=spark_type_name(field.dataType),
-            nullable=nullable != "0",  # DatabaseMetaData.columnNoNulls
-            source_type=type_name or field.metadata.get("jdbcClientType", ""),
-            comment=remarks or None,
-        ))
+        columns.append(
+            ColumnInfo(
+                name=field.name,
+                type=spark_type_name(field.dataType),
+                nullable=nullable != "0",  # DatabaseMetaData.columnNoNulls
+                source_type=type_name or field.metadata.get("jdbcClientType", ""),
+                comment=remarks or None,
+            )
+        )
     key_rows = _rows(metadata.getPrimaryKeys(catalog, pattern, table), "COLUMN_NAME", "KEY_SEQ")
     keys = tuple(name for name, _ in sorted(key_rows, key=lambda row: int(row[1])))
     unique = {}
-    for index, column, position in _rows(metadata.getIndexInfo(catalog, pattern, table, True, False),
-                                         "INDEX_NAME", "COLUMN_NAME", "ORDINAL_POSITION"):
+    for index, column, position in _rows(
+        metadata.getIndexInfo(catalog, pattern, table, True, False), "INDEX_NAME", "COLUMN_NAME", "ORDINAL_POSITION"
+    ):
         if index and column:
             unique.setdefault(index, []).append((int(position or 0), column))
     unique_keys = _unique_keys(unique, keys)
@@ -585,8 +650,18 @@ def _describe_generic(spark, connection, options: dict, catalog, pattern, table:
     return tuple(columns), keys, unique_keys, row_count, None
 
 
-_SIZED_TYPES = {"varchar", "bpchar", "char", "character", "character varying", "nvarchar", "nchar", "varbinary",
-                "binary", "bit"}
+_SIZED_TYPES = {
+    "varchar",
+    "bpchar",
+    "char",
+    "character",
+    "character varying",
+    "nvarchar",
+    "nchar",
+    "varbinary",
+    "binary",
+    "bit",
+}
 _SCALED_TYPES = {"numeric", "decimal"}
 
 
@@ -622,7 +697,9 @@ def _describe_sqlite(connection, table: str, qualified: str, schema: str | None)
     quoted_table = '"' + table.replace('"', '""') + '"'
     info = _query(connection, f"PRAGMA {prefix}table_info({quoted_table})")  # cid, name, type, notnull, dflt, pk
     master = f'"{schema}".sqlite_master' if schema else "sqlite_master"
-    sql_rows = _query(connection, f"SELECT sql FROM {master} WHERE type = 'table' AND name = '{table.replace(chr(39), chr(39) * 2)}'")
+    sql_rows = _query(
+        connection, f"SELECT sql FROM {master} WHERE type = 'table' AND name = '{table.replace(chr(39), chr(39) * 2)}'"
+    )
     without_rowid = bool(sql_rows and sql_rows[0][0] and _WITHOUT_ROWID.search(sql_rows[0][0]))
     keys = tuple(row[1] for row in sorted((r for r in info if int(r[5]) > 0), key=lambda r: int(r[5])))
     rowid = None
@@ -645,14 +722,16 @@ def _describe_sqlite(connection, table: str, qualified: str, schema: str | None)
     row_count = int(counts[0])
     columns = []
     for position, (_, name, declared, notnull, _default, _pk) in enumerate(info):
-        values = [int(value or 0) for value in counts[1 + 6 * position: 7 + 6 * position]]
+        values = [int(value or 0) for value in counts[1 + 6 * position : 7 + 6 * position]]
         profile = StorageProfile(*values)
-        columns.append(ColumnInfo(
-            name=name,
-            type=sqlite_type(declared or "", profile),
-            nullable=not (int(notnull) or name == rowid or (without_rowid and name in keys)),
-            source_type=declared or "",
-        ))
+        columns.append(
+            ColumnInfo(
+                name=name,
+                type=sqlite_type(declared or "", profile),
+                nullable=not (int(notnull) or name == rowid or (without_rowid and name in keys)),
+                source_type=declared or "",
+            )
+        )
     unique = {}
     for _, index, is_unique, origin, _partial in _query(connection, f"PRAGMA {prefix}index_list({quoted_table})"):
         if int(is_unique) and origin != "pk":
@@ -662,8 +741,14 @@ def _describe_sqlite(connection, table: str, qualified: str, schema: str | None)
     return tuple(columns), keys, _unique_keys(unique, keys), row_count, rowid
 
 
-def _partition_column(columns: tuple[ColumnInfo, ...], keys: tuple[str, ...], row_count: int, large_table_rows: int,
-                      sqlite: bool = False, sqlite_rowid: str | None = None) -> str | None:
+def _partition_column(
+    columns: tuple[ColumnInfo, ...],
+    keys: tuple[str, ...],
+    row_count: int,
+    large_table_rows: int,
+    sqlite: bool = False,
+    sqlite_rowid: str | None = None,
+) -> str | None:
     """The first integral/date/timestamp key column of a table over ``large_table_rows`` rows (SQLite: its
     rowid key, the only column it reads typed); None otherwise."""
     if row_count <= large_table_rows or not keys:
@@ -678,8 +763,9 @@ def _partition_column(columns: tuple[ColumnInfo, ...], keys: tuple[str, ...], ro
     return None
 
 
-def _samples(connection, engine: JdbcEngine, table: str, qualified: str, columns: tuple[ColumnInfo, ...],
-             sample_rows: int) -> list[dict]:
+def _samples(
+    connection, engine: JdbcEngine, table: str, qualified: str, columns: tuple[ColumnInfo, ...], sample_rows: int
+) -> list[dict]:
     """The first ``sample_rows`` rows of the text columns whose names say nothing (the only ones judged by
     their values), read on the catalog connection (``Statement.setMaxRows``: the database stops there)."""
     names = [c.name for c in columns if c.type == "string" and _name_kind(table, c.name) is None]
@@ -705,22 +791,109 @@ VALUE_MATCH_SHARE = 0.8  # share of sampled non-empty values that must match a k
 MIN_SAMPLED_VALUES = 5  # fewer non-empty sampled values: no guess from values
 DEFAULT_ACTIONS = {"email": "hash", "phone": "hash", "ip": "hash", "person_name": "drop"}
 
-PERSON_TABLES = frozenset({
-    "user", "users", "customer", "customers", "client", "clients", "employee", "employees", "person", "persons",
-    "people", "contact", "contacts", "author", "authors", "member", "members", "staff", "staffs", "student",
-    "students", "patient", "patients", "subscriber", "subscribers", "account_holder", "account_holders",
-    "guest", "guests", "passenger", "passengers", "applicant", "applicants", "candidate", "candidates",
-    "volunteer", "volunteers", "donor", "donors", "teacher", "teachers", "worker", "workers", "driver",
-    "drivers", "owner", "owners", "buyer", "buyers", "seller", "sellers", "recipient", "recipients",
-    "reviewer", "reviewers", "visitor", "visitors", "player", "players", "profile", "profiles",
-})
+PERSON_TABLES = frozenset(
+    {
+        "user",
+        "users",
+        "customer",
+        "customers",
+        "client",
+        "clients",
+        "employee",
+        "employees",
+        "person",
+        "persons",
+        "people",
+        "contact",
+        "contacts",
+        "author",
+        "authors",
+        "member",
+        "members",
+        "staff",
+        "staffs",
+        "student",
+        "students",
+        "patient",
+        "patients",
+        "subscriber",
+        "subscribers",
+        "account_holder",
+        "account_holders",
+        "guest",
+        "guests",
+        "passenger",
+        "passengers",
+        "applicant",
+        "applicants",
+        "candidate",
+        "candidates",
+        "volunteer",
+        "volunteers",
+        "donor",
+        "donors",
+        "teacher",
+        "teachers",
+        "worker",
+        "workers",
+        "driver",
+        "drivers",
+        "owner",
+        "owners",
+        "buyer",
+        "buyers",
+        "seller",
+        "sellers",
+        "recipient",
+        "recipients",
+        "reviewer",
+        "reviewers",
+        "visitor",
+        "visitors",
+        "player",
+        "players",
+        "profile",
+        "profiles",
+    }
+)
 _PERSON_WORDS = frozenset(name for name in PERSON_TABLES if "_" not in name)
-_NAME_PARTS = ("first", "last", "middle", "given", "family", "full", "display", "contact", "maiden", "nick",
-               "user", "sur", "person", "real", "legal", "birth")
+_NAME_PARTS = (
+    "first",
+    "last",
+    "middle",
+    "given",
+    "family",
+    "full",
+    "display",
+    "contact",
+    "maiden",
+    "nick",
+    "user",
+    "sur",
+    "person",
+    "real",
+    "legal",
+    "birth",
+)
 _JOINED_NAMES = frozenset(f"{part}name" for part in _NAME_PARTS)  # firstname, lastname, surname, username, ...
 _EMAIL_NAMES = frozenset({"email", "emails", "mail", "emailaddress", "mailaddress", "e_mail"})
-_PHONE_WORDS = frozenset({"phone", "phones", "telephone", "tel", "telefon", "telefono", "msisdn", "fax",
-                          "phonenumber", "cellphone", "mobilephone", "mobilenumber", "faxnumber"})
+_PHONE_WORDS = frozenset(
+    {
+        "phone",
+        "phones",
+        "telephone",
+        "tel",
+        "telefon",
+        "telefono",
+        "msisdn",
+        "fax",
+        "phonenumber",
+        "cellphone",
+        "mobilephone",
+        "mobilenumber",
+        "faxnumber",
+    }
+)
 _PHONE_NAMES = frozenset({"mobile", "cell", "mobile_number", "mobile_no", "cell_number", "mobile_phone", "cell_phone"})
 _IP_WORDS = frozenset({"ip", "ipv4", "ipv6", "ipaddr", "ipaddress", "ip4", "ip6"})
 _IP_NAMES = frozenset({"remote_addr", "remote_address", "client_addr", "client_address", "remote_host", "peer_addr"})
@@ -746,17 +919,34 @@ def _name_kind(table: str, column: str) -> str | None:
         return None
     joined = "_".join(words)
     compact = "".join(words)
-    if joined in _EMAIL_NAMES or "email" in words or compact in _EMAIL_NAMES or "e_mail" in joined \
-            or words[-1] == "mail" or compact.endswith("emailaddress"):
+    if (
+        joined in _EMAIL_NAMES
+        or "email" in words
+        or compact in _EMAIL_NAMES
+        or "e_mail" in joined
+        or words[-1] == "mail"
+        or compact.endswith("emailaddress")
+    ):
         return "email"
-    if any(word in _PHONE_WORDS for word in words) or joined in _PHONE_NAMES or words[-1] in ("mobile", "cell") \
-            or compact.endswith("phonenumber"):
+    if (
+        any(word in _PHONE_WORDS for word in words)
+        or joined in _PHONE_NAMES
+        or words[-1] in ("mobile", "cell")
+        or compact.endswith("phonenumber")
+    ):
         return "phone"
-    if words[-1] in _IP_WORDS or joined in _IP_NAMES or joined.endswith(("ip_address", "ip_addr")) \
-            or (len(words) >= 2 and words[-2] in _IP_WORDS and words[-1] in ("address", "addr")):
+    if (
+        words[-1] in _IP_WORDS
+        or joined in _IP_NAMES
+        or joined.endswith(("ip_address", "ip_addr"))
+        or (len(words) >= 2 and words[-2] in _IP_WORDS and words[-1] in ("address", "addr"))
+    ):
         return "ip"
-    if words[-1] in _JOINED_NAMES or compact in _JOINED_NAMES or (
-            len(words) >= 2 and words[-1] == "name" and (words[-2] in _NAME_PARTS or words[-2] in _PERSON_WORDS)):
+    if (
+        words[-1] in _JOINED_NAMES
+        or compact in _JOINED_NAMES
+        or (len(words) >= 2 and words[-1] == "name" and (words[-2] in _NAME_PARTS or words[-2] in _PERSON_WORDS))
+    ):
         return "person_name"
     if joined == "name" and _is_person_table(table):
         return "person_name"
@@ -812,7 +1002,9 @@ def _value_kind(values: list[str]) -> tuple[str, int] | None:
     return (kind, matched) if matched >= VALUE_MATCH_SHARE * len(values) else None
 
 
-def guess_private_columns(table: str, columns, samples: list[dict], keys: Sequence[str] = ()) -> tuple[PrivateColumnGuess, ...]:
+def guess_private_columns(
+    table: str, columns, samples: list[dict], keys: Sequence[str] = ()
+) -> tuple[PrivateColumnGuess, ...]:
     """The columns of ``table`` that look personal, in column order (rules in the module's docstring).
 
     ``columns``: :class:`ColumnInfo` (only text columns are judged, and integer ones for phone and IP

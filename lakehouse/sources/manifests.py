@@ -1,8 +1,9 @@
 """Image manifests -> reference rows: a CSV (header row) or JSON-lines file listing object URIs, a label
 and any other metadata, one object per line.
 
-Each non-blank line becomes exactly one row (a CSV field may not span lines): parsed, or kept raw with ``parse_error`` (rescued).
-Relative URIs are resolved against the manifest's own folder, so a folder of objects and its manifest
+Each non-blank line becomes exactly one row (a CSV field may not span lines): parsed, or kept raw with
+``parse_error`` (rescued). Relative URIs are resolved against the manifest's own folder, so a folder of
+objects and its manifest
 can move together (local disk, ``s3a://``, any Hadoop filesystem).
 """
 
@@ -35,26 +36,30 @@ class ManifestLine:
     parse_error: str | None = None
 
 
-LINE_SCHEMA = T.ArrayType(T.StructType([
-    T.StructField("line_number", T.LongType(), False),
-    T.StructField("value", T.StringType()),
-    T.StructField("uri", T.StringType()),
-    T.StructField("object_uri", T.StringType()),
-    T.StructField("label", T.StringType()),
-    T.StructField("metadata", T.StringType()),
-    T.StructField("parse_error", T.StringType()),
-]))
+LINE_SCHEMA = T.ArrayType(
+    T.StructType(
+        [
+            T.StructField("line_number", T.LongType(), False),
+            T.StructField("value", T.StringType()),
+            T.StructField("uri", T.StringType()),
+            T.StructField("object_uri", T.StringType()),
+            T.StructField("label", T.StringType()),
+            T.StructField("metadata", T.StringType()),
+            T.StructField("parse_error", T.StringType()),
+        ]
+    )
+)
 
 
 def normalise_uri(uri: str) -> str:
     """``file:///a``, ``file:/a`` and ``/a`` -> ``file:/a`` (how Spark's file sources name local files), with
     ``.`` and ``..`` resolved in local paths (``file:/landing/../etc`` is ``file:/etc``)."""
     if uri.startswith("file://"):
-        uri = "file:" + uri[len("file://"):]
+        uri = "file:" + uri[len("file://") :]
     elif uri.startswith("/"):
         uri = "file:" + uri
     if uri.startswith("file:/"):
-        return "file:" + posixpath.normpath(uri[len("file:"):]).replace("//", "/")
+        return "file:" + posixpath.normpath(uri[len("file:") :]).replace("//", "/")
     return uri
 
 
@@ -96,7 +101,8 @@ def _parse_csv(text: str, manifest_uri: str) -> list[ManifestLine]:
     header = next(csv.reader([lines[0]]))
     if URI_FIELD not in header:
         return [ManifestLine(1, lines[0], parse_error=f"csv_header_without_{URI_FIELD}_column")] + [
-            ManifestLine(n, line, parse_error="no_usable_header") for n, line in enumerate(lines[1:], start=2)
+            ManifestLine(n, line, parse_error="no_usable_header")
+            for n, line in enumerate(lines[1:], start=2)
             if line.strip()
         ]
     out = []
@@ -155,4 +161,3 @@ def _manifest_lines(content, manifest_uri):
 def manifest_lines(content: Column, manifest_uri: Column) -> Column:
     """Spark column: the array of parsed lines of a manifest given its bytes and URI (explode it)."""
     return _manifest_lines(content, manifest_uri)
-

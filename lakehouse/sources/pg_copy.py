@@ -63,9 +63,7 @@ def find_blocks(lines: DataFrame, dump_path: str) -> dict[str, CopyBlock]:
     """Every COPY block of the dump, by table name. A data line can neither equal ``\\.`` nor, inside a
     block, be mistaken for a header (only lines outside blocks are read as headers)."""
     markers = (
-        lines.where(F.col("value").startswith("COPY ") | (F.col("value") == _TERMINATOR))
-        .orderBy(LINE_NUMBER)
-        .collect()
+        lines.where(F.col("value").startswith("COPY ") | (F.col("value") == _TERMINATOR)).orderBy(LINE_NUMBER).collect()
     )
     blocks: dict[str, CopyBlock] = {}
     open_header = None

@@ -15,8 +15,9 @@ from pyspark.sql import types as T
 
 from lakehouse import postgres
 from lakehouse.postgres import PostgresServer
+from lakehouse.project.sources import DatabaseSource as SourceDatabase
+from lakehouse.project.sources import SourceTable
 from lakehouse.schemas import load_schema
-from lakehouse.project.sources import DatabaseSource as SourceDatabase, SourceTable
 
 _PG_TYPES = {
     T.StringType: "text",
@@ -56,7 +57,8 @@ def copy_csv_in(server: PostgresServer, database: SourceDatabase, table: SourceT
     columns = ", ".join(f'"{f.name}"' for f in load_schema(table.columns_file).fields)
     null = database.csv_null_value.replace("'", "''")
     postgres.psql(
-        server, database.name,
+        server,
+        database.name,
         f"\\copy {database.schema}.\"{table.name}\" ({columns}) FROM '{csv_path}' "
         f"WITH (FORMAT csv, HEADER true, NULL '{null}')",
     )
@@ -71,7 +73,8 @@ def copy_rows_in(server: PostgresServer, database: SourceDatabase, table: Source
         writer.writerow(["\\N" if v is None else (v.isoformat() if isinstance(v, datetime) else v) for v in row])
     columns = ", ".join(f'"{f.name}"' for f in load_schema(table.columns_file).fields)
     postgres.psql(
-        server, database.name,
+        server,
+        database.name,
         f"\\copy {database.schema}.\"{table.name}\" ({columns}) FROM pstdin WITH (FORMAT csv, NULL '\\N')",
         stdin=buffer.getvalue(),
     )
@@ -82,7 +85,8 @@ def copy_csv_out(server: PostgresServer, database: SourceDatabase, table: Source
     """Export a table as CSV with a header row (``csv_null_value`` for NULL): a per-table CSV export."""
     null = database.csv_null_value.replace("'", "''")
     postgres.psql(
-        server, database.name,
+        server,
+        database.name,
         f"\\copy {database.schema}.\"{table.name}\" TO '{csv_path}' WITH (FORMAT csv, HEADER true, NULL '{null}')",
     )
     return csv_path
@@ -109,7 +113,8 @@ def mark_loaded(server: PostgresServer, database: SourceDatabase, content: str =
 def is_loaded(server: PostgresServer, name: str, content: str = "") -> bool:
     """True when database ``name`` exists and a load of ``content`` into it finished."""
     comment = postgres.psql(
-        server, "postgres",
+        server,
+        "postgres",
         f"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '{name}'",
     ).strip()
     return comment == _mark(content)

@@ -87,9 +87,11 @@ def read_jdbc(spark: SparkSession, source: DatabaseSource, table: SourceTable, o
     if table.partition_column:
         column = engine.quote(table.partition_column)
         bounds = (
-            spark.read.format("jdbc").options(**options)
+            spark.read.format("jdbc")
+            .options(**options)
             .option("query", f"SELECT min({column}) AS lo, max({column}) AS hi FROM {qualified}")
-            .load().first()
+            .load()
+            .first()
         )
         if bounds is not None and bounds.lo is not None:
             reader = (
@@ -114,8 +116,9 @@ def file_time(spark: SparkSession, path: str) -> datetime:
     return datetime.fromtimestamp(fs.getFileStatus(hadoop_path).getModificationTime() / 1000, tz=timezone.utc)
 
 
-def read_pg_dump(spark: SparkSession, dump_path: str, database: DatabaseSource,
-                 tables: list[SourceTable]) -> list[RawSnapshot]:
+def read_pg_dump(
+    spark: SparkSession, dump_path: str, database: DatabaseSource, tables: list[SourceTable]
+) -> list[RawSnapshot]:
     """The wanted tables' rows from a plain-format ``pg_dump`` file; a wanted table missing from the dump
     is an error naming the tables it does hold."""
     taken_at = file_time(spark, dump_path)
@@ -175,10 +178,12 @@ def check_columns(raw: RawSnapshot, declaration: TableDeclaration) -> None:
     extra = [c for c in present if c not in declared]
     if missing or extra:
         detail = "; ".join(
-            part for part in (
+            part
+            for part in (
                 f"missing {missing}" if missing else "",
                 f"not declared {extra} (add them to schemas/{declaration.schema_file})" if extra else "",
-            ) if part
+            )
+            if part
         )
         raise SchemaMismatchError(f"{raw.source}: columns differ from {declaration.name}: {detail}")
 
@@ -198,7 +203,9 @@ def typed_rows(raw: RawSnapshot, declaration: TableDeclaration) -> DataFrame:
     for f in fields:
         does_not_cast = F.col(f.name).isNotNull() & casts[f.name].isNull()
         reason = F.lit(f"bad_value:{f.name}")
-        first_bad_value = F.when(does_not_cast, reason) if first_bad_value is None else first_bad_value.when(does_not_cast, reason)
+        first_bad_value = (
+            F.when(does_not_cast, reason) if first_bad_value is None else first_bad_value.when(does_not_cast, reason)
+        )
     error = F.coalesce(F.col(ERROR), first_bad_value)
     # Kept only for rows going to quarantine (the snapshot is cached: no copy of every line). A row the
     # reader could split keeps its fields as text in JSON, so silver can hold its key (see silver snapshots).
@@ -246,13 +253,21 @@ def latest_snapshot_id(spark: SparkSession, path: str) -> str | None:
     last = commits_after(spark, path, version - 1, with_files=True)[-1]  # (or a newer one, another writer's)
     appended = last.operation == "WRITE" and last.operation_parameters.get("mode") == "Append"
     if appended and last.added_files and not last.files_have_deletions and not is_partitioned(spark, path):
-        row = spark.read.parquet(*last.added_files).select("_snapshot_id").where(F.col("_snapshot_id").isNotNull()).first()
+        row = (
+            spark.read.parquet(*last.added_files)
+            .select("_snapshot_id")
+            .where(F.col("_snapshot_id").isNotNull())
+            .first()
+        )
         if row is not None:
             return row._snapshot_id
     latest = (
-        spark.read.format("delta").load(path)
-        .groupBy("_snapshot_id").agg(F.max("_ingest_time").alias("landed"))
-        .orderBy(F.desc("landed")).first()
+        spark.read.format("delta")
+        .load(path)
+        .groupBy("_snapshot_id")
+        .agg(F.max("_ingest_time").alias("landed"))
+        .orderBy(F.desc("landed"))
+        .first()
     )
     return latest._snapshot_id if latest else None
 
@@ -260,7 +275,9 @@ def latest_snapshot_id(spark: SparkSession, path: str) -> str | None:
 # ---------------------------------------------------------------- landing
 
 
-def land_snapshot(spark: SparkSession, config: LakehouseConfig, raw: RawSnapshot, job: str, run_id: str) -> SnapshotResult:
+def land_snapshot(
+    spark: SparkSession, config: LakehouseConfig, raw: RawSnapshot, job: str, run_id: str
+) -> SnapshotResult:
     """Type, fingerprint and land one snapshot (no-op when its content equals the latest snapshot's)."""
     declaration = config.table(raw.table.bronze_name)
     path = ensure_table(spark, config, declaration)
@@ -291,12 +308,21 @@ def land_snapshot(spark: SparkSession, config: LakehouseConfig, raw: RawSnapshot
         # replayed (its quarantine commit, made first, is then skipped; the bronze append is not yet there).
         transaction = Transaction(app_id=f"{declaration.name}:snapshots", version=current_version(spark, path))
         result = publish_rows(
-            spark, config, declaration, good_rows, Commit(job, run_id, transaction=transaction),
-            rejected=rejected if bad else None, commit_empty=True,  # the next snapshot's transaction follows it
+            spark,
+            config,
+            declaration,
+            good_rows,
+            Commit(job, run_id, transaction=transaction),
+            rejected=rejected if bad else None,
+            commit_empty=True,  # the next snapshot's transaction follows it
         )
         return SnapshotResult(
-            declaration.name, snapshot_id, True, result.rows_in - result.rows_quarantined + bad,
-            result.rows_quarantined, result.write.version,
+            declaration.name,
+            snapshot_id,
+            True,
+            result.rows_in - result.rows_quarantined + bad,
+            result.rows_quarantined,
+            result.write.version,
         )
     finally:
         typed.unpersist()

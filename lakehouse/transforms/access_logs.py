@@ -17,8 +17,19 @@ LINE_PATTERN = ACCESS_LOG_PATTERN.replace(r"\z", "$")
 # The columns bronze.access_logs declares (schemas/bronze/access_logs.yaml); the format's newer
 # `duration_ms` is not among them yet.
 PARSED_COLUMNS = (
-    "client_host", "ident", "auth_user", "request_time", "request_line", "method", "path", "protocol",
-    "status", "response_bytes", "referrer", "user_agent", "extra_fields",
+    "client_host",
+    "ident",
+    "auth_user",
+    "request_time",
+    "request_line",
+    "method",
+    "path",
+    "protocol",
+    "status",
+    "response_bytes",
+    "referrer",
+    "user_agent",
+    "extra_fields",
 )
 
 

@@ -29,9 +29,24 @@ _IPV4 = IPV4_PATTERN
 _IPV6 = IPV6_PATTERN
 
 SILVER_COLUMNS = (
-    "request_id", "request_time", "request_date", "client_key", "auth_user_key", "method", "path",
-    "has_query_string", "protocol", "status", "status_class", "is_error", "response_bytes", "referrer_host",
-    "user_agent", "is_bot", "source_file", "ingest_time",
+    "request_id",
+    "request_time",
+    "request_date",
+    "client_key",
+    "auth_user_key",
+    "method",
+    "path",
+    "has_query_string",
+    "protocol",
+    "status",
+    "status_class",
+    "is_error",
+    "response_bytes",
+    "referrer_host",
+    "user_agent",
+    "is_bot",
+    "source_file",
+    "ingest_time",
 )
 
 

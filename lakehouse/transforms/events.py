@@ -56,8 +56,10 @@ def parse_app_events(raw: DataFrame) -> DataFrame:
         )
         .when(F.col("__photo_id_text").isNotNull() & F.col("photo_id").isNull(), F.lit("bad_type:photo_id"))
     )
-    return parsed.withColumn(REJECT_COLUMN, reason).withColumn("event_date", F.to_date("event_time")).drop(
-        "__doc", "__user_id_text", "__photo_id_text", "__ts_text"
+    return (
+        parsed.withColumn(REJECT_COLUMN, reason)
+        .withColumn("event_date", F.to_date("event_time"))
+        .drop("__doc", "__user_id_text", "__photo_id_text", "__ts_text")
     )
 
 
@@ -83,7 +85,16 @@ def mark_duplicates(events: DataFrame, existing_ids: DataFrame | None = None) ->
     return marked.drop("__rank", "__known_id")
 
 
-SILVER_COLUMNS = ("event_id", "user_key", "event_type", "photo_id", "event_time", "event_date", "source_file", "ingest_time")
+SILVER_COLUMNS = (
+    "event_id",
+    "user_key",
+    "event_type",
+    "photo_id",
+    "event_time",
+    "event_date",
+    "source_file",
+    "ingest_time",
+)
 # A raw line names the app's user id; what the quarantine keeps of it carries the pseudonym instead.
 _USER_ID_FIELD = r'"user_id"\s*:\s*("[^"]*"|[^,}\s]*)'
 
@@ -94,7 +105,8 @@ def mask_user_id(line: Column, pseudonym_key: bytes) -> Column:
     unquoted = F.regexp_replace(raw, r'^"|"$', "")
     pseudonym = pseudonym_id(unquoted, pseudonym_key, "user").cast("string")
     return F.when(
-        raw != "", F.regexp_replace(line, _USER_ID_FIELD, F.concat(F.lit('"user_key": '), F.coalesce(pseudonym, F.lit("null"))))
+        raw != "",
+        F.regexp_replace(line, _USER_ID_FIELD, F.concat(F.lit('"user_key": '), F.coalesce(pseudonym, F.lit("null")))),
     ).otherwise(line)
 
 

@@ -28,17 +28,24 @@ OUTSIDE_ROOTS = "uri_outside_allowed_roots"
 ALL_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 # Magic bytes of formats worth naming when they are not allowed (so the reason says what the object is).
 _SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
-    (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
 )
 
-DECODED = T.StructType([
-    T.StructField("format", T.StringType()),
-    T.StructField("width", T.IntegerType()),
-    T.StructField("height", T.IntegerType()),
-    T.StructField("mode", T.StringType()),
-    T.StructField("error", T.StringType()),
-])
+DECODED = T.StructType(
+    [
+        T.StructField("format", T.StringType()),
+        T.StructField("width", T.IntegerType()),
+        T.StructField("height", T.IntegerType()),
+        T.StructField("mode", T.StringType()),
+        T.StructField("error", T.StringType()),
+    ]
+)
 
 
 def sniff_format(content: bytes) -> str | None:
@@ -101,7 +108,9 @@ def existing_objects(spark: SparkSession, object_uris: list[str]) -> dict[str, i
     folders = _existing_folders(spark, sorted({posixpath.dirname(uri) for uri in object_uris}))
     if not folders:
         return {}
-    listing = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(folders).select("path", "length")
+    listing = (
+        spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(folders).select("path", "length")
+    )
     wanted = set(object_uris)
     return {row.path: row.length for row in listing.collect() if row.path in wanted}
 
@@ -117,13 +126,16 @@ def fetch_objects(spark: SparkSession, refs: DataFrame, max_bytes: int | None = 
     schema = "object_uri string, content binary, size_bytes bigint"
     if present:
         objects = (
-            spark.read.format("binaryFile").option("ignoreCorruptFiles", "true").load(present)
+            spark.read.format("binaryFile")
+            .option("ignoreCorruptFiles", "true")
+            .load(present)
             .select(F.col("path").alias("object_uri"), "content", F.col("length").alias("size_bytes"))
         )
     else:
         objects = spark.createDataFrame([], schema)
     listed = spark.createDataFrame(
-        [(uri, size if uri in too_large else None) for uri, size in found.items()], "object_uri string, __too_large bigint"
+        [(uri, size if uri in too_large else None) for uri, size in found.items()],
+        "object_uri string, __too_large bigint",
     ).withColumn("__listed", F.lit(True))
     fetched = refs.join(objects, "object_uri", "left").join(listed, "object_uri", "left")
     error = (

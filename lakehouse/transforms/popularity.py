@@ -35,15 +35,19 @@ def author_features_before_upload(events: DataFrame, photos: DataFrame) -> DataF
     ending one microsecond before the marker sums the indicator columns of the events before it.
     """
     acted = events.select(
-        "user_key", "event_time", *[(F.col("event_type") == k).cast("int").alias(f"n_{k}") for k in EVENT_KINDS],
+        "user_key",
+        "event_time",
+        *[(F.col("event_type") == k).cast("int").alias(f"n_{k}") for k in EVENT_KINDS],
         F.lit(0).alias("n_likes_received"),
     )
     received = (
         events.where(F.col("event_type") == "like")
         .join(photos.select("photo_id", F.col("user_key").alias("author_key")), "photo_id")
         .select(
-            F.col("author_key").alias("user_key"), "event_time",
-            *[F.lit(0).alias(f"n_{k}") for k in EVENT_KINDS], F.lit(1).alias("n_likes_received"),
+            F.col("author_key").alias("user_key"),
+            "event_time",
+            *[F.lit(0).alias(f"n_{k}") for k in EVENT_KINDS],
+            F.lit(1).alias("n_likes_received"),
         )
     )
     counted = [*[f"n_{k}" for k in EVENT_KINDS], "n_likes_received"]
@@ -93,8 +97,10 @@ def likes_in_first_hours(events: DataFrame, photos: DataFrame, hours: int = LABE
 def latest_model_predictions(predictions: DataFrame) -> DataFrame:
     """The predictions of the newest model version only (by when its first prediction was made)."""
     newest = (
-        predictions.groupBy("model_version").agg(F.min("predicted_at").alias("since"))
-        .orderBy(F.desc("since"), F.desc("model_version")).limit(1)
+        predictions.groupBy("model_version")
+        .agg(F.min("predicted_at").alias("since"))
+        .orderBy(F.desc("since"), F.desc("model_version"))
+        .limit(1)
     )
     return predictions.join(newest.select("model_version"), "model_version")
 
@@ -111,15 +117,23 @@ def photo_popularity_training(
     """The gold table's rows (see the module doc). Photos without a valid image, or whose label window
     is still open, are not in it; :func:`excluded_photos` says which and why."""
     horizon = events.agg(F.max("event_time").alias("horizon"))
-    eligible = photos.crossJoin(horizon).where(
-        F.col("uploaded_at") + F.expr(f"INTERVAL {LABEL_WINDOW_HOURS} HOURS") <= F.col("horizon")
-    ).drop("horizon")
-    image = (
-        image_references.select(F.col("object_uri").alias("image_uri"), "content_hash")
-        .join(images.select("content_hash", F.col("label").alias("category"), "width", "height", F.col("content").alias("image")), "content_hash")
+    eligible = (
+        photos.crossJoin(horizon)
+        .where(F.col("uploaded_at") + F.expr(f"INTERVAL {LABEL_WINDOW_HOURS} HOURS") <= F.col("horizon"))
+        .drop("horizon")
+    )
+    image = image_references.select(F.col("object_uri").alias("image_uri"), "content_hash").join(
+        images.select(
+            "content_hash", F.col("label").alias("category"), "width", "height", F.col("content").alias("image")
+        ),
+        "content_hash",
     )
     predicted = latest_model_predictions(predictions).select(
-        "content_hash", "model_version", "predicted_class", "predicted_label", F.col("confidence").alias("prediction_confidence"),
+        "content_hash",
+        "model_version",
+        "predicted_class",
+        "predicted_label",
+        F.col("confidence").alias("prediction_confidence"),
         "class_probabilities",
     )
     author = users.select(
@@ -135,8 +149,13 @@ def photo_popularity_training(
         .join(likes_in_first_hours(events, keys), "photo_id", "left")
     )
     zero_if_missing = [
-        "author_followers", "likes_24h",
-        *[f"author_{n}_{w}" for n in ("logins", "views", "likes_given", "uploads", "likes_received") for w in ("before", "7d")],
+        "author_followers",
+        "likes_24h",
+        *[
+            f"author_{n}_{w}"
+            for n in ("logins", "views", "likes_given", "uploads", "likes_received")
+            for w in ("before", "7d")
+        ],
     ]
     rows = rows.fillna(0, subset=zero_if_missing)
     return rows.select(
@@ -157,9 +176,9 @@ def photo_popularity_training(
         "prediction_confidence",
         "class_probabilities",
         "author_country",
-        F.floor(
-            (F.unix_seconds("uploaded_at") - F.unix_seconds("author_created_at")) / 86_400
-        ).cast("int").alias("author_account_age_days"),
+        F.floor((F.unix_seconds("uploaded_at") - F.unix_seconds("author_created_at")) / 86_400)
+        .cast("int")
+        .alias("author_account_age_days"),
         "author_followers",
         *[c for c in zero_if_missing if c.startswith("author_") and c != "author_followers"],
         F.col("likes_24h").cast("int").alias("likes_24h"),
@@ -171,5 +190,7 @@ def excluded_photos(photos: DataFrame, training: DataFrame, events: DataFrame) -
     horizon = events.agg(F.max("event_time").alias("horizon"))
     missing = photos.join(training.select("photo_id"), "photo_id", "left_anti").crossJoin(horizon)
     open_window = F.col("uploaded_at") + F.expr(f"INTERVAL {LABEL_WINDOW_HOURS} HOURS") > F.col("horizon")
-    counts = missing.groupBy(F.when(open_window, "label_window_open").otherwise("no_valid_image").alias("reason")).count()
+    counts = missing.groupBy(
+        F.when(open_window, "label_window_open").otherwise("no_valid_image").alias("reason")
+    ).count()
     return {row.reason: row["count"] for row in counts.collect()}

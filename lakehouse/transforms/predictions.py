@@ -21,14 +21,16 @@ ERROR_COLUMN = "prediction_error"
 UNDECODABLE = "undecodable_image"
 EMPTY = "empty_content"
 
-SCORED = T.StructType([
-    T.StructField("content_hash", T.StringType()),
-    T.StructField("predicted_class", T.IntegerType()),
-    T.StructField("predicted_label", T.StringType()),
-    T.StructField("confidence", T.FloatType()),
-    T.StructField("class_probabilities", T.ArrayType(T.FloatType())),
-    T.StructField(ERROR_COLUMN, T.StringType()),
-])
+SCORED = T.StructType(
+    [
+        T.StructField("content_hash", T.StringType()),
+        T.StructField("predicted_class", T.IntegerType()),
+        T.StructField("predicted_label", T.StringType()),
+        T.StructField("confidence", T.FloatType()),
+        T.StructField("class_probabilities", T.ArrayType(T.FloatType())),
+        T.StructField(ERROR_COLUMN, T.StringType()),
+    ]
+)
 
 
 def _scored_rows(hashes: list[str], probabilities) -> Iterator[tuple]:
@@ -65,7 +67,9 @@ def score_partition(rows: Iterable, model_bytes: bytes, batch_size: int = 256) -
         yield from _scored_rows(hashes, predict_probabilities(network, np.stack(pixels)))
 
 
-def score_images(images: DataFrame, model_bytes: bytes, batch_size: int = 256, partitions: int | None = None) -> DataFrame:
+def score_images(
+    images: DataFrame, model_bytes: bytes, batch_size: int = 256, partitions: int | None = None
+) -> DataFrame:
     """Class probabilities of every image of ``images`` (``content_hash``, ``content``) under the model
     whose ``model.pt`` bytes are given: one row per image in the :data:`SCORED` schema, with
     ``prediction_error`` set (and no prediction) for an image that does not decode.
@@ -86,9 +90,9 @@ def predictions_with_outcome(scored: DataFrame, model_name: str, model_version: 
     (:mod:`lakehouse.quarantine`) for those that could not be predicted: the reason, and as the record
     which image under which model (``content_hash``, ``model_name``, ``model_version`` as JSON, which
     :func:`unpredicted` reads back so that a re-run does not score them again)."""
-    record = F.to_json(F.struct(
-        "content_hash", F.lit(model_name).alias("model_name"), F.lit(model_version).alias("model_version")
-    ))
+    record = F.to_json(
+        F.struct("content_hash", F.lit(model_name).alias("model_name"), F.lit(model_version).alias("model_version"))
+    )
     return scored.select(
         "content_hash",
         F.lit(model_name).alias("model_name"),
@@ -107,8 +111,12 @@ def unpredicted(images: DataFrame, predictions: DataFrame, quarantined: DataFram
     """The images with neither a prediction nor a quarantine record under ``model_version`` (so a re-run
     scores nothing twice, and a new model version scores every image again)."""
     done = predictions.where(F.col("model_version") == model_version).select("content_hash")
-    refused = quarantined.select(
-        F.get_json_object("record", "$.content_hash").alias("content_hash"),
-        F.get_json_object("record", "$.model_version").alias("model_version"),
-    ).where(F.col("model_version") == model_version).select("content_hash")
+    refused = (
+        quarantined.select(
+            F.get_json_object("record", "$.content_hash").alias("content_hash"),
+            F.get_json_object("record", "$.model_version").alias("model_version"),
+        )
+        .where(F.col("model_version") == model_version)
+        .select("content_hash")
+    )
     return images.join(done.unionByName(refused), "content_hash", "left_anti")

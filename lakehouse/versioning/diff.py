@@ -41,7 +41,9 @@ def _uses_change_feed(declaration: TableDeclaration) -> bool:
     return declaration.properties.get("delta.enableChangeDataFeed") == "true" and bool(declaration.keys)
 
 
-def diff_versions(spark: SparkSession, config: LakehouseConfig, table: str, from_version: int, to_version: int) -> TableDiff:
+def diff_versions(
+    spark: SparkSession, config: LakehouseConfig, table: str, from_version: int, to_version: int
+) -> TableDiff:
     """Rows added, removed and changed going from ``from_version`` to ``to_version`` (either order)."""
     declaration = config.table(table)
     path = config.table_path(declaration.name)
@@ -55,8 +57,13 @@ def diff_versions(spark: SparkSession, config: LakehouseConfig, table: str, from
     if declaration.keys:
         return _keyed_diff(declaration, before, after, from_version, to_version, "keyed comparison")
     return TableDiff(
-        declaration.name, from_version, to_version, "row comparison",
-        after.exceptAll(before), before.exceptAll(after), None,
+        declaration.name,
+        from_version,
+        to_version,
+        "row comparison",
+        after.exceptAll(before),
+        before.exceptAll(after),
+        None,
     )
 
 
@@ -108,4 +115,6 @@ def _diff_from_change_feed(spark, declaration, path: str, v1: int, v2: int) -> T
     added = net.where(~F.col("existed") & F.col("exists")).select("after.*")
     removed = net.where(F.col("existed") & ~F.col("exists")).select("before.*")
     changed = net.where(F.col("existed") & F.col("exists") & (F.col("before") != F.col("after")))
-    return TableDiff(declaration.name, v1, v2, "change data feed", added, removed, changed.select(*keys, "before", "after"))
+    return TableDiff(
+        declaration.name, v1, v2, "change data feed", added, removed, changed.select(*keys, "before", "after")
+    )

@@ -42,7 +42,9 @@ def rows_at(spark: SparkSession, path: str, version: int) -> int:
     return spark.read.format("delta").option("versionAsOf", version).load(path).count()
 
 
-def table_history(spark: SparkSession, config: LakehouseConfig, table: str, limit: int | None = None) -> list[VersionInfo]:
+def table_history(
+    spark: SparkSession, config: LakehouseConfig, table: str, limit: int | None = None
+) -> list[VersionInfo]:
     """Newest version first. Rows removed by an overwrite or restore are the previous version's rows."""
     path = config.table_path(config.table(table).name)
     commits = DeltaTable.forPath(spark, path).history(limit).orderBy("version").collect()
@@ -79,6 +81,7 @@ def format_history(history: list[VersionInfo]) -> str:
     header = f"{'version':>7}  {'timestamp':<19}  {'operation':<22} {'added':>8} {'removed':>8} {'rows':>9}  job / run"
     lines = [header, "-" * len(header)]
     for v in history:
+
         def num(x):
             return "-" if x is None else f"{x:,}"
 

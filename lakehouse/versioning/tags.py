@@ -47,8 +47,10 @@ def _tags_without_spark(config: LakehouseConfig, table: str | None) -> list[Tag]
     except FileNotFoundError:  # no tag was ever made
         return []
     name = config.table(table).name if table is not None else None
-    rows = sorted((r for r in rows if name is None or r["table_name"] == name),
-                  key=lambda r: (r["table_name"], r["version"], r["tag"]))
+    rows = sorted(
+        (r for r in rows if name is None or r["table_name"] == name),
+        key=lambda r: (r["table_name"], r["version"], r["tag"]),
+    )
     return [Tag(r["table_name"], r["tag"], r["version"], r["created_at"], r["created_by"], r["note"]) for r in rows]
 
 

@@ -6,7 +6,8 @@ label (likes in the first 24 hours). Published only after its audit passes (writ
 """
 
 from lakehouse import table
-from lakehouse.transforms.popularity import excluded_photos, photo_popularity_training as training_rows
+from lakehouse.transforms.popularity import excluded_photos
+from lakehouse.transforms.popularity import photo_popularity_training as training_rows
 
 
 @table(
