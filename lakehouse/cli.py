@@ -527,6 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lakehouse.cli_cluster import add_commands as add_cluster_commands
 
     add_cluster_commands(commands)
+    from lakehouse.cli_labels import add_commands as add_labels_commands
+
+    add_labels_commands(commands)
     return parser
 
 

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from process_secrets import descendants, exposures, free_port
 
 from lakehouse import cluster
+from process_secrets import descendants, exposures, free_port
 
 pytestmark = pytest.mark.e2e
 

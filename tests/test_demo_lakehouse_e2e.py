@@ -498,10 +498,9 @@ def test_sql_server_answers_beeline_pyhive_and_spark_sql_on_the_shared_catalog(s
     started = lakehouse("sql-server", "start", "--port", str(port), "--driver-memory", "1g", "--users-file", str(users))
     assert f"SQL server on 127.0.0.1:{port}" in started
     try:
-        from process_secrets import descendants, exposures
-
         from lakehouse import postgres, sql_server
         from lakehouse.config import load_config
+        from process_secrets import descendants, exposures
 
         # Neither the metastore's password nor the analyst's is on the server's command line or in its environment.
         server_pid = sql_server.running_pid(sql_server.sql_server(load_config(conf)))
@@ -561,3 +560,80 @@ def test_sql_server_answers_beeline_pyhive_and_spark_sql_on_the_shared_catalog(s
     assert "SQL server stopped" in stopped
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture(scope="module")
+def label_studio(built, tmp_path_factory):
+    """A real Label Studio on 127.0.0.1 serving the demo's landing folder; skips, saying why, only where it
+    cannot be installed."""
+    import labelling_server as studio
+    from conftest import _free_port
+
+    config, _ = built
+    try:
+        server = studio.start(tmp_path_factory.mktemp("label-studio"), _free_port(), Path(config.landing).resolve())
+    except studio.LabelStudioUnavailable as reason:
+        pytest.skip(str(reason))
+    yield server
+    server.stop()
+
+
+@pytest.mark.e2e
+def test_the_least_confident_images_go_to_a_real_label_studio_with_their_predictions(
+    spark, built, label_studio, tmp_path
+):
+    import json
+
+    from lakehouse.labels.export import export_tasks
+
+    config, _ = built
+    tasks_file, config_file = tmp_path / "tasks.json", tmp_path / "labelling.xml"
+    exported = export_tasks(
+        spark, config, tasks_file, least_confident=20, local_files_root=config.landing, config_out=config_file
+    )
+    tasks = json.loads(tasks_file.read_text())
+    assert tasks == exported.tasks and len(tasks) == 20 == exported.predicted
+    confidences = (
+        read_table(spark, config, "silver.image_predictions")
+        .where(F.col("model_version") == exported.model_version)
+        .select("confidence")
+        .collect()
+    )
+    scores = [task["predictions"][0]["score"] for task in tasks]
+    assert scores == sorted(r.confidence for r in confidences)[:20]  # uncertainty sampling: the least confident
+    assert {task["predictions"][0]["model_version"] for task in tasks} == {exported.model_version}
+
+    owner, other = list(label_studio.tokens)
+    project = label_studio.call(
+        "POST", "/api/projects/", owner, {"title": "lakehouse photos", "label_config": config_file.read_text()}
+    )["id"]
+    label_studio.call(
+        "POST",
+        "/api/storages/localfiles/",
+        owner,
+        {"project": project, "path": str(Path(config.landing).resolve()), "title": "landing"},
+    )
+    imported = label_studio.call("POST", f"/api/projects/{project}/import", owner, tasks)
+    assert (imported["task_count"], imported["prediction_count"]) == (20, 20)
+
+    # Label Studio shows each task's own object: its URL answers with the bytes silver.images holds
+    listed = label_studio.call("GET", f"/api/tasks/?project={project}&page_size=100", owner)["tasks"]
+    first = next(t for t in listed if t["data"]["content_hash"] == tasks[0]["data"]["content_hash"])
+    shown = label_studio.call("GET", first["data"]["image"], other, raw=True)
+    stored = read_table(spark, config, "silver.images").where(F.col("content_hash") == tasks[0]["data"]["content_hash"])
+    assert shown == bytes(stored.select("content").first().content)
+
+    # both annotators can label it; the export says who labelled what
+    choice = {"from_name": "label", "to_name": "image", "type": "choices"}
+    for annotator, label in ((owner, exported.labels[0]), (other, exported.labels[1])):
+        label_studio.call(
+            "POST",
+            f"/api/tasks/{first['id']}/annotations/",
+            annotator,
+            {"result": [{**choice, "value": {"choices": [label]}}]},
+        )
+    annotated = label_studio.call("GET", f"/api/projects/{project}/export?exportType=JSON_MIN", owner)
+    assert sorted((row["content_hash"], row["label"]) for row in annotated) == sorted(
+        (tasks[0]["data"]["content_hash"], label) for label in exported.labels[:2]
+    )
+    assert len({row["annotator"] for row in annotated}) == 2

@@ -20,9 +20,9 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from process_secrets import free_port
 
 from lakehouse import locks, object_store
+from process_secrets import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -16,10 +16,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from process_secrets import descendants, exposures, free_port
 
 from conftest import make_config
 from lakehouse import daemons, postgres, sql_server
+from process_secrets import descendants, exposures, free_port
 
 BIN = Path(sys.executable).parent
 
