@@ -584,7 +584,9 @@ def test_the_least_confident_images_go_to_a_real_label_studio_with_their_predict
 ):
     import json
 
+    from lakehouse.labels.agreement import label_agreement, task_agreement
     from lakehouse.labels.export import export_tasks
+    from lakehouse.labels.exports import detect_format, read_export
 
     config, _ = built
     tasks_file, config_file = tmp_path / "tasks.json", tmp_path / "labelling.xml"
@@ -623,17 +625,45 @@ def test_the_least_confident_images_go_to_a_real_label_studio_with_their_predict
     stored = read_table(spark, config, "silver.images").where(F.col("content_hash") == tasks[0]["data"]["content_hash"])
     assert shown == bytes(stored.select("content").first().content)
 
-    # both annotators can label it; the export says who labelled what
+    # two annotators label four tasks, agreeing on three; every export format reads back the same labels
     choice = {"from_name": "label", "to_name": "image", "type": "choices"}
-    for annotator, label in ((owner, exported.labels[0]), (other, exported.labels[1])):
-        label_studio.call(
-            "POST",
-            f"/api/tasks/{first['id']}/annotations/",
-            annotator,
-            {"result": [{**choice, "value": {"choices": [label]}}]},
-        )
-    annotated = label_studio.call("GET", f"/api/projects/{project}/export?exportType=JSON_MIN", owner)
-    assert sorted((row["content_hash"], row["label"]) for row in annotated) == sorted(
-        (tasks[0]["data"]["content_hash"], label) for label in exported.labels[:2]
+    by_hash = {t["data"]["content_hash"]: t for t in listed}
+    labelled = [by_hash[t["data"]["content_hash"]] for t in tasks[:4]]
+    first_label, second_label = exported.labels[:2]
+    given = {
+        owner: [first_label, second_label, first_label, first_label],
+        other: [first_label, second_label, first_label, second_label],
+    }
+    for annotator, labels in given.items():
+        for labelled_task, label in zip(labelled, labels):
+            label_studio.call(
+                "POST",
+                f"/api/tasks/{labelled_task['id']}/annotations/",
+                annotator,
+                {"result": [{**choice, "value": {"choices": [label]}}]},
+            )
+    read = {}
+    for fmt in ("JSON", "JSON_MIN", "CSV"):
+        text = label_studio.call("GET", f"/api/projects/{project}/export?exportType={fmt}", owner, raw=True).decode()
+        assert detect_format(text) == fmt.lower()
+        read[fmt] = sorted((a.task_id, a.annotator, a.label, a.content_hash, a.updated_at) for a in read_export(text))
+    assert read["JSON"] == read["JSON_MIN"] == read["CSV"]
+    assert sorted((content_hash, label) for _, _, label, content_hash, _ in read["JSON"]) == sorted(
+        (t["data"]["content_hash"], label) for labels in given.values() for t, label in zip(labelled, labels)
     )
-    assert len({row["annotator"] for row in annotated}) == 2
+    assert len({annotator for _, annotator, *_ in read["JSON"]}) == 2
+
+    annotations = read_export(
+        label_studio.call("GET", f"/api/projects/{project}/export?exportType=JSON", owner, raw=True).decode()
+    )
+    per_task = {a.content_hash: a for a in task_agreement(annotations)}
+    assert [per_task[t["data"]["content_hash"]].agreement for t in labelled] == [1.0, 1.0, 1.0, 0.0]
+    assert [per_task[t["data"]["content_hash"]].majority_label for t in labelled] == [
+        first_label,
+        second_label,
+        first_label,
+        None,
+    ]
+    # nominal alpha by hand: 8 paired values (5 of one label, 3 of the other), one disagreeing pair each way:
+    # 1 - (2/8) / (2*5*3 / (8*7)) = 8/15
+    assert label_agreement(annotations)[None] == pytest.approx(8 / 15)
