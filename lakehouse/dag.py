@@ -12,6 +12,7 @@ from html import escape
 from pathlib import Path
 
 from lakehouse.project import Project
+from lakehouse.project.layout import SOURCES_DIR, TABLES_DIR
 from lakehouse.project.steps import Step
 from lakehouse.tables import TableDeclaration
 
@@ -102,10 +103,10 @@ def render_svg(project: Project) -> str:
 def _drawn_step(declaration: TableDeclaration) -> str:
     """What the box says writes the table: its definition file, or the step that derives it."""
     if declaration.step == declaration.name and declaration.defined_in is not None:
-        return (
-            f"{declaration.defined_in.parent.parent.name}/{declaration.defined_in.parent.name}/"
-            f"{declaration.defined_in.name}"
-        )
+        parts = declaration.defined_in.parts
+        # from the project's tables/ or sources/ folder on: the same drawing wherever the project lives
+        start = max((i for i, part in enumerate(parts) if part in (TABLES_DIR, SOURCES_DIR)), default=len(parts) - 1)
+        return "/".join(parts[start:])
     return declaration.step or ""
 
 
