@@ -457,3 +457,12 @@ def test_ranks_of_arrow_dataloader_share_the_train_split_in_equal_batches(spark,
     assert len(loader) == len(rank2) and sorted(u for b in loader for u in b["user_key"].tolist()) == sorted(
         sum(rank2, [])
     )
+
+
+def test_a_streamed_row_group_is_cut_into_pieces_whatever_sizes_its_batches_come_in():
+    from lakehouse.loaders.arrow_loader import _PieceStream
+
+    batches = iter([pa.record_batch([pa.array(range(a, b))], names=["k"]) for a, b in ((0, 3), (3, 8), (8, 10))])
+    stream = _PieceStream(batches)
+    pieces = [stream.take(4).column("k").to_pylist() for _ in range(2)] + [stream.take(2).column("k").to_pylist()]
+    assert pieces == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]] and stream.next_piece == 3

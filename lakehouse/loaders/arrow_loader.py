@@ -112,6 +112,26 @@ def distributed_rank_and_size(rank: int | None, world_size: int | None) -> tuple
     return 0, 1
 
 
+class _PieceStream:
+    """A row group read piece after piece in file order: record batches cut to the pieces' sizes."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]):
+        self.batches, self.next_piece, self.left = batches, 0, None
+
+    def take(self, rows: int) -> pa.Table:
+        """The next ``rows`` rows (a piece), whatever sizes the reader's batches come in."""
+        parts = [self.left] if self.left is not None else []
+        held = sum(part.num_rows for part in parts)
+        while held < rows:
+            batch = next(self.batches)
+            parts.append(pa.Table.from_batches([batch]))
+            held += batch.num_rows
+        table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        self.left = table.slice(rows) if table.num_rows > rows else None
+        self.next_piece += 1
+        return table.slice(0, rows)
+
+
 class _WindowReader:
     """One reading process's windows of the global order: each read once, at most two held at a time.
 
@@ -123,7 +143,7 @@ class _WindowReader:
     def __init__(self, dataset: "DeltaArrowDataset", order: GlobalOrder):
         self.dataset, self.order = dataset, order
         self.files: dict[str, pq.ParquetFile] = {}
-        self.streams: OrderedDict[int, list] = OrderedDict()  # group -> [record batch iterator, next piece]
+        self.streams: OrderedDict[int, _PieceStream] = OrderedDict()  # by row group
         self.held: OrderedDict[int, tuple[pa.Table, np.ndarray | None]] = OrderedDict()
         self.windows_read = 0
 
@@ -136,36 +156,24 @@ class _WindowReader:
     def _piece(self, group_index: int, piece: int) -> pa.Table:
         """Piece ``piece`` of row group ``group_index``: its file rows, all columns to load."""
         dataset = self.dataset
-        group, size, names = (
-            dataset.groups[group_index],
-            dataset.piece_rows[group_index],
-            dataset.snapshot.physical_names(),
-        )
+        group, size = dataset.groups[group_index], dataset.piece_rows[group_index]
+        names = dataset.snapshot.physical_names()
         if size >= group.rows:
             return self._file(group.file, False).read_row_group(group.index, columns=names)
         stream = self.streams.pop(group_index, None)
-        if stream is None or stream[1] > piece:
-            stream = [
-                self._file(group.file, True).iter_batches(
-                    batch_size=size, row_groups=[group.index], columns=names, use_threads=False
-                ),
-                0,
-            ]
-        while stream[1] < piece:  # pieces this reader does not need (another worker's): decoded, dropped
-            next(stream[0])
-            stream[1] += 1
-        batch = next(stream[0])
-        stream[1] += 1
-        expected = min(size, group.rows - piece * size)
-        if batch.num_rows != expected:
-            raise RuntimeError(
-                f"{group.file} row group {group.index}: piece {piece} has {batch.num_rows} rows, not {expected}"
+        if stream is None or stream.next_piece > piece:
+            batches = self._file(group.file, True).iter_batches(
+                batch_size=size, row_groups=[group.index], columns=names, use_threads=False
             )
-        if stream[1] * size < group.rows:
+            stream = _PieceStream(batches)
+        while stream.next_piece < piece:  # pieces this reader does not need (another worker's): decoded, dropped
+            stream.take(size)
+        table = stream.take(min(size, group.rows - piece * size))
+        if stream.next_piece * size < group.rows:
             self.streams[group_index] = stream
             while len(self.streams) > 2 * MIX:
                 self.streams.popitem(last=False)
-        return pa.Table.from_batches([batch])
+        return table
 
     def _window(self, window: int) -> tuple[pa.Table, np.ndarray | None]:
         if window not in self.held:
