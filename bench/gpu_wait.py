@@ -33,12 +33,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.loaders import IMAGE_COLUMNS, IMAGE_ENCODED, IMAGES, machine, write_images  # noqa: E402
-from lakehouse.loaders.arrow_loader import arrow_dataloader, to_device  # noqa: E402
-from lakehouse.loaders.augment import DecodeImages  # noqa: E402
-from lakehouse.loaders.delta_files import resolve_snapshot  # noqa: E402
-from lakehouse.loaders.petastorm_loader import batch_reader_loader  # noqa: E402
-from lakehouse.models.fashion_classifier import build_network  # noqa: E402
+from bench.loaders import IMAGE_COLUMNS, IMAGE_ENCODED, IMAGES, machine, write_images
+from lakehouse.loaders.arrow_loader import arrow_dataloader, to_device
+from lakehouse.loaders.augment import DecodeImages
+from lakehouse.loaders.delta_files import resolve_snapshot
+from lakehouse.loaders.petastorm_loader import batch_reader_loader
+from lakehouse.models.fashion_classifier import build_network
 
 
 def train(batches, network, optimizer, device) -> dict:

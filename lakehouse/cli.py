@@ -523,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(commands)
     from lakehouse.cli_storage import add_commands as add_storage_commands
 
-    add_storage_commands(commands)  # noqa: E702
+    add_storage_commands(commands)
     from lakehouse.cli_cluster import add_commands as add_cluster_commands
 
     add_cluster_commands(commands)

@@ -14,9 +14,9 @@ So a window draws on up to ``MIX`` row groups whatever their size: a row-level s
 with a bounded buffer, even when one row group holds more rows than the buffer. A reader holds one window
 at a time (two while a batch spans a boundary) and assembles the next from its pieces, so memory is bounded
 by about three times ``shuffle_buffer_rows`` rows of the loaded columns per reading process, plus a 1 MiB
-read buffer per group it streams; it streams each group's pieces in file order, decoding each once. ``shuffle_buffer_rows=0``
-gives the row-group shuffle Petastorm does: each group whole, its own window. What remains of the file
-order: a group's early rows come in the early part of its cohort.
+read buffer per group it streams; it streams each group's pieces in file order, decoding each once.
+``shuffle_buffer_rows=0`` gives the row-group shuffle Petastorm does: each group whole, its own window. What
+remains of the file order: a group's early rows come in the early part of its cohort.
 
 **Dealing, step by step.** Step ``s`` of the epoch takes the next ``world_size * batch_size`` positions
 of the order; rank ``r`` gets the ``r``-th run of ``batch_size`` of them. After ``k`` steps, whatever
