@@ -466,3 +466,16 @@ def test_a_streamed_row_group_is_cut_into_pieces_whatever_sizes_its_batches_come
     stream = _PieceStream(batches)
     pieces = [stream.take(4).column("k").to_pylist() for _ in range(2)] + [stream.take(2).column("k").to_pylist()]
     assert pieces == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]] and stream.next_piece == 3
+
+
+def test_a_version_without_files_reads_as_no_rows_with_its_columns(config):
+    from deltalake import DeltaTable, write_deltalake
+
+    from lakehouse.loaders.delta_files import read_version
+
+    path = config.table_path(GOLD.name)
+    write_deltalake(path, pa.table({"user_key": pa.array([1, 2], pa.int64()), "label": ["a", "b"]}))
+    assert read_version(config, GOLD.name).to_pylist() == [{"user_key": 1, "label": "a"}, {"user_key": 2, "label": "b"}]
+    DeltaTable(path).delete()  # every row: the version has no files left
+    empty = read_version(config, GOLD.name, columns=["label"])
+    assert empty.num_rows == 0 and empty.schema == pa.schema([("label", pa.string())])

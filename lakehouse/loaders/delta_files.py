@@ -163,7 +163,7 @@ def read_version(config: LakehouseConfig, table: str, version: int | None = None
     _refuse_partition_columns(delta, table, wanted)
     files = sorted(file_uri(uri) for uri in delta.file_uris())
     keep = _keep_masks(delta, set(files))
-    schema = delta.schema().to_arrow()
+    schema = pa.schema(delta.schema().to_arrow())  # delta-rs hands over an arro3 schema (Arrow C interface)
     parts = []
     for path in files:
         part = pq.read_table(local_path(path), columns=[physical[name] for name in wanted])
