@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,6 +21,8 @@ from lakehouse.paths import CACHE_DIR
 
 VERSION = "1.23.2"
 VENV = CACHE_DIR / f"label-studio-{VERSION}"
+# Every package of Label Studio's environment pinned: its own requirements are open-ended (sentry-sdk 3.0 broke it)
+CONSTRAINTS = Path(__file__).with_name("label_studio_constraints.txt")
 ANNOTATORS = {"ann@example.org": "ann-token-lakehouse-1", "bob@example.org": "bob-token-lakehouse-2"}
 
 
@@ -28,13 +31,25 @@ class LabelStudioUnavailable(RuntimeError):
 
 
 def install() -> Path:
-    """The ``label-studio`` program, installed into ``.cache/label-studio-VERSION`` the first time."""
+    """The ``label-studio`` program, installed into ``.cache/label-studio-VERSION`` the first time (and again
+    when the pinned environment in ``label_studio_constraints.txt`` changes)."""
     program = VENV / "bin" / "label-studio"
-    if not (VENV / ".installed").is_file():
+    marker = VENV / ".installed"
+    pins = hashlib.sha256(CONSTRAINTS.read_bytes()).hexdigest()
+    if not marker.is_file() or marker.read_text() != pins:
         shutil.rmtree(VENV, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         done = subprocess.run(
-            [str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", f"label-studio=={VERSION}"],
+            [
+                str(VENV / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-c",
+                str(CONSTRAINTS),
+                f"label-studio=={VERSION}",
+            ],
             capture_output=True,
             text=True,
             timeout=1500,
@@ -42,7 +57,7 @@ def install() -> Path:
         if done.returncode != 0:
             shutil.rmtree(VENV, ignore_errors=True)
             raise LabelStudioUnavailable(f"label-studio {VERSION} is not installable here: {done.stderr[-400:]}")
-        (VENV / ".installed").touch()
+        marker.write_text(pins)
     return program
 
 
@@ -91,13 +106,15 @@ def start(data_dir: Path, port: int, local_files_root: Path) -> LabelStudio:
     for index, (annotator, token) in enumerate(ANNOTATORS.items()):
         password = ["--password", f"lakehouse-test-{index}"]
         legacy = ["--enable-legacy-api-token"] if index == 0 else []  # the organisation is made with the first
-        subprocess.run(
+        done = subprocess.run(
             [str(program), "init", *common, "--username", annotator, *password, "--user-token", token, *legacy],
             env=env,
-            check=True,
             capture_output=True,
+            text=True,
             timeout=900,
         )
+        if done.returncode != 0:
+            raise RuntimeError(f"label-studio init for {annotator} failed ({done.returncode}): {done.stderr[-3000:]}")
     log = open(data_dir / "server.log", "wb")
     process = subprocess.Popen(
         [str(program), "start", *common, "--host", "127.0.0.1", "--port", str(port), "--no-browser"],
