@@ -10,10 +10,10 @@ SETUP_STAMP := .cache/.setup-done
 
 setup: $(SETUP_STAMP)
 
-$(DEPS_STAMP): requirements.txt setup.py
+$(DEPS_STAMP): requirements.txt constraints.txt setup.py
 	@command -v java >/dev/null || { echo "Java (JDK 17) is required by Spark: apt-get install openjdk-17-jdk-headless" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 

@@ -1,64 +1,23 @@
-"""A real Label Studio for the tests: installed once into a virtual environment of its own under .cache/
-(its pins clash with ours), two annotators with API tokens, started on 127.0.0.1 and reached over its HTTP API.
+"""A real Label Studio for the tests: installed once into a pinned virtual environment of its own (tool_venvs.py),
+two annotators with API tokens, started on 127.0.0.1 and reached over its HTTP API.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakehouse.paths import CACHE_DIR
+from tool_venvs import pinned_venv
 
 VERSION = "1.23.2"
-VENV = CACHE_DIR / f"label-studio-{VERSION}"
-# Every package of Label Studio's environment pinned: its own requirements are open-ended (sentry-sdk 3.0 broke it)
-CONSTRAINTS = Path(__file__).with_name("label_studio_constraints.txt")
 ANNOTATORS = {"ann@example.org": "ann-token-lakehouse-1", "bob@example.org": "bob-token-lakehouse-2"}
-
-
-class LabelStudioUnavailable(RuntimeError):
-    """Label Studio could not be installed here (the reason says why)."""
-
-
-def install() -> Path:
-    """The ``label-studio`` program, installed into ``.cache/label-studio-VERSION`` the first time (and again
-    when the pinned environment in ``label_studio_constraints.txt`` changes)."""
-    program = VENV / "bin" / "label-studio"
-    marker = VENV / ".installed"
-    pins = hashlib.sha256(CONSTRAINTS.read_bytes()).hexdigest()
-    if not marker.is_file() or marker.read_text() != pins:
-        shutil.rmtree(VENV, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        done = subprocess.run(
-            [
-                str(VENV / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "-c",
-                str(CONSTRAINTS),
-                f"label-studio=={VERSION}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=1500,
-        )
-        if done.returncode != 0:
-            shutil.rmtree(VENV, ignore_errors=True)
-            raise LabelStudioUnavailable(f"label-studio {VERSION} is not installable here: {done.stderr[-400:]}")
-        marker.write_text(pins)
-    return program
 
 
 @dataclass
@@ -95,7 +54,7 @@ class LabelStudio:
 def start(data_dir: Path, port: int, local_files_root: Path) -> LabelStudio:
     """Initialise a server in ``data_dir`` with the two annotators (legacy API tokens on) and start it,
     serving local files under ``local_files_root``."""
-    program = install()
+    program = pinned_venv("label-studio", VERSION) / "bin" / "label-studio"
     env = {
         **os.environ,
         "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),

@@ -1,23 +1,20 @@
 """The generated Airflow DAG: current with the declarations, and loaded by Airflow's own DagBag.
 
 Airflow is not one of the project's dependencies (its pins clash with ours); the test installs it once
-into a virtual environment of its own under .cache/ and skips, saying why, only where it cannot.
+into a virtual environment of its own (tool_venvs.py, pinned) and skips, saying why, only where it cannot.
 """
 
 import json
-import shutil
 import subprocess
-import sys
 
 import pytest
 
 from helpers import DEMO_PROJECT
 from lakehouse.dag import AIRFLOW_DAG_ID, render_airflow_dag
-from lakehouse.paths import CACHE_DIR
 from lakehouse.project import load_project
+from tool_venvs import ToolUnavailable, pinned_venv
 
 AIRFLOW_VERSION = "3.1.3"
-AIRFLOW_VENV = CACHE_DIR / f"airflow-{AIRFLOW_VERSION}"
 DAG_FILE = DEMO_PROJECT / "dags" / "lakehouse_pipeline.py"
 
 LOAD_DAG = """
@@ -35,21 +32,10 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def airflow_python():
-    python = AIRFLOW_VENV / "bin" / "python"
-    if not (AIRFLOW_VENV / ".installed").is_file():
-        shutil.rmtree(AIRFLOW_VENV, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
-        done = subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", f"apache-airflow=={AIRFLOW_VERSION}"],
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
-        if done.returncode != 0:
-            shutil.rmtree(AIRFLOW_VENV, ignore_errors=True)
-            pytest.skip(f"Apache Airflow {AIRFLOW_VERSION} is not installable here: {done.stderr.strip()[-400:]}")
-        (AIRFLOW_VENV / ".installed").touch()
-    return python
+    try:
+        return pinned_venv("apache-airflow", AIRFLOW_VERSION) / "bin" / "python"
+    except ToolUnavailable as unavailable:
+        pytest.skip(str(unavailable))
 
 
 def test_the_shipped_dag_file_is_the_current_graph():
