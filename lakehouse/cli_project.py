@@ -1,4 +1,5 @@
-"""``lakehouse`` commands that shape a project: ``init``, ``source add-database|add-files|add-images``, ``sources``.
+"""``lakehouse`` commands that shape a project: ``init``, ``source add-database|add-files|add-images|add-labels``,
+``sources``.
 
 They write declarations (``sources/<name>.yaml``, ``schemas/``, ``expectations/``) for the user to review
 and own; re-running one shows what changed and never overwrites an edited file (:mod:`lakehouse.project.scaffold`).
@@ -293,6 +294,31 @@ def cmd_add_images(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- add-labels
+
+
+def cmd_add_labels(args: argparse.Namespace) -> int:
+    _check_name(args.name)
+    controls = [c.strip() for c in args.controls.split(",") if c.strip()]
+    if not controls:
+        raise ValueError("--controls names the labelling config's controls, e.g. label or label,box")
+    root = _root()
+    report = scaffold.WriteReport()
+    body = scaffold.labels_source_yaml(
+        args.description or f"Label Studio exports under {args.path}", args.path, controls
+    )
+    scaffold.write_generated(
+        root / SOURCES_DIR / f"{args.name}.yaml", body, f"lakehouse source add-labels {args.name}", report
+    )
+    _print_report(report, root)
+    _check_loads(root)
+    print(
+        f"\nlabels land in bronze.{args.name}; their history in silver.{args.name}, agreement in "
+        f"silver.{args.name}_agreement: lakehouse run --select silver.{args.name}"
+    )
+    return 0
+
+
 # ---------------------------------------------------------------- samples
 
 
@@ -379,7 +405,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
     config = load_config(args.conf_file)
     project = config.project
     if not project.sources:
-        print(f"{project.root}: no sources yet (lakehouse source add-database | add-files | add-images)")
+        print(f"{project.root}: no sources yet (lakehouse source add-database | add-files | add-images | add-labels)")
         return 0
     for source in project.sources.values():
         where = getattr(source, "url", None) or getattr(source, "path", None) or getattr(source, "manifest", None)
@@ -413,7 +439,9 @@ def add_commands(commands) -> None:
     samples.add_argument("--per-label", type=int, default=10, help="pictures per label (10 labels)")
     samples.set_defaults(func=cmd_samples)
 
-    source = commands.add_parser("source", help="declare a source: add-database, add-files, add-images, set-aside")
+    source = commands.add_parser(
+        "source", help="declare a source: add-database, add-files, add-images, add-labels, set-aside"
+    )
     kinds = source.add_subparsers(dest="source_command", required=True)
 
     database = kinds.add_parser(
@@ -477,6 +505,26 @@ def add_commands(commands) -> None:
     images.add_argument("--manifest", default=None, help="a folder of manifests (CSV: uri,label,... or JSON lines)")
     images.add_argument("--description", default=None)
     images.set_defaults(func=cmd_add_images)
+
+    labels = kinds.add_parser(
+        "add-labels",
+        help="declare a folder of Label Studio exports (JSON, JSON-MIN or CSV)",
+        description="Writes sources/NAME.yaml. Every label of every export lands in bronze.NAME; silver.NAME keeps "
+        "every version of every label (a re-labelled task keeps both), annotators pseudonymised; "
+        "silver.NAME_agreement and silver.NAME_label_agreement say how far the annotators agree. "
+        "`lakehouse labels export` writes the tasks to label.",
+    )
+    labels.add_argument("name", help="the source's name: bronze.NAME, silver.NAME")
+    labels.add_argument(
+        "--path", required=True, help="the folder of exports (any Hadoop URI; ${landing} is the landing folder)"
+    )
+    labels.add_argument(
+        "--controls",
+        default="label",
+        help="the labelling config's control names, comma-separated (default: label, what `labels export` sets up)",
+    )
+    labels.add_argument("--description", default=None)
+    labels.set_defaults(func=cmd_add_labels)
 
     aside = kinds.add_parser(
         "set-aside",

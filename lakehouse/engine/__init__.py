@@ -30,6 +30,10 @@ def runner_for(step: Step) -> Runner:
         from lakehouse.engine.images import ingest_images as runner
     elif step.kind == "images_silver":
         from lakehouse.engine.images import build_images_silver as runner
+    elif step.kind == "ingest_labels":
+        from lakehouse.engine.labels import ingest_labels as runner
+    elif step.kind == "labels_silver":
+        from lakehouse.engine.labels import build_labels_silver as runner
     elif step.kind == "snapshot_silver":
         from lakehouse.engine.snapshots import build_snapshot_silver as runner
     elif step.kind == "definition":
@@ -77,7 +81,7 @@ def add_step_options(parser: argparse.ArgumentParser, step: Step, config: Lakeho
         )
         parser.add_argument("--dump-file", help="plain-format pg_dump file (any Hadoop filesystem URI)")
         parser.add_argument("--csv-dir", help="folder holding <table>.csv exports with a header row")
-    elif step.kind in ("ingest_files", "ingest_images"):
+    elif step.kind in ("ingest_files", "ingest_images", "ingest_labels"):
         parser.add_argument("--source-dir", help="read this folder instead of the one the source declares (once)")
     elif step.kind == "definition":
         options = config.project.definitions[step.name].settings.options

@@ -75,7 +75,12 @@ def _read(text: str, fmt: str | None, controls: Sequence[str]) -> list[Annotatio
     if fmt == "json_min":
         return [a for record in json.loads(text) for a in _from_flat(record, controls, decode=False)]
     if fmt == "csv":
+        if not text.strip("\ufeff \t\r\n"):
+            raise ExportError("an empty file")
         rows = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        missing = sorted(_MIN_KEYS - {"lead_time"} - set(rows.fieldnames or ()))
+        if missing:  # checked on the header, so a CSV of some other kind is refused even without rows
+            raise ExportError(f"a CSV without the columns {missing}: not a Label Studio CSV export")
         return [a for row in rows for a in _from_flat(row, controls, decode=True)]
     raise ExportError(f"unknown export format {fmt!r}: one of {', '.join(FORMATS)}")
 

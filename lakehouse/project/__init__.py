@@ -24,6 +24,7 @@ from lakehouse.project.sources import (
     DatabaseSource,
     FileSource,
     ImageSource,
+    LabelsSource,
     Source,
     SourceError,
     load_sources,
@@ -39,6 +40,12 @@ from lakehouse.tables import (
 
 PROJECT_VARIABLE = "LAKEHOUSE_PROJECT"
 BUILTIN_IMAGE_SCHEMAS = ("bronze/image_refs.yaml", "silver/images.yaml", "silver/image_references.yaml")
+BUILTIN_LABELS_SCHEMAS = (
+    "bronze/label_exports.yaml",
+    "silver/labels.yaml",
+    "silver/label_agreement.yaml",
+    "silver/label_agreement_by_label.yaml",
+)
 
 
 class ProjectError(ValueError):
@@ -230,7 +237,13 @@ class _Builder:
     # ------------------------------------------------------------ sources
 
     def add_source(self, source: Source) -> None:
-        {"database": self._database, "files": self._files_source, "images": self._images}[source.kind](source)
+        adders = {
+            "database": self._database,
+            "files": self._files_source,
+            "images": self._images,
+            "labels": self._labels,
+        }
+        adders[source.kind](source)
 
     def _database(self, source: DatabaseSource) -> None:
         ingest = ingest_step_name(source.name)
@@ -379,6 +392,82 @@ class _Builder:
                 upstream_steps=(),
                 files=self._files(source.file, images.expectations_file, references.expectations_file),
                 description=f"fetch, decode, hash and deduplicate {source.name}'s images",
+            )
+        )
+
+    def _labels(self, source: LabelsSource) -> None:
+        from lakehouse.project.layout import BUILTIN_SCHEMAS
+        from lakehouse.project.sources import PrivateColumn
+
+        bronze_schema, labels_schema, task_schema, label_schema = (BUILTIN_SCHEMAS / p for p in BUILTIN_LABELS_SCHEMAS)
+        ingest = ingest_step_name(source.name)
+        bronze = TableDeclaration(
+            name=source.bronze_name,
+            description=source.description
+            or f"Every label of the Label Studio exports under {source.path}, one row per label an annotator gave "
+            "a task; a file that is not a readable export is kept as one row with the reason (rescued).",
+            step=ingest,
+            schema_file=bronze_schema,
+            expectations_file=self.expectations_for(source.bronze_name),
+            private_columns=(PrivateColumn("annotator", "annotator_id", "label_annotator"),),
+            defined_in=source.file,
+        )
+        labels = TableDeclaration(
+            name=source.silver_name,
+            description=f"Every version of every label of {source.name} (type 2: a re-labelled task keeps both), "
+            "annotators pseudonymised; export files that could not be read go to the quarantine table.",
+            step=source.silver_name,
+            schema_file=labels_schema,
+            upstreams=(bronze.name,),
+            expectations_file=self.expectations_for(source.silver_name),
+            has_quarantine=True,
+            defined_in=source.file,
+        )
+        per_task = TableDeclaration(
+            name=source.agreement_name,
+            description=f"Per task of {source.name}: the annotators' current choices, majority label and the share "
+            "of annotator pairs that agree.",
+            step=source.silver_name,
+            schema_file=task_schema,
+            upstreams=(bronze.name,),
+            expectations_file=self.expectations_for(source.agreement_name),
+            defined_in=source.file,
+        )
+        per_label = TableDeclaration(
+            name=source.label_agreement_name,
+            description=f"Krippendorff's alpha of {source.name}'s annotators, over all labels and per label.",
+            step=source.silver_name,
+            schema_file=label_schema,
+            upstreams=(bronze.name,),
+            expectations_file=self.expectations_for(source.label_agreement_name),
+            defined_in=source.file,
+        )
+        for declaration in (bronze, labels, per_task, per_label):
+            self.declare(declaration, source.file)
+        self.add_step(
+            Step(
+                name=ingest,
+                kind="ingest_labels",
+                source=source.name,
+                outputs=(bronze.name,),
+                inputs=(),
+                upstream_steps=(),
+                files=self._files(source.file, bronze.expectations_file),
+                description=f"new Label Studio exports under {source.path} into {bronze.name}",
+            )
+        )
+        self.add_step(
+            Step(
+                name=labels.name,
+                kind="labels_silver",
+                source=source.name,
+                outputs=(labels.name, labels.quarantine.name, per_task.name, per_label.name),
+                inputs=(bronze.name,),
+                upstream_steps=(),
+                files=self._files(
+                    source.file, labels.expectations_file, per_task.expectations_file, per_label.expectations_file
+                ),
+                description=f"history and agreement of {source.name}'s labels",
             )
         )
 

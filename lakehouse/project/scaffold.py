@@ -357,6 +357,24 @@ def image_source_yaml(description: str, path: str | None, manifest: str | None) 
     return "\n".join(lines) + "\n"
 
 
+def labels_source_yaml(description: str, path: str, controls: list[str]) -> str:
+    """``sources/<name>.yaml`` of a folder of Label Studio exports."""
+    return (
+        "\n".join(
+            [
+                "# Label Studio exports (JSON, JSON-MIN or CSV): every label lands in bronze.<source>;",
+                "# silver.<source> keeps every version of every label (annotators pseudonymised),",
+                "# silver.<source>_agreement and silver.<source>_label_agreement how far the annotators agree.",
+                "kind: labels",
+                f"description: {_quoted(description)}",
+                f"path: {_quoted(path)}",
+                f"controls: [{', '.join(controls)}]   # the labelling config's controls (JSON-MIN and CSV need them)",
+            ]
+        )
+        + "\n"
+    )
+
+
 def bronze_expectations_yaml(table: str) -> str:
     """A starter suite for a file source's bronze table."""
     return f"""\

@@ -18,6 +18,10 @@ A source is data, not code. Three kinds::
     path: ${landing}/photos            # labelled by sub-folder (ImageFolder), or
     manifest: ${landing}/manifests     # by a manifest (CSV or JSON lines: uri, label, ...)
 
+    kind: labels                       # a folder of Label Studio exports (JSON, JSON-MIN or CSV)
+    path: ${landing}/label_exports
+    controls: [label]                  # the labelling config's control names (JSON-MIN and CSV need them)
+
 Values may name the environment: ``${landing}``, ``${warehouse}``, ``${project}``, ``${postgres.host}``,
 ``${postgres.port}``, ``${postgres.user}`` and ``${env:NAME}`` are filled in when a job runs
 (:func:`expand`), so one declaration serves every environment. A database's column declarations are in
@@ -36,7 +40,7 @@ import yaml
 
 from lakehouse.project.layout import SCHEMAS_DIR, SOURCES_DIR
 
-SOURCE_KINDS = ("database", "files", "images")
+SOURCE_KINDS = ("database", "files", "images", "labels")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 PRIVATE_ACTIONS = ("hash", "drop", "mask")
@@ -179,7 +183,39 @@ class ImageSource:
         return "manifest" if self.manifest else "folder"
 
 
-Source = DatabaseSource | FileSource | ImageSource
+@dataclass(frozen=True)
+class LabelsSource:
+    """A folder of Label Studio exports: every label in ``bronze.<table>``, their history in
+    ``silver.<silver>`` and the annotators' agreement in ``silver.<silver>_agreement`` (per task) and
+    ``silver.<silver>_label_agreement`` (per label)."""
+
+    name: str
+    file: Path
+    description: str
+    path: str
+    table: str
+    silver: str
+    controls: tuple[str, ...] = ("label",)
+    kind: str = "labels"
+
+    @property
+    def bronze_name(self) -> str:
+        return f"bronze.{self.table}"
+
+    @property
+    def silver_name(self) -> str:
+        return f"silver.{self.silver}"
+
+    @property
+    def agreement_name(self) -> str:
+        return f"silver.{self.silver}_agreement"
+
+    @property
+    def label_agreement_name(self) -> str:
+        return f"silver.{self.silver}_label_agreement"
+
+
+Source = DatabaseSource | FileSource | ImageSource | LabelsSource
 
 
 def load_sources(root: Path) -> dict[str, Source]:
@@ -201,11 +237,11 @@ def load_source(path: Path, root: Path) -> Source:
     except yaml.YAMLError as exc:
         raise SourceError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
-        raise SourceError(f"{path}: expected a mapping (kind: database | files | images, ...)")
+        raise SourceError(f"{path}: expected a mapping (kind: {' | '.join(SOURCE_KINDS)}, ...)")
     kind = raw.get("kind")
     if kind not in SOURCE_KINDS:
         raise SourceError(f"{path}: 'kind' must be one of {', '.join(SOURCE_KINDS)}, not {kind!r}")
-    reader = {"database": _database, "files": _files, "images": _images}[kind]
+    reader = {"database": _database, "files": _files, "images": _images, "labels": _labels}[kind]
     return reader(name, path, Path(root), raw)
 
 
@@ -359,6 +395,31 @@ def _images(name: str, path: Path, root: Path, raw: Mapping) -> ImageSource:
         formats=formats,
         max_bytes=int(raw.get("max_bytes") or DEFAULT_IMAGE_MAX_BYTES),
         allowed_roots=tuple(str(r) for r in roots),
+    )
+
+
+_LABELS_KEYS = {"kind", "description", "path", "controls", "table", "silver"}
+
+
+def _labels(name: str, path: Path, root: Path, raw: Mapping) -> LabelsSource:
+    _check_keys(raw, _LABELS_KEYS, str(path))
+    controls = raw.get("controls") or ["label"]
+    if isinstance(controls, str):
+        controls = [controls]
+    if not isinstance(controls, list) or not all(isinstance(c, str) and c for c in controls):
+        raise SourceError(f"{path}: 'controls' lists the labelling config's control names, e.g. [label]")
+    table, silver = str(raw.get("table") or name), str(raw.get("silver") or name)
+    for value in (table, silver):
+        if not _NAME.match(value):
+            raise SourceError(f"{path}: table name {value!r} must be lower-case letters, digits and _")
+    return LabelsSource(
+        name=name,
+        file=path,
+        description=str(raw.get("description") or ""),
+        path=str(_required(raw, "path", str(path))),
+        table=table,
+        silver=silver,
+        controls=tuple(controls),
     )
 
 

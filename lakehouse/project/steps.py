@@ -6,6 +6,7 @@ A step writes one or more tables:
   incremental itself);
 - ``silver.<table>`` of a database table: its current state and history, from its bronze snapshots;
 - ``silver.<images>`` of an image source: the validated images and their references, from bronze;
+- ``silver.<labels>`` of a labels source: the labels' history and agreement, from bronze;
 - ``<layer>.<name>`` of a definition: that table.
 
 Nothing here is written by hand: a table's upstreams are the step's inputs, and the steps writing those
@@ -17,7 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-STEP_KINDS = ("ingest_database", "ingest_files", "ingest_images", "snapshot_silver", "images_silver", "definition")
+STEP_KINDS = (
+    "ingest_database",
+    "ingest_files",
+    "ingest_images",
+    "ingest_labels",
+    "snapshot_silver",
+    "images_silver",
+    "labels_silver",
+    "definition",
+)
 
 
 @dataclass(frozen=True)
