@@ -43,6 +43,8 @@ with DAG(
     silver_users = step("silver.users")
     silver_photos = step("silver.photos")
     silver_follows = step("silver.follows")
+    ingest_image_labels = step("ingest_image_labels")
+    silver_image_labels = step("silver.image_labels")
     ingest_nycflights13 = step("ingest_nycflights13")
     silver_airlines = step("silver.airlines")
     silver_airports = step("silver.airports")
@@ -57,12 +59,14 @@ with DAG(
     silver_access_requests = step("silver.access_requests")
     gold_http_status_daily = step("gold.http_status_daily")
     silver_image_predictions = step("silver.image_predictions")
+    gold_image_training_labels = step("gold.image_training_labels")
     gold_photo_popularity_training = step("gold.photo_popularity_training")
     gold_user_activity_daily = step("gold.user_activity_daily")
 
     ingest_appdb >> silver_users
     ingest_appdb >> silver_photos
     ingest_appdb >> silver_follows
+    ingest_image_labels >> silver_image_labels
     ingest_nycflights13 >> silver_airlines
     ingest_nycflights13 >> silver_airports
     ingest_nycflights13 >> silver_planes
@@ -76,6 +80,9 @@ with DAG(
     ingest_access_logs >> silver_access_requests
     silver_access_requests >> gold_http_status_daily
     silver_images >> silver_image_predictions
+    silver_image_predictions >> gold_image_training_labels
+    silver_image_labels >> gold_image_training_labels
+    silver_images >> gold_image_training_labels
     silver_photos >> gold_photo_popularity_training
     silver_users >> gold_photo_popularity_training
     silver_follows >> gold_photo_popularity_training

@@ -666,3 +666,82 @@ def test_the_least_confident_images_go_to_a_real_label_studio_with_their_predict
     # nominal alpha by hand: 8 paired values (5 of one label, 3 of the other), one disagreeing pair each way:
     # 1 - (2/8) / (2*5*3 / (8*7)) = 8/15
     assert label_agreement(annotations)[None] == pytest.approx(8 / 15)
+
+    # The exports land through the demo's labels source (every format of the same labels: each version kept once,
+    # annotators pseudonymised); gold trains on the human majority where there is one, says so, and quarantines
+    # the photo the annotators tied on (the minimum agreement its expectations require).
+    from lakehouse.privacy import pseudonym_key, python_pseudonym_text
+
+    def land_exports(suffix: str, formats=("JSON", "JSON_MIN", "CSV")) -> None:
+        for fmt in formats:
+            text = label_studio.call("GET", f"/api/projects/{project}/export?exportType={fmt}", owner, raw=True)
+            (Path(config.landing) / "label_exports" / f"project-{project}-{suffix}.{fmt.lower()}").write_bytes(text)
+        for step in ("ingest_image_labels", "silver.image_labels", "gold.image_training_labels"):
+            run_step(spark, config, step)
+
+    land_exports("first")
+    key = pseudonym_key(config)
+    silver = read_table(spark, config, "silver.image_labels").collect()
+    assert sorted((r.task_id, r.annotator_id, r.label, r.content_hash, r.is_current) for r in silver) == sorted(
+        (a.task_id, python_pseudonym_text(a.annotator, key, "label_annotator"), a.label, a.content_hash, True)
+        for a in annotations
+    )
+    agreement = read_table(spark, config, "silver.image_labels_agreement").collect()
+    assert {r.content_hash: (r.annotators, r.majority_label, r.agreement) for r in agreement} == {
+        t.content_hash: (t.annotators, t.majority_label, t.agreement) for t in per_task.values()
+    }
+    alphas = read_table(spark, config, "silver.image_labels_label_agreement").where(F.col("label").isNull()).first()
+    assert alphas.alpha == pytest.approx(8 / 15) and (alphas.tasks, alphas.annotators) == (4, 2)
+
+    gold = {r.content_hash: r for r in read_table(spark, config, "gold.image_training_labels").collect()}
+    for labelled_task, label in zip(labelled[:3], [first_label, second_label, first_label]):
+        row = gold.pop(labelled_task["data"]["content_hash"])
+        assert (row.label, row.label_source, row.agreement, row.annotators) == (label, "human", 1.0, 2)
+    tied = labelled[3]["data"]["content_hash"]
+    assert tied not in gold
+    held = read_table(spark, config, "gold.image_training_labels_quarantine").where(F.col("record").contains(tied))
+    reasons = [r.reason.removeprefix("expectation_failed:") for r in held.collect()]
+    assert len(reasons) == 1 and set(reasons[0].split(",")) == {"annotators_agree", "labelled"}
+    assert {r.label_source for r in gold.values()} == {"model"}
+    assert all(r.label == r.model_label and r.agreement is None for r in gold.values())
+    assert len(gold) + 4 == read_table(spark, config, "silver.images").count()
+
+    # The flywheel: the classifier trains on that gold version (the label version MLflow shows); once more
+    # labels arrive, the next run trains on the next gold version, with one more human label.
+    import mlflow
+
+    from lakehouse.lineage.mlflow_runs import configure_mlflow, run_inputs
+
+    classifier = demo_job("train_classifier")
+    options = argparse.ArgumentParser()
+    classifier.add_arguments(options)
+
+    def train() -> tuple[dict, list[dict]]:
+        counts = run_job(
+            "train_classifier", classifier.run, options.parse_args(["--epochs", "1"]), config=config
+        ).counts
+        configure_mlflow(config, classifier.EXPERIMENT)
+        return counts, run_inputs(counts["MLflow run"])
+
+    first_version = current_version(spark, config.table_path("gold.image_training_labels"))
+    counts, inputs = train()
+    assert (counts["gold.image_training_labels version"], counts["human labels"]) == (first_version, 3)
+    agreement_version = current_version(spark, config.table_path("silver.image_labels_agreement"))
+    assert {(i["name"], i["context"]) for i in inputs} >= {
+        (f"gold.image_training_labels@v{first_version}", "training"),
+        (f"silver.image_labels_agreement@v{agreement_version}", "source"),
+    }
+    for annotator in given:
+        label_studio.call(
+            "POST",
+            f"/api/tasks/{by_hash[tasks[4]['data']['content_hash']]['id']}/annotations/",
+            annotator,
+            {"result": [{**choice, "value": {"choices": [second_label]}}]},
+        )
+    land_exports("second", formats=("JSON",))
+    counts, inputs = train()
+    assert counts["gold.image_training_labels version"] > first_version and counts["human labels"] == 4
+    assert (f"gold.image_training_labels@v{counts['gold.image_training_labels version']}", "training") in {
+        (i["name"], i["context"]) for i in inputs
+    }
+    assert mlflow.get_run(counts["MLflow run"]).data.metrics["human_labels"] == 4

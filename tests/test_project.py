@@ -117,6 +117,14 @@ def test_a_user_project_with_sources_and_definitions_in_sql_and_python(tmp_path)
             "password_from is env:VARIABLE or project-postgres",
         ),
         ({"sources/x.yaml": "kind: files\npath: /x\nformat: yaml\n"}, "format"),
+        ({"sources/l.yaml": "kind: labels\n"}, "'path' is required"),
+        ({"sources/l.yaml": "kind: labels\npath: /x\ncontrols: {a: 1}\n"}, "'controls' lists"),
+        ({"sources/l.yaml": "kind: labels\npath: /x\nsilver: Labels\n"}, "lower-case letters"),
+        ({"sources/l.yaml": "kind: labels\npath: /x\nformat: csv\n"}, "unknown keys"),
+        (
+            {"sources/l.yaml": "kind: labels\npath: /x\n", "tables/silver/l_agreement.sql": "SELECT 1 AS a"},
+            "silver.l_agreement is already written by",
+        ),
         (
             {"sources/auth.yaml": LOGS, "tables/silver/auth.sql": "SELECT 1 AS a"},
             None,
@@ -168,3 +176,29 @@ def test_init_makes_an_empty_project_that_loads(tmp_path):
     ]
     with pytest.raises(FileExistsError):
         init_project(target)
+
+
+def test_add_labels_declares_a_labels_source_and_its_steps(tmp_path, capsys):
+    from lakehouse.cli import main
+
+    root = tmp_path / "mine"
+    init_project(root)
+    args = ["--project", str(root), "source", "add-labels", "team", "--path", "${landing}/exports"]
+    assert main([*args, "--controls", "label, box"]) == 0
+    assert "silver.team_agreement" in capsys.readouterr().out
+    project = build_project(root)
+    source = project.source("team")
+    assert (source.kind, source.path, source.controls) == ("labels", "${landing}/exports", ("label", "box"))
+    steps = {step.name: step for step in project.steps}
+    assert steps["ingest_team"].outputs == ("bronze.team",)
+    assert steps["silver.team"].outputs == (
+        "silver.team",
+        "silver.team_quarantine",
+        "silver.team_agreement",
+        "silver.team_label_agreement",
+    )
+    assert steps["silver.team"].upstream_steps == ("ingest_team",)
+    assert project.table("bronze.team").private_columns[0].name == "annotator"
+    assert "annotator" not in project.table("silver.team").schema.names
+    assert main([*args[:-2], "--path", "/x", "--controls", " , "]) == 1
+    assert "--controls names" in capsys.readouterr().err

@@ -29,15 +29,20 @@ HOSTILE = {
     "empty.csv": b"",
     "deep.json": b"[" * 100_000 + b"]" * 100_000,
     "other.csv": b"a,b\n1,2\n",
+    "huge_id.json": b'[{"id": 1e400, "annotations": [{"id": 1, "completed_by": 1, '
+    b'"result": [{"from_name": "label", "value": {"choices": ["Bag"]}}]}]}]',
+    "long_id.json": b'[{"id": 99999999999999999999, "annotations": [{"id": 1, "completed_by": 1, '
+    b'"result": [{"from_name": "label", "value": {"choices": ["Bag"]}}]}]}]',
 }
 
 
 def oracle(data: bytes) -> list | None:
     """What the file holds by the pure-Python reader: its labels, or None when it is not an export."""
     try:
-        return read_export(data.decode("utf-8"))
+        labels = read_export(data.decode("utf-8"))
     except (UnicodeDecodeError, ExportError):
         return None
+    return None if any(max(abs(a.task_id), abs(a.annotation_id)) >= 1 << 63 for a in labels) else labels
 
 
 def relabelled(export: list[dict]) -> list[dict]:

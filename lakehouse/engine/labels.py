@@ -71,12 +71,13 @@ def parse_export_file(content: bytes | None, controls: tuple[str, ...]) -> list[
         except UnicodeDecodeError as error:
             raise ExportError(f"not UTF-8 text ({error})") from error
         fmt = detect_format(text)
-        return [
-            (*(getattr(a, f) for f in Annotation.__dataclass_fields__), fmt, None)
-            for a in read_export(text, fmt, controls)
-        ]
-    except ExportError as error:
-        return [(None,) * 12 + (f"not_an_export: {error}"[:2000],)]
+        annotations = read_export(text, fmt, controls)
+        if any(not -(1 << 63) <= n < 1 << 63 for a in annotations for n in (a.task_id, a.annotation_id)):
+            raise ExportError("a task or annotation id beyond 64 bits")
+        return [(*(getattr(a, f) for f in Annotation.__dataclass_fields__), fmt, None) for a in annotations]
+    except Exception as error:  # noqa: BLE001 - whatever a file does to the reader, it is a reason, not a crash
+        reason = str(error) if isinstance(error, ExportError) else f"{type(error).__name__}: {error}"
+        return [(None,) * 12 + (f"not_an_export: {reason}"[:2000],)]
 
 
 def export_rows(files: DataFrame, controls: tuple[str, ...]) -> DataFrame:

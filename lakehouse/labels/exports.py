@@ -64,7 +64,16 @@ def read_export(text: str, fmt: str | None = None, controls: Sequence[str] = ("l
         return _read(text, fmt, controls)
     except ExportError:
         raise
-    except (json.JSONDecodeError, csv.Error, RecursionError, KeyError, TypeError, ValueError, AttributeError) as error:
+    except (
+        json.JSONDecodeError,
+        csv.Error,
+        RecursionError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        OverflowError,
+    ) as error:
         raise ExportError(f"not a Label Studio {fmt or 'export'}: {type(error).__name__}: {error}") from error
 
 

