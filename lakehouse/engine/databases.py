@@ -4,6 +4,9 @@ a plain pg_dump file or a folder of per-table CSV exports; the same content twic
 Where the database is, its driver and its user come from the source's declaration; its password from
 the environment variable it names (``password_from: env:NAME``) or the project's own PostgreSQL server
 (``password_from: project-postgres``), never from a file of the project.
+
+A live PostgreSQL table is first asked for its checksum (:mod:`lakehouse.sources.server_checksums`): one
+the same as at its last snapshot is not read again.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ import os
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
 from lakehouse.job import JobContext, JobResult
-from lakehouse.project.sources import DatabaseSource, SourceError, expand
+from lakehouse.project.sources import DatabaseSource, SourceError, SourceTable, expand
 from lakehouse.project.steps import Step
-from lakehouse.sources import snapshots
+from lakehouse.sources import server_checksums, snapshots
 from lakehouse.writer import write_result
 
 METHODS = ("jdbc", "dump", "csv")
@@ -44,14 +47,10 @@ def connection_options(source: DatabaseSource, config: LakehouseConfig) -> dict[
     )
 
 
-def raw_snapshots(ctx: JobContext, source: DatabaseSource) -> list[snapshots.RawSnapshot]:
-    """The source's tables as read the way the step's options say (``method``: jdbc, dump or csv)."""
+def raw_snapshots(ctx: JobContext, source: DatabaseSource, tables: list[SourceTable]) -> list[snapshots.RawSnapshot]:
+    """``tables`` as read the way the step's options say (``method``: jdbc, dump or csv)."""
     options = ctx.options
-    method = options.get("method") or "jdbc"
-    if method not in METHODS:
-        raise ValueError(f"--from must be one of {', '.join(METHODS)}, not {method!r}")
-    wanted = options.get("table")
-    tables = [source.table(name) for name in wanted] if wanted else list(source.tables)
+    method = read_method(ctx)
     if method == "jdbc":
         jdbc = connection_options(source, ctx.config)
         return [snapshots.read_jdbc(ctx.spark, source, table, jdbc) for table in tables]
@@ -65,18 +64,55 @@ def raw_snapshots(ctx: JobContext, source: DatabaseSource) -> list[snapshots.Raw
     return [snapshots.read_csv_export(ctx.spark, f"{folder}/{table.name}.csv", source, table) for table in tables]
 
 
+def read_method(ctx: JobContext) -> str:
+    method = ctx.options.get("method") or "jdbc"
+    if method not in METHODS:
+        raise ValueError(f"--from must be one of {', '.join(METHODS)}, not {method!r}")
+    return method
+
+
+def checksums(ctx: JobContext, source: DatabaseSource, tables: list[SourceTable]) -> dict[str, str | None]:
+    """Each table's server checksum by bronze name (``None``: none to be had, the table is read)."""
+    from lakehouse.sources.jdbc import qualified_name
+
+    if read_method(ctx) != "jdbc":
+        return {table.bronze_name: None for table in tables}
+    jdbc = connection_options(source, ctx.config)
+    return {
+        table.bronze_name: server_checksums.server_checksum(
+            ctx.spark, jdbc, qualified_name(jdbc["url"], table.name, source.schema)
+        )
+        for table in tables
+    }
+
+
 def ingest_database(ctx: JobContext, step: Step) -> JobResult:
     """Land a snapshot of every (selected) table of the database source behind ``step``."""
     source: DatabaseSource = ctx.config.project.source(step.source)
     result = JobResult(ctx.job_name, ctx.run_id)
-    landed = unchanged = quarantined = 0
-    read = raw_snapshots(ctx, source)
+    landed = unchanged = not_read = quarantined = 0
+    wanted = ctx.options.get("table")
+    tables = [source.table(name) for name in wanted] if wanted else list(source.tables)
+    checksum = checksums(ctx, source, tables)
+    to_read = []
+    for table in tables:
+        if server_checksums.unchanged(
+            ctx.spark, ctx.config, ctx.job_name, table.bronze_name, checksum[table.bronze_name]
+        ):
+            not_read += 1
+            print(f"  {table.bronze_name}: unchanged on the server (same checksum as its last snapshot), not read")
+        else:
+            to_read.append(table)
+    read = raw_snapshots(ctx, source, to_read)
     try:
         for raw in read:
             declaration = ctx.config.table(raw.table.bronze_name)
             path = ctx.config.table_path(declaration.name)
             before = current_version(ctx.spark, path)
             outcome = snapshots.land_snapshot(ctx.spark, ctx.config, raw, ctx.job_name, ctx.run_id)
+            server_checksums.remember(
+                ctx.config, ctx.job_name, declaration.name, checksum[declaration.name], outcome.version
+            )
             result.writes.append(write_result(ctx.spark, declaration, path, before))
             landed += outcome.landed
             unchanged += not outcome.landed
@@ -87,6 +123,11 @@ def ingest_database(ctx: JobContext, step: Step) -> JobResult:
         for raw in read:
             raw.release()
     result.counts.update(
-        {"snapshots landed": landed, "snapshots unchanged": unchanged, "rows quarantined": quarantined}
+        {
+            "snapshots landed": landed,
+            "snapshots unchanged": unchanged,
+            "tables unchanged on the server (not read)": not_read,
+            "rows quarantined": quarantined,
+        }
     )
     return result
