@@ -165,18 +165,18 @@ def _current_choices(labels: DataFrame) -> list[Annotation]:
     )
     return [
         Annotation(
-            r.task_id,
-            r.annotation_id,
-            r.annotator_id,
-            r.control,
-            r.label_type,
-            r.label,
-            None,
-            r.content_hash,
-            r.object_uri,
-            None,
-            None,
-        )  # fmt: skip
+            task_id=r.task_id,
+            annotation_id=r.annotation_id,
+            annotator=r.annotator_id,
+            control=r.control,
+            label_type=r.label_type,
+            label=r.label,
+            region=None,
+            content_hash=r.content_hash,
+            object_uri=r.object_uri,
+            created_at=None,
+            updated_at=None,
+        )
         for r in current.collect()
     ]
 
