@@ -65,6 +65,7 @@ def raw_snapshots(ctx: JobContext, source: DatabaseSource, tables: list[SourceTa
 
 
 def read_method(ctx: JobContext) -> str:
+    """How the step reads its tables (``--from``: jdbc, the default, dump or csv)."""
     method = ctx.options.get("method") or "jdbc"
     if method not in METHODS:
         raise ValueError(f"--from must be one of {', '.join(METHODS)}, not {method!r}")
