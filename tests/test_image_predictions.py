@@ -12,10 +12,10 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from helpers import DEMO_CONF_FILE, demo_table, run_step
+from lakehouse import small_files as storage
 from lakehouse.catalog import current_version, read_table
 from lakehouse.config import load_config
 from lakehouse.datasets import fashion_mnist_images, png_bytes
-from lakehouse.models import storage
 from lakehouse.models.fashion_classifier import (
     EXPERIMENT,
     LABELS,

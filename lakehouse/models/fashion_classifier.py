@@ -22,9 +22,9 @@ from datetime import datetime, timezone
 from io import BytesIO
 from pathlib import Path
 
+from lakehouse import small_files as storage
 from lakehouse.config import LakehouseConfig
 from lakehouse.datasets import FASHION_MNIST_LABELS, fashion_mnist_images
-from lakehouse.models import storage
 from lakehouse.paths import CACHE_DIR
 
 MODEL_NAME = "fashion_mnist_cnn"

@@ -18,9 +18,9 @@ import json
 
 from pyspark.sql import SparkSession
 
+from lakehouse import small_files
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
-from lakehouse.models import storage
 
 _CHECKSUM_SQL = (
     "SELECT count(*) AS n,"
@@ -52,9 +52,9 @@ def _kept_uri(config: LakehouseConfig, job: str, table: str) -> str:
 def unchanged(spark: SparkSession, config: LakehouseConfig, job: str, table: str, checksum: str | None) -> bool:
     """True when ``checksum`` is the one kept for bronze ``table`` and bronze is still at the version it left."""
     uri = _kept_uri(config, job, table)
-    if checksum is None or not storage.exists(uri):
+    if checksum is None or not small_files.exists(uri):
         return False
-    kept = json.loads(storage.read_bytes(uri))
+    kept = json.loads(small_files.read_bytes(uri))
     return kept.get("checksum") == checksum and kept.get("bronze_version") == current_version(
         spark, config.table_path(table)
     )
@@ -64,4 +64,4 @@ def remember(config: LakehouseConfig, job: str, table: str, checksum: str | None
     """Keep ``checksum`` as the one bronze ``table`` holds at ``bronze_version`` (nothing when either is unknown)."""
     if checksum is not None and bronze_version is not None:
         payload = {"checksum": checksum, "bronze_version": bronze_version}
-        storage.write_bytes(_kept_uri(config, job, table), json.dumps(payload).encode())
+        small_files.write_bytes(_kept_uri(config, job, table), json.dumps(payload).encode())

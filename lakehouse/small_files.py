@@ -1,4 +1,5 @@
-"""Whole small files (model weights, their metadata) under the warehouse, local or on any Hadoop filesystem.
+"""Whole small files under the warehouse (model weights and their metadata, kept server checksums), local or on
+any Hadoop filesystem.
 
 Local paths (no scheme, or ``file:``) use plain file I/O; any other scheme (``s3a://``, ``hdfs://``)
 goes through Hadoop's ``FileSystem`` of the active SparkSession, so models sit beside the tables
