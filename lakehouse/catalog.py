@@ -79,15 +79,11 @@ def read_table(
     name: str,
     version: int | None = None,
     timestamp: str | None = None,
-    tag: str | None = None,
 ) -> DataFrame:
-    """Read a declared table, at its latest version or as it was at ``version``, ``timestamp`` or ``tag``."""
-    if sum(x is not None for x in (version, timestamp, tag)) > 1:
-        raise ValueError("give one of version, timestamp or tag")
-    if tag is not None:
-        from lakehouse.versioning.tags import resolve_tag
-
-        version = resolve_tag(spark, config, name, tag)
+    """Read a declared table, at its latest version or as it was at ``version`` or ``timestamp`` (by tag:
+    :func:`lakehouse.versioning.tags.read_tagged`)."""
+    if version is not None and timestamp is not None:
+        raise ValueError("give one of version or timestamp")
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", int(version))

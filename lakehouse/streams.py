@@ -100,3 +100,7 @@ def root_cause(error: Exception) -> str:
     """The innermost ``SomeError: message`` line of a streaming failure (often a Python traceback)."""
     causes = re.findall(r"^\s*(\w+(?:Error|Exception|Failed): .+)$", str(error), flags=re.MULTILINE)
     return causes[-1].strip() if causes else str(error).splitlines()[0]
+
+
+class BatchFailed(RuntimeError):
+    """A batch of new files did not land; the message names the files and how to go on without one."""

@@ -18,8 +18,15 @@ from lakehouse.versioning.diff import diff_versions
 from lakehouse.versioning.history import table_history
 from lakehouse.versioning.restore import RestoreRefused, restore_table
 from lakehouse.versioning.retention import plan_vacuum, vacuum_table
-from lakehouse.versioning.tags import TagError, create_tag, delete_tag, list_tags, resolve_tag
-from lakehouse.versioning.views import register_tag_views
+from lakehouse.versioning.tags import (
+    TagError,
+    create_tag,
+    delete_tag,
+    list_tags,
+    read_tagged,
+    register_tag_views,
+    resolve_tag,
+)
 from lakehouse.writer import Commit, append_rows, insert_new_rows, overwrite_table
 
 GOLD = demo_table("gold.user_activity_daily")
@@ -63,7 +70,7 @@ def test_tags_read_by_version_tag_sql_and_survive_a_new_session(spark, config):
     create_tag(spark, config, GOLD.name, "latest-good")
     assert resolve_tag(spark, config, GOLD.name, "latest-good") == v2
     assert list_tags(None, config) == list_tags(spark, config)  # delta-rs, no JVM: what a training process reads
-    assert users(read_table(spark, config, GOLD.name, tag="train-2026-11-20")) == [(1, 1), (2, 2)]
+    assert users(read_tagged(spark, config, GOLD.name, "train-2026-11-20")) == [(1, 1), (2, 2)]
     assert spark.sql("SELECT count(*) FROM gold.user_activity_daily__train_2026_11_20").first()[0] == 2
     assert spark.sql(f"SELECT count(*) FROM gold.user_activity_daily VERSION AS OF {v1}").first()[0] == 2
 
@@ -157,7 +164,7 @@ def test_vacuum_keeps_tagged_versions_and_drops_untagged_old_ones(spark, config)
     create_tag(spark, config, GOLD.name, "keep-me", version=v2)
     plan = vacuum_table(spark, config, GOLD.name)
     assert plan.protected_tags == ("keep-me",) and plan.retention_hours == 2.0  # 1 h margin, rounded up
-    assert users(read_table(spark, config, GOLD.name, tag="keep-me")) == [(2, 2)]
+    assert users(read_tagged(spark, config, GOLD.name, "keep-me")) == [(2, 2)]
     assert users(read_table(spark, config, GOLD.name)) == [(3, 3)]
     with pytest.raises(Exception, match="(?i)not.?found|does not exist|FileNotFound|FAILED_READ_FILE"):
         read_table(spark, config, GOLD.name, version=v1).collect()

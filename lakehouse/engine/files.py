@@ -29,7 +29,7 @@ from lakehouse.project import file_format
 from lakehouse.project.sources import FileSource, expand
 from lakehouse.project.steps import Step
 from lakehouse.publish import publish_rows
-from lakehouse.streams import for_each_new_batch
+from lakehouse.streams import BatchFailed, for_each_new_batch
 from lakehouse.writer import Commit, Transaction, check_schema, ensure_table, write_result
 
 # Spark's binaryFile source holds a file in one byte array: it cannot hand over more than this.
@@ -40,10 +40,6 @@ def check_landing_folder(folder: str, hint: str) -> None:
     """Raise ``FileNotFoundError`` (with ``hint``) when a local landing folder does not exist."""
     if "://" not in folder and not folder.startswith("file:") and not Path(folder).is_dir():
         raise FileNotFoundError(f"no folder {folder}: {hint}")
-
-
-class BatchFailed(RuntimeError):
-    """A batch of new files did not land; the message names the files and how to go on without one."""
 
 
 def new_files(spark: SparkSession, folder: str, file_glob: str | None = None) -> DataFrame:

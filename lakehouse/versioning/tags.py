@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from delta.tables import DeltaTable
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.catalog import current_version, table_exists
+from lakehouse.catalog import current_version, read_table, table_exists
 from lakehouse.config import LakehouseConfig
 from lakehouse.tables import TAGS_TABLE
+from lakehouse.versioning.views import drop_tag_view, register_tag_view
 from lakehouse.writer import Commit, ensure_table, insert_new_rows
 
 TAGS = TAGS_TABLE
@@ -79,6 +80,11 @@ def resolve_tag(spark: SparkSession | None, config: LakehouseConfig, table: str,
     raise TagError(f"{table} has no tag {tag!r} (its tags: {known})")
 
 
+def read_tagged(spark: SparkSession, config: LakehouseConfig, table: str, tag: str) -> DataFrame:
+    """``table`` as it was at the version ``tag`` names."""
+    return read_table(spark, config, table, version=resolve_tag(spark, config, table, tag))
+
+
 def create_tag(
     spark: SparkSession,
     config: LakehouseConfig,
@@ -113,8 +119,6 @@ def create_tag(
     result = insert_new_rows(spark, config, TAGS, row, Commit("tag", f"tag:{declaration.name}:{tag}"))
     if not result.rows_written:  # a concurrent writer took the name between our check and the MERGE
         raise TagError(f"{declaration.name} already has tag {tag!r}")
-    from lakehouse.versioning.views import register_tag_view
-
     register_tag_view(spark, config, created)
     return created
 
@@ -124,6 +128,9 @@ def delete_tag(spark: SparkSession, config: LakehouseConfig, table: str, tag: st
     resolve_tag(spark, config, table, tag)
     path = ensure_table(spark, config, TAGS)
     DeltaTable.forPath(spark, path).delete((F.col("table_name") == config.table(table).name) & (F.col("tag") == tag))
-    from lakehouse.versioning.views import drop_tag_view
-
     drop_tag_view(spark, config.table(table), tag)
+
+
+def register_tag_views(spark: SparkSession, config: LakehouseConfig) -> list[str]:
+    """A view for every tag in ``ops.tags``."""
+    return [register_tag_view(spark, config, tag) for tag in list_tags(spark, config)]

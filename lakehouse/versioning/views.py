@@ -30,10 +30,3 @@ def register_tag_view(spark: SparkSession, config: LakehouseConfig, tag) -> str:
 
 def drop_tag_view(spark: SparkSession, declaration: TableDeclaration, tag: str) -> None:
     spark.sql(f"DROP VIEW IF EXISTS {tag_view_name(declaration, tag)}")
-
-
-def register_tag_views(spark: SparkSession, config: LakehouseConfig) -> list[str]:
-    """A view for every tag in ``ops.tags``."""
-    from lakehouse.versioning.tags import list_tags
-
-    return [register_tag_view(spark, config, tag) for tag in list_tags(spark, config)]
