@@ -14,7 +14,7 @@ import pytest
 
 pytest.register_assert_rewrite("helpers")
 
-from helpers import DEMO_CONF_FILE  # noqa: E402 (after register_assert_rewrite, so its asserts are rewritten)
+from helpers import DEMO_BUILD_TABLES, DEMO_CONF_FILE, build_tables  # noqa: E402 (after register_assert_rewrite)
 from lakehouse.config import LakehouseConfig, load_config  # noqa: E402
 
 # Every JVM the suite starts (its Spark sessions, spark-submit, the SQL server, beeline, S3Proxy, the cluster's
@@ -82,6 +82,20 @@ def spark(session_config):
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def demo_lakehouse(spark, tmp_path_factory, pg_server):
+    """The demo lakehouse, built once per worker: the scenario's sources (scale 1, 7 days) staged into a fresh
+    landing folder and PostgreSQL, and every step :data:`helpers.DEMO_BUILD_TABLES` need run in the suite's
+    session. Returns ``(config, {step: JobResult})``. The files using it run on one worker (see
+    :func:`pytest_xdist_make_scheduler`), so the suite builds it once."""
+    from lakehouse.scenario.sources import stage_sources
+
+    config = make_config(tmp_path_factory.mktemp("demo"))
+    config = replace(config, privacy=replace(config.privacy, key_file=str(tmp_path_factory.mktemp("key") / "key")))
+    stage_sources(config)
+    return config, build_tables(spark, config, *DEMO_BUILD_TABLES)
+
+
 @pytest.fixture
 def config(tmp_path) -> LakehouseConfig:
     """A fresh, empty warehouse and landing folder for one test."""
@@ -103,6 +117,25 @@ SLOW_FILES_FIRST = (
     "test_user_project.py",
     "test_pipeline_e2e.py",
 )
+
+
+# Files that read the shared demo build run on the same worker, one after the other, as if they were one file.
+SHARED_DEMO_BUILD = ("test_demo_lakehouse_e2e.py", "test_cluster.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's ``--dist loadfile`` (pytest.ini), with the files of :data:`SHARED_DEMO_BUILD` handed out together."""
+    from xdist.scheduler import LoadFileScheduling
+
+    if config.getoption("dist") != "loadfile":
+        return None  # another distribution asked for on the command line: xdist's own
+
+    class SharedBuildScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return SHARED_DEMO_BUILD[0] if Path(scope).name in SHARED_DEMO_BUILD else scope
+
+    return SharedBuildScheduling(config, log)
 
 
 def pytest_collection_modifyitems(items):

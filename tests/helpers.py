@@ -10,6 +10,8 @@ from pyspark.sql import DataFrame
 
 DEMO_PROJECT = Path(__file__).resolve().parents[1]  # the repository root is the demo scenario's project
 DEMO_CONF_FILE = DEMO_PROJECT / "conf" / "local.yaml"
+# The gold tables the suite's shared demo build (conftest.py's ``demo_lakehouse``) builds, with all they need.
+DEMO_BUILD_TABLES = ("gold.photo_popularity_training", "gold.user_activity_daily", "gold.http_status_daily")
 
 
 def sorted_rows(df: DataFrame) -> list[tuple]:

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,7 +15,7 @@ import torch
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from helpers import DEMO_PROJECT, build_tables, demo_job, run_step, sorted_rows, write_conf_file
+from helpers import DEMO_BUILD_TABLES, DEMO_PROJECT, demo_job, run_step, sorted_rows, write_conf_file
 from lakehouse.catalog import current_version, read_table
 from lakehouse.job import run_job
 from lakehouse.loaders.arrow_loader import arrow_dataloader
@@ -25,12 +24,9 @@ from lakehouse.loaders.petastorm_loader import petastorm_dataloader
 from lakehouse.loaders.split import Split
 from lakehouse.orchestration import select_steps
 from lakehouse.privacy import pseudonym_key, python_pseudonym_id
-from lakehouse.scenario.sources import stage_sources
 
 BIN = Path(sys.executable).parent
-GOLD = "gold.photo_popularity_training"
-ACTIVITY = "gold.user_activity_daily"
-REQUESTS = "gold.http_status_daily"  # the access logs' path: client addresses to keep out of silver
+GOLD, ACTIVITY, REQUESTS = DEMO_BUILD_TABLES  # REQUESTS: the access logs' path, client addresses kept out of silver
 train_popularity = demo_job("train_popularity")
 # Every table's rows when the demo (scale 1, 7 days) was built by the jobs the project's definitions replaced
 # (measured with the previous implementation, commit a10fcda): the definitions must build the same tables.
@@ -65,19 +61,9 @@ ROWS_BEFORE = {
 }
 
 
-@pytest.fixture(scope="module")
-def built(spark, tmp_path_factory, pg_server):
-    from conftest import make_config
-
-    config = make_config(tmp_path_factory.mktemp("popularity"))
-    config = replace(config, privacy=replace(config.privacy, key_file=str(tmp_path_factory.mktemp("key") / "key")))
-    stage_sources(config)
-    return config, build_tables(spark, config, GOLD, ACTIVITY, REQUESTS)
-
-
 @pytest.mark.e2e
-def test_every_table_has_the_rows_the_replaced_jobs_built(spark, built):
-    config, _ = built
+def test_every_table_has_the_rows_the_replaced_jobs_built(spark, demo_lakehouse):
+    config, _ = demo_lakehouse
     written = {
         table for step in select_steps(list(config.project.steps), [GOLD, ACTIVITY, REQUESTS]) for table in step.outputs
     }
@@ -86,8 +72,8 @@ def test_every_table_has_the_rows_the_replaced_jobs_built(spark, built):
 
 
 @pytest.mark.e2e
-def test_every_photo_is_a_training_row_or_left_out_for_a_reason(spark, built):
-    config, results = built
+def test_every_photo_is_a_training_row_or_left_out_for_a_reason(spark, demo_lakehouse):
+    config, results = demo_lakehouse
     counts = results[GOLD].counts
     photos = read_table(spark, config, "silver.photos").count()
     gold = read_table(spark, config, GOLD)
@@ -100,8 +86,8 @@ def test_every_photo_is_a_training_row_or_left_out_for_a_reason(spark, built):
 
 
 @pytest.mark.e2e
-def test_features_recomputed_by_brute_force_use_only_the_past(spark, built):
-    config, _ = built
+def test_features_recomputed_by_brute_force_use_only_the_past(spark, demo_lakehouse):
+    config, _ = demo_lakehouse
     gold = read_table(spark, config, GOLD).select(
         "photo_id", "author_key", "uploaded_at", "author_logins_before", "author_likes_received_before", "likes_24h"
     )
@@ -147,8 +133,8 @@ def test_features_recomputed_by_brute_force_use_only_the_past(spark, built):
 
 
 @pytest.mark.e2e
-def test_authors_are_pseudonyms_consistent_across_the_database_and_the_logs(spark, built):
-    config, _ = built
+def test_authors_are_pseudonyms_consistent_across_the_database_and_the_logs(spark, demo_lakehouse):
+    config, _ = demo_lakehouse
     key = pseudonym_key(config)
     raw = {
         r.photo_id: r.user_id
@@ -163,8 +149,8 @@ def test_authors_are_pseudonyms_consistent_across_the_database_and_the_logs(spar
 
 
 @pytest.mark.e2e
-def test_no_raw_personal_value_is_anywhere_in_silver_or_gold_quarantines_included(spark, built):
-    config, _ = built
+def test_no_raw_personal_value_is_anywhere_in_silver_or_gold_quarantines_included(spark, demo_lakehouse):
+    config, _ = demo_lakehouse
     bronze_users = read_table(spark, config, "bronze.appdb_users").select("user_id", "email", "display_name").collect()
     emails = {row.email for row in bronze_users}
     names = {row.display_name for row in bronze_users if row.display_name and len(row.display_name) > 4}
@@ -218,8 +204,8 @@ def test_no_raw_personal_value_is_anywhere_in_silver_or_gold_quarantines_include
 
 
 @pytest.mark.e2e
-def test_same_silver_versions_give_byte_for_byte_the_same_gold(spark, built):
-    config, results = built
+def test_same_silver_versions_give_byte_for_byte_the_same_gold(spark, demo_lakehouse):
+    config, results = demo_lakehouse
     first = current_version(spark, config.table_path(GOLD))
     again = run_step(spark, config, GOLD)
     second = current_version(spark, config.table_path(GOLD))
@@ -237,13 +223,13 @@ def training_arguments(*options):
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("loader", ["arrow", "petastorm"])
-def test_training_logs_per_epoch_metrics_the_model_and_the_exact_rows_it_read(spark, built, loader):
+def test_training_logs_per_epoch_metrics_the_model_and_the_exact_rows_it_read(spark, demo_lakehouse, loader):
     import mlflow
     import mlflow.pytorch
 
     from lakehouse.lineage.mlflow_runs import configure_mlflow, reproduce, run_inputs
 
-    config, _ = built
+    config, _ = demo_lakehouse
     version = current_version(spark, config.table_path(GOLD))
     result = run_job(
         "train_popularity", train_popularity.run, training_arguments("--loader", loader), spark=spark, config=config
@@ -285,12 +271,12 @@ def test_training_logs_per_epoch_metrics_the_model_and_the_exact_rows_it_read(sp
 
 
 @pytest.mark.e2e
-def test_a_training_run_stopped_mid_epoch_resumes_with_the_rows_it_had_not_trained_on(spark, built):
+def test_a_training_run_stopped_mid_epoch_resumes_with_the_rows_it_had_not_trained_on(spark, demo_lakehouse):
     import mlflow
 
     from lakehouse.lineage.mlflow_runs import configure_mlflow
 
-    config, _ = built
+    config, _ = demo_lakehouse
     options = ("--loader", "arrow", "--no-image", "--batch-size", "64", "--checkpoint-every", "2")
     stopped = run_job(
         "train_popularity",
@@ -330,7 +316,7 @@ def test_a_training_run_stopped_mid_epoch_resumes_with_the_rows_it_had_not_train
 
 
 @pytest.mark.e2e
-def test_training_through_the_arrow_loader_starts_no_jvm(spark, built, tmp_path):
+def test_training_through_the_arrow_loader_starts_no_jvm(spark, demo_lakehouse, tmp_path):
     """With no Java to start, a tag-pinned Arrow-loader run still trains and logs its inputs and lineage;
     the same run asking for Petastorm's converter fails for want of a JVM (so the first proves something)."""
     import mlflow
@@ -338,7 +324,7 @@ def test_training_through_the_arrow_loader_starts_no_jvm(spark, built, tmp_path)
     from lakehouse.lineage.mlflow_runs import configure_mlflow, run_inputs
     from lakehouse.versioning.tags import create_tag
 
-    config, _ = built
+    config, _ = demo_lakehouse
     version = current_version(spark, config.table_path(GOLD))
     create_tag(spark, config, GOLD, "no-jvm", version=version)
     conf = write_conf_file(config, tmp_path / "train.yaml")
@@ -376,8 +362,8 @@ def test_training_through_the_arrow_loader_starts_no_jvm(spark, built, tmp_path)
 
 
 @pytest.mark.e2e
-def test_both_loaders_hand_over_the_pictures_spark_holds(spark, built):
-    config, _ = built
+def test_both_loaders_hand_over_the_pictures_spark_holds(spark, demo_lakehouse):
+    config, _ = demo_lakehouse
     version = current_version(spark, config.table_path(GOLD))
     split = Split("photo_id", "holdout")
     expected = {
@@ -405,11 +391,11 @@ def test_both_loaders_hand_over_the_pictures_spark_holds(spark, built):
 
 
 @pytest.mark.e2e
-def test_every_notebook_runs_top_to_bottom_on_the_lakehouse(spark, built, tmp_path):
+def test_every_notebook_runs_top_to_bottom_on_the_lakehouse(spark, demo_lakehouse, tmp_path):
     from lakehouse.catalog import register_existing_tables
     from lakehouse.notebooks.runner import run_notebook
 
-    config, _ = built
+    config, _ = demo_lakehouse
     register_existing_tables(spark, config)  # names may point at another test's warehouse in this session
     notebooks = sorted((DEMO_PROJECT / "notebooks").glob("*.py"))
     assert [path.stem[:2] for path in notebooks] == ["01", "02", "03", "04"]
@@ -424,13 +410,13 @@ def test_every_notebook_runs_top_to_bottom_on_the_lakehouse(spark, built, tmp_pa
 
 
 @pytest.mark.e2e
-def test_an_exported_notebook_runs_in_ipython_with_the_sql_magic(spark, built, tmp_path, monkeypatch, capsys):
+def test_an_exported_notebook_runs_in_ipython_with_the_sql_magic(spark, demo_lakehouse, tmp_path, monkeypatch, capsys):
     import nbformat
     from IPython.core.interactiveshell import InteractiveShell
 
     from lakehouse.notebooks.export import export_ipynb
 
-    config, _ = built
+    config, _ = demo_lakehouse
     monkeypatch.setenv("LAKEHOUSE_CONF", str(write_conf_file(config, tmp_path / "notebook.yaml")))
     exported = export_ipynb(DEMO_PROJECT / "notebooks" / "03_quality_results.py", tmp_path)
     notebook = nbformat.read(str(exported), as_version=4)
@@ -452,7 +438,9 @@ def test_an_exported_notebook_runs_in_ipython_with_the_sql_magic(spark, built, t
 
 
 @pytest.mark.e2e
-def test_sql_server_answers_beeline_pyhive_and_spark_sql_on_the_shared_catalog(spark, built, tmp_path, pg_server):
+def test_sql_server_answers_beeline_pyhive_and_spark_sql_on_the_shared_catalog(
+    spark, demo_lakehouse, tmp_path, pg_server
+):
     import socket
 
     from pyhive import hive
@@ -460,7 +448,7 @@ def test_sql_server_answers_beeline_pyhive_and_spark_sql_on_the_shared_catalog(s
 
     from lakehouse.install import spark_home
 
-    config, _ = built
+    config, _ = demo_lakehouse
     conf = write_conf_file(
         config, tmp_path / "sql.yaml", catalog={"metastore": "postgres", "database": "metastore_e2e"}
     )
@@ -563,13 +551,13 @@ def test_sql_server_answers_beeline_pyhive_and_spark_sql_on_the_shared_catalog(s
 
 
 @pytest.fixture(scope="module")
-def label_studio(built, tmp_path_factory):
+def label_studio(demo_lakehouse, tmp_path_factory):
     """A real Label Studio on 127.0.0.1 serving the demo's landing folder; skips, saying why, only where it
     cannot be installed."""
     import labelling_server as studio
     from conftest import _free_port
 
-    config, _ = built
+    config, _ = demo_lakehouse
     try:
         server = studio.start(tmp_path_factory.mktemp("label-studio"), _free_port(), Path(config.landing).resolve())
     except studio.LabelStudioUnavailable as reason:
@@ -580,7 +568,7 @@ def label_studio(built, tmp_path_factory):
 
 @pytest.mark.e2e
 def test_the_least_confident_images_go_to_a_real_label_studio_with_their_predictions(
-    spark, built, label_studio, tmp_path
+    spark, demo_lakehouse, label_studio, tmp_path
 ):
     import json
 
@@ -588,7 +576,7 @@ def test_the_least_confident_images_go_to_a_real_label_studio_with_their_predict
     from lakehouse.labels.export import export_tasks
     from lakehouse.labels.exports import detect_format, read_export
 
-    config, _ = built
+    config, _ = demo_lakehouse
     tasks_file, config_file = tmp_path / "tasks.json", tmp_path / "labelling.xml"
     exported = export_tasks(
         spark, config, tasks_file, least_confident=20, local_files_root=config.landing, config_out=config_file
