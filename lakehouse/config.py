@@ -87,8 +87,11 @@ class QualityConfig:
 
     enabled: bool = True
     data_docs: bool = True
-    # Render the site after each validation; a job (lakehouse.job.run_job) turns this off and renders once.
+    # Render the site after each validation; a job (lakehouse.job.run_job) turns this off and renders once,
+    # and a pipeline run (lakehouse.orchestration.run_pipeline) turns both off and renders once at its end:
+    # the site is re-rendered from every stored result each time, about 2 s however little changed.
     docs_per_validation: bool = True
+    docs_per_job: bool = True
 
 
 @dataclass(frozen=True)

@@ -144,8 +144,8 @@ def run_job(
     check_suites(config, job_name)
     session = spark if spark is not None else (lambda: get_spark(config, app_name=job_name))
     # The Data Docs site is re-rendered from every stored result each time it is built: once per job,
-    # not once per validation (a job validates many batches and tables).
-    build_docs = config.quality.enabled and config.quality.data_docs
+    # not once per validation (a job validates many batches and tables), unless a pipeline run renders it.
+    build_docs = config.quality.enabled and config.quality.data_docs and config.quality.docs_per_job
     if build_docs:
         config = replace(config, quality=replace(config.quality, docs_per_validation=False))
     context = new_context(session, config, job_name, vars(args) if isinstance(args, argparse.Namespace) else args)

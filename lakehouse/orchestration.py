@@ -93,7 +93,7 @@ def config_fingerprint(config: LakehouseConfig) -> str:
             config,
             source_file=None,
             project_root="",
-            quality=dataclasses.replace(config.quality, data_docs=True),
+            quality=dataclasses.replace(config.quality, data_docs=True, docs_per_validation=True, docs_per_job=True),
             catalog=None,
             mlflow_tracking_uri=None,
         )
@@ -253,6 +253,12 @@ def run_pipeline(
 
     ``step_options`` gives some steps options (by step name), as ``lakehouse step NAME --...`` would."""
     steps = list(config.project.steps)
+    # The Data Docs site is rendered once, at the end of the run, not by each step's job (~2 s each).
+    build_docs = config.quality.enabled and config.quality.data_docs
+    if build_docs:
+        config = dataclasses.replace(
+            config, quality=dataclasses.replace(config.quality, docs_per_validation=False, docs_per_job=False)
+        )
     if selected:
         steps = select_steps(steps, selected, upstream=upstream, downstream=downstream)
     run_id = f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -295,6 +301,11 @@ def run_pipeline(
             progress(f"[{number}/{len(steps)}] {outcome.line()}")
     finally:
         _record(spark, config, run_id, unrecorded)
+        if build_docs and any(outcome.status in ("succeeded", "failed") for outcome in outcomes):
+            from lakehouse.publish import quality_root
+            from lakehouse.quality.gate import build_data_docs
+
+            build_data_docs(quality_root(config))
     return outcomes
 
 
