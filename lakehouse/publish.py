@@ -20,6 +20,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse import quarantine
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
 from lakehouse.paths import CACHE_DIR
@@ -68,18 +69,14 @@ def staging_path(config: LakehouseConfig, declaration: TableDeclaration) -> str:
     return f"{config.warehouse}/_staging/{declaration.layer}/{declaration.short_name}"
 
 
-def quarantine_rows(flagged: DataFrame, commit: Commit) -> DataFrame:
-    """Gate-flagged rows in the quarantine schema: the row as JSON, the rules it failed, its inputs."""
+def gate_rejects(flagged: DataFrame, commit: Commit) -> DataFrame:
+    """Gate-flagged rows as quarantine rows (:mod:`lakehouse.quarantine`): the row as JSON, the rules it failed
+    (the first as the rule), the commit's inputs as the source."""
     source = ", ".join(f"{table}@{version}" for table, version in sorted(commit.inputs.items())) or None
-    data_columns = [c for c in flagged.columns if c != "failed_rules"]
-    return flagged.select(
-        F.to_json(F.struct(*data_columns)).alias("record"),
-        F.concat(F.lit("expectation_failed:"), F.array_join("failed_rules", ",")).alias("reason"),
-        F.element_at("failed_rules", 1).alias("rule"),
-        F.lit(source).cast("string").alias("source"),
-        F.current_timestamp().alias("quarantined_at"),
-        F.lit(commit.run_id).alias("run_id"),
-    )
+    reason = F.concat(F.lit("expectation_failed:"), F.array_join("failed_rules", ","))
+    protocol = quarantine.reject(reason, rule=F.element_at("failed_rules", 1))
+    marked = flagged.select(*[c for c in flagged.columns if c != "failed_rules"], *protocol.values())
+    return quarantine.quarantine_rows(marked, "expectation", source, commit.run_id)
 
 
 def _gate(
@@ -140,7 +137,7 @@ def publish_rows(
         report, kept, flagged = _gate(spark, config, declaration, df, commit) if rows_in else (None, df, None)
         parts = [rejected] if rejected is not None else []
         if flagged is not None:
-            parts.append(quarantine_rows(flagged, commit))
+            parts.append(gate_rejects(flagged, commit))
         quarantine_write = None
         rows_quarantined = 0
         if parts:
@@ -202,9 +199,7 @@ def _audit_and_publish(
     quarantine_write = None
     rows_quarantined = 0
     parts = [
-        part
-        for part in (rejected, quarantine_rows(flagged, commit) if flagged is not None else None)
-        if part is not None
+        part for part in (rejected, gate_rejects(flagged, commit) if flagged is not None else None) if part is not None
     ]
     if parts:
         to_quarantine = reduce(DataFrame.unionByName, parts)

@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 from helpers import run_step
 from lakehouse.catalog import current_version, read_table
 from lakehouse.privacy import KEY_VARIABLE, python_pseudonym_text
+from lakehouse.quarantine import REASON
 from lakehouse.transforms.access_requests import DUPLICATE_REASON, mark_rejects, mask_personal, with_request_id
 
 KEY = "test-pseudonym-key-0123456789"
@@ -131,8 +132,8 @@ def test_a_file_landed_twice_gives_duplicates_not_new_requests(spark):
     marked = mark_rejects(with_request_id(bronze, KEY.encode())).collect()
     first = [r for r in marked if r.run_id == "run-1"]
     second = [r for r in marked if r.run_id == "run-2"]
-    assert [r.reject_reason for r in first] == [None] * 3
-    assert [r.reject_reason for r in second] == [DUPLICATE_REASON] * 3
+    assert [r[REASON] for r in first] == [None] * 3
+    assert [r[REASON] for r in second] == [DUPLICATE_REASON] * 3
     assert {r.request_id for r in first} == {r.request_id for r in second} and len({r.request_id for r in first}) == 3
 
 

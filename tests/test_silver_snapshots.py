@@ -19,6 +19,7 @@ from lakehouse.privacy import (
     python_pseudonym_text,
 )
 from lakehouse.project import load_project
+from lakehouse.quarantine import REASON
 from lakehouse.transforms.snapshot_changes import mark_key_problems
 
 KEY = b"a test key that is long enough"
@@ -100,7 +101,7 @@ def test_key_comes_from_the_environment_or_a_local_file(config, tmp_path):
 
 def test_null_and_repeated_keys_are_marked(spark):
     df = spark.createDataFrame([(1, "a"), (2, "b"), (2, "c"), (None, "d")], "k bigint, v string")
-    reasons = {(r.k, r.v): r.reject_reason for r in mark_key_problems(df, ("k",)).collect()}
+    reasons = {(r.k, r.v): r[REASON] for r in mark_key_problems(df, ("k",)).collect()}
     assert reasons == {(1, "a"): None, (2, "b"): "duplicate_key", (2, "c"): "duplicate_key", (None, "d"): "null_key:k"}
 
 

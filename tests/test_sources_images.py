@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from helpers import run_step
 from lakehouse.catalog import current_version, read_table
 from lakehouse.datasets import fashion_mnist_images, png_bytes
+from lakehouse.quarantine import REASON
 from lakehouse.scenario.app_db import BAD_OBJECT_KINDS, write_app_database
 from lakehouse.sources.manifests import parse_manifest, resolve_uri
 from lakehouse.transforms.images import describe_image
@@ -155,7 +156,7 @@ def test_references_outside_the_allowed_roots_are_quarantined_unread(spark):
         "object_uri string, line_number bigint, parse_error string",
     ).withColumn("source_file", F.lit("file:/landing/manifests/m.csv"))
     published = spark.createDataFrame([], "object_uri string")
-    reasons = {r.object_uri: r.reject_reason for r in classify_references(refs, published, ("/landing",)).collect()}
+    reasons = {r.object_uri: r[REASON] for r in classify_references(refs, published, ("/landing",)).collect()}
     assert reasons == {
         "file:/landing/photos/a.png": None,
         "file:/etc/passwd": "uri_outside_allowed_roots",

@@ -46,7 +46,7 @@ def bronze_rows(spark, lines, source="file:/landing/a.jsonl", ingest_time=INGEST
 )
 def test_each_kind_of_line_gets_its_reason(spark, line, reason):
     row = parse_app_events(bronze_rows(spark, [line])).first()
-    assert row.reject_reason == reason
+    assert row[quarantine.REASON] == reason
 
 
 KEY = b"key of the event tests, long enough"
@@ -82,7 +82,7 @@ def test_first_delivery_wins_and_repeats_are_duplicates(spark):
     early = bronze_rows(spark, [event(event_id="e1", user_id=1)], source="file:/a.jsonl")
     late = bronze_rows(spark, [event(event_id="e1", user_id=1), event(event_id="e2")], source="file:/b.jsonl")
     marked = mark_duplicates(parse_app_events(early.unionByName(late)))
-    rows = {(r.source_file, r.event_id): r.reject_reason for r in marked.collect()}
+    rows = {(r.source_file, r.event_id): r[quarantine.REASON] for r in marked.collect()}
     assert rows == {
         ("file:/a.jsonl", "e1"): None,
         ("file:/b.jsonl", "e1"): "duplicate_event_id",
@@ -95,6 +95,7 @@ def test_ids_already_published_are_duplicates_but_bad_lines_keep_their_reason(sp
     published = spark.createDataFrame([("old",)], "event_id string")
     marked = mark_duplicates(batch, published)
     expected = spark.createDataFrame(
-        [("old", "duplicate_event_id"), ("new", None), (None, "invalid_json")], "event_id string, reject_reason string"
+        [("old", "duplicate_event_id"), ("new", None), (None, "invalid_json")],
+        f"event_id string, {quarantine.REASON} string",
     )
-    assert_same_rows(marked.select("event_id", "reject_reason"), expected)
+    assert_same_rows(marked.select("event_id", quarantine.REASON), expected)

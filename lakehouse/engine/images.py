@@ -27,7 +27,6 @@ from lakehouse.publish import publish_rows
 from lakehouse.sources.manifests import manifest_lines, normalise_uri
 from lakehouse.streams import delta_table_changes, for_each_new_batch, whole_files
 from lakehouse.transforms.images import (
-    REJECT_COLUMN,
     classify_references,
     fetch_objects,
     first_per_content,
@@ -118,15 +117,16 @@ def build_images_silver(ctx: JobContext, step: Step) -> JobResult:
         commit = Commit(ctx.job_name, ctx.run_id, {source.bronze_name: source_version}, transaction)
         published = read_table(spark, config, references.name).select("object_uri")
         classified = classify_references(batch, published, roots).persist()
-        candidates = classified.where(F.col(REJECT_COLUMN).isNull()).drop(REJECT_COLUMN)
+        candidates = classified.where(F.col(quarantine.REASON).isNull()).drop(quarantine.REASON)
         checked = validate_images(fetch_objects(spark, candidates, source.max_bytes), source.formats).persist()
         try:
-            rejected = classified.where(F.col(REJECT_COLUMN).isNotNull()).unionByName(
-                checked.where(F.col(REJECT_COLUMN).isNotNull()).select(*classified.columns), allowMissingColumns=False
+            rejected = classified.where(F.col(quarantine.REASON).isNotNull()).unionByName(
+                checked.where(F.col(quarantine.REASON).isNotNull()).select(*classified.columns),
+                allowMissingColumns=False,
             )
-            for row in rejected.groupBy(REJECT_COLUMN).count().collect():
-                outcomes[f"quarantined {row[REJECT_COLUMN].split(':')[0]}"] += row["count"]
-            good = checked.where(F.col(REJECT_COLUMN).isNull())
+            for row in rejected.groupBy(quarantine.REASON).count().collect():
+                outcomes[f"quarantined {row[quarantine.REASON].split(':')[0]}"] += row["count"]
+            good = checked.where(F.col(quarantine.REASON).isNull())
             now = F.current_timestamp()
             new_images = first_per_content(good).select(
                 "content_hash",

@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakehouse import quarantine
 from lakehouse.catalog import current_version, read_table
 from lakehouse.config import LakehouseConfig
 from lakehouse.job import JobContext, JobResult
@@ -24,12 +25,9 @@ from lakehouse.publish import publish_rows
 from lakehouse.scd import last_applied, merge_current_state, merge_history
 from lakehouse.transforms.snapshot_changes import (
     DUPLICATE_KEY,
-    REJECT_COLUMN,
     Snapshot,
-    accepted_rows,
     landed_snapshots,
     mark_key_problems,
-    rejected_rows,
     snapshot_rows,
 )
 from lakehouse.writer import Commit, Transaction, WriteResult, ensure_table
@@ -75,7 +73,7 @@ def apply_snapshot(
     rows = pseudonymise(snapshot_rows(bronze, snapshot, columns), table.private, key)
     marked = mark_key_problems(rows, current.keys).persist()
     rows_in = marked.count()
-    held = marked.where(F.col(REJECT_COLUMN) == DUPLICATE_KEY).select(*current.keys)
+    held = marked.where(F.col(quarantine.REASON) == DUPLICATE_KEY).select(*current.keys)
     untyped = untyped_keys(ctx.spark, config, table, snapshot, key)
     if untyped is not None:
         held = held.unionByName(untyped)
@@ -99,10 +97,10 @@ def apply_snapshot(
             ctx.spark,
             config,
             current,
-            accepted_rows(marked),
+            quarantine.accepted(marked),
             commit,
             mode=merge_both,
-            rejected=rejected_rows(marked, source, ctx.run_id),
+            rejected=quarantine.quarantine_rows(marked, "snapshot_keys", source, ctx.run_id),
         )
     finally:
         marked.unpersist()

@@ -21,6 +21,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakehouse import quarantine
 from lakehouse.catalog import current_version
 from lakehouse.config import LakehouseConfig
 from lakehouse.delta_log import commits_after, is_partitioned
@@ -296,13 +297,9 @@ def land_snapshot(
             "_run_id": F.lit(run_id),
         }
         good_rows = typed.where(F.col(ERROR).isNull()).select(*columns, *[c.alias(n) for n, c in stamps.items()])
-        rejected = typed.where(F.col(ERROR).isNotNull()).select(
-            F.col(RAW_RECORD).alias("record"),
-            F.col(ERROR).alias("reason"),
-            F.lit("snapshot_read").alias("rule"),
-            F.lit(f"{raw.source}@{snapshot_id}").alias("source"),
-            F.current_timestamp().alias("quarantined_at"),
-            F.lit(run_id).alias("run_id"),
+        protocol = quarantine.reject(F.col(ERROR), record=F.col(RAW_RECORD))
+        rejected = quarantine.quarantine_rows(
+            typed.select(*columns, *protocol.values()), "snapshot_read", f"{raw.source}@{snapshot_id}", run_id
         )
         # The version the table has before this snapshot: increasing, and the same when a crashed landing is
         # replayed (its quarantine commit, made first, is then skipped; the bronze append is not yet there).

@@ -14,7 +14,6 @@ from pyspark.sql import functions as F
 from lakehouse import quarantine
 from lakehouse.privacy import IPV4_PATTERN, IPV6_PATTERN, MASK, pseudonym_text
 
-REJECT_COLUMN = "reject_reason"
 DUPLICATE_REASON = "duplicate_request"
 MISSING_STATUS_REASON = "missing_status"
 
@@ -64,14 +63,14 @@ def with_request_id(bronze: DataFrame, key: bytes) -> DataFrame:
 
 
 def mark_rejects(requests: DataFrame, existing_ids: DataFrame | None = None) -> DataFrame:
-    """Set ``reject_reason``: bronze's ``parse_error``, ``missing_status`` (status logged as ``-``), or
+    """Set ``_reject_reason``: bronze's ``parse_error``, ``missing_status`` (status logged as ``-``), or
     ``duplicate_request`` for a repeat of a ``request_id`` in this frame or in ``existing_ids`` (a
     one-column frame of ids already published). Within the frame the earliest landing wins."""
     parse_reason = F.when(F.col("parse_error").isNotNull(), F.col("parse_error")).when(
         F.col("status").isNull(), F.lit(MISSING_STATUS_REASON)
     )
-    marked = requests.withColumn(REJECT_COLUMN, parse_reason)
-    good = F.col(REJECT_COLUMN).isNull()
+    marked = requests.withColumn(quarantine.REASON, parse_reason)
+    good = F.col(quarantine.REASON).isNull()
     order = Window.partitionBy("request_id").orderBy("ingest_time", "run_id")
     marked = marked.withColumn("__rank", F.when(good, F.row_number().over(order)))
     is_duplicate = F.col("__rank") > 1
@@ -80,7 +79,7 @@ def mark_rejects(requests: DataFrame, existing_ids: DataFrame | None = None) -> 
         marked = marked.join(known, marked["request_id"] == known["__known_id"], "left")
         is_duplicate = is_duplicate | F.col("__known_id").isNotNull()
     marked = marked.withColumn(
-        REJECT_COLUMN, F.when(good & is_duplicate, F.lit(DUPLICATE_REASON)).otherwise(F.col(REJECT_COLUMN))
+        quarantine.REASON, F.when(good & is_duplicate, F.lit(DUPLICATE_REASON)).otherwise(F.col(quarantine.REASON))
     )
     return marked.drop("__rank", "__known_id")
 
@@ -116,7 +115,7 @@ def requests_with_outcome(marked: DataFrame, key: bytes, rule: str = "silver.acc
         "ingest_time": F.col("ingest_time"),
     }
     protocol = quarantine.reject(
-        F.col(REJECT_COLUMN), record=mask_personal(F.col("value")), rule=rule, source=F.col("source_file")
+        F.col(quarantine.REASON), record=mask_personal(F.col("value")), rule=rule, source=F.col("source_file")
     )
     return marked.select(*[columns[name].alias(name) for name in SILVER_COLUMNS], *protocol.values())
 

@@ -10,14 +10,13 @@ from lakehouse.privacy import pseudonym_id
 
 EVENT_TYPES = ("login", "view", "like", "upload")
 EVENTS_ON_A_PHOTO = ("view", "like", "upload")
-REJECT_COLUMN = "reject_reason"
 DUPLICATE_REASON = "duplicate_event_id"
 
 
 def parse_app_events(raw: DataFrame) -> DataFrame:
-    """Parse ``bronze.app_events`` lines into typed event columns plus ``reject_reason``.
+    """Parse ``bronze.app_events`` lines into typed event columns plus ``_reject_reason``.
 
-    ``reject_reason`` is null for a good line and names the first problem otherwise:
+    ``_reject_reason`` is null for a good line and names the first problem otherwise:
     ``invalid_json``, ``missing_field:<name>``, ``bad_type:<name>``, ``bad_timestamp``,
     ``unknown_event_type``. Every input row comes out exactly once; nothing is dropped here.
     """
@@ -57,20 +56,20 @@ def parse_app_events(raw: DataFrame) -> DataFrame:
         .when(F.col("__photo_id_text").isNotNull() & F.col("photo_id").isNull(), F.lit("bad_type:photo_id"))
     )
     return (
-        parsed.withColumn(REJECT_COLUMN, reason)
+        parsed.withColumn(quarantine.REASON, reason)
         .withColumn("event_date", F.to_date("event_time"))
         .drop("__doc", "__user_id_text", "__photo_id_text", "__ts_text")
     )
 
 
 def mark_duplicates(events: DataFrame, existing_ids: DataFrame | None = None) -> DataFrame:
-    """Set ``reject_reason`` to ``duplicate_event_id`` on every repeat of an ``event_id``.
+    """Set ``_reject_reason`` to ``duplicate_event_id`` on every repeat of an ``event_id``.
 
     Within ``events`` the first delivery wins (earliest ingest, then source file, then the raw text,
     so the choice is deterministic); an event whose id is already in ``existing_ids`` (a one-column
     DataFrame of ids already published) is a duplicate too. Rows already rejected stay as they are.
     """
-    good = F.col(REJECT_COLUMN).isNull()
+    good = F.col(quarantine.REASON).isNull()
     order = Window.partitionBy("event_id").orderBy("ingest_time", "source_file", "value")
     ranked = events.withColumn("__rank", F.when(good, F.row_number().over(order)))
     if existing_ids is not None:
@@ -80,7 +79,7 @@ def mark_duplicates(events: DataFrame, existing_ids: DataFrame | None = None) ->
     else:
         is_duplicate = F.col("__rank") > 1
     marked = ranked.withColumn(
-        REJECT_COLUMN, F.when(good & is_duplicate, F.lit(DUPLICATE_REASON)).otherwise(F.col(REJECT_COLUMN))
+        quarantine.REASON, F.when(good & is_duplicate, F.lit(DUPLICATE_REASON)).otherwise(F.col(quarantine.REASON))
     )
     return marked.drop("__rank", "__known_id")
 
@@ -114,7 +113,7 @@ def events_with_outcome(marked: DataFrame, pseudonym_key: bytes, rule: str = "pa
     """Every marked line in the columns of ``silver.events`` (the app's user id replaced by its keyed
     pseudonym ``user_key``, :mod:`lakehouse.privacy`) with the quarantine protocol's columns
     (:mod:`lakehouse.quarantine`): the reason, and the raw line with the user id pseudonymised."""
-    reason = F.col(REJECT_COLUMN)
+    reason = F.col(quarantine.REASON)
     columns = {
         "event_id": F.col("event_id"),
         "user_key": pseudonym_id(F.col("user_id"), pseudonym_key, "user"),

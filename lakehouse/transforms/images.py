@@ -17,6 +17,8 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakehouse import quarantine
+
 MISSING = "object_not_found"
 UNREADABLE = "object_unreadable"
 TOO_LARGE = "object_too_large"
@@ -148,7 +150,7 @@ def fetch_objects(spark: SparkSession, refs: DataFrame, max_bytes: int | None = 
 
 def validate_images(fetched: DataFrame, formats: tuple[str, ...] = ALL_FORMATS) -> DataFrame:
     """Add the decoded ``format``/``width``/``height``/``mode``, ``content_hash`` (sha256) and
-    ``reject_reason`` (a fetch or decode error; null for a good image of an allowed format)."""
+    ``_reject_reason`` (a fetch or decode error; null for a good image of an allowed format)."""
     decoded = fetched.withColumn("__decoded", F.when(F.col("fetch_error").isNull(), decode_image(formats)("content")))
     return decoded.select(
         "*",
@@ -157,7 +159,7 @@ def validate_images(fetched: DataFrame, formats: tuple[str, ...] = ALL_FORMATS) 
         F.col("__decoded.height").alias("height"),
         F.col("__decoded.mode").alias("mode"),
         F.sha2("content", 256).alias("content_hash"),
-        F.coalesce("fetch_error", "__decoded.error").alias("reject_reason"),
+        F.coalesce("fetch_error", "__decoded.error").alias(quarantine.REASON),
     ).drop("__decoded")
 
 
@@ -168,7 +170,6 @@ def first_per_content(images: DataFrame) -> DataFrame:
 
 
 DUPLICATE_REFERENCE = "duplicate_reference"
-REJECT_COLUMN = "reject_reason"
 
 
 def within_roots(uri: Column, roots: tuple[str, ...]) -> Column:
@@ -186,7 +187,7 @@ def within_roots(uri: Column, roots: tuple[str, ...]) -> Column:
 
 
 def classify_references(refs: DataFrame, published_uris: DataFrame, allowed_roots: tuple[str, ...] = ()) -> DataFrame:
-    """Bronze reference rows with ``reject_reason`` set for a line that did not parse
+    """Bronze reference rows with ``_reject_reason`` set for a line that did not parse
     (``bad_manifest_line:<why>``), a URI outside ``allowed_roots`` (``uri_outside_allowed_roots``), and a
     repeat of an ``object_uri`` (earlier in the batch, by manifest and line, or already published):
     ``duplicate_reference``. Every row comes out once."""
@@ -200,16 +201,14 @@ def classify_references(refs: DataFrame, published_uris: DataFrame, allowed_root
         .when(~within_roots(F.col("object_uri"), allowed_roots), F.lit(OUTSIDE_ROOTS))
         .when((F.col("__rank") > 1) | F.col("__known").isNotNull(), F.lit(DUPLICATE_REFERENCE))
     )
-    return ranked.withColumn(REJECT_COLUMN, reason).drop("__rank", "__known")
+    return ranked.withColumn(quarantine.REASON, reason).drop("__rank", "__known")
 
 
 def reference_outcome(rows: DataFrame) -> DataFrame:
     """Reference rows with the quarantine protocol's columns (:mod:`lakehouse.quarantine`): the reason, and
     as the record the manifest line (or the reference as JSON)."""
-    from lakehouse import quarantine
-
     reference = F.to_json(F.struct("object_uri", "label", "source_file", "line_number"))
     protocol = quarantine.reject(
-        F.col(REJECT_COLUMN), record=F.coalesce(F.col("value"), reference), source=F.col("source_file")
+        F.col(quarantine.REASON), record=F.coalesce(F.col("value"), reference), source=F.col("source_file")
     )
-    return rows.select(*[c for c in rows.columns if c != REJECT_COLUMN], *protocol.values())
+    return rows.select(*[c for c in rows.columns if c != quarantine.REASON], *protocol.values())

@@ -10,7 +10,8 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-REJECT_COLUMN = "reject_reason"
+from lakehouse import quarantine
+
 DUPLICATE_KEY = "duplicate_key"
 SNAPSHOT_STAMPS = ("_snapshot_id", "_snapshot_time")
 MERGE_KEY_PREFIX = "__merge_"
@@ -38,7 +39,7 @@ def snapshot_rows(bronze: DataFrame, snapshot: Snapshot, columns: list[str]) -> 
 
 
 def mark_key_problems(rows: DataFrame, keys: tuple[str, ...]) -> DataFrame:
-    """Add ``reject_reason``: ``null_key:<column>`` for a row missing part of its key, ``duplicate_key`` for
+    """Add ``_reject_reason``: ``null_key:<column>`` for a row missing part of its key, ``duplicate_key`` for
     every row of a key that appears more than once in the snapshot (no copy is more right than another)."""
     null_reason = reduce(
         lambda reason, key: reason.when(F.col(key).isNull(), F.lit(f"null_key:{key}")),
@@ -46,25 +47,7 @@ def mark_key_problems(rows: DataFrame, keys: tuple[str, ...]) -> DataFrame:
         F.when(F.col(keys[0]).isNull(), F.lit(f"null_key:{keys[0]}")),
     )
     copies = F.count(F.lit(1)).over(Window.partitionBy(*keys))
-    return rows.withColumn(REJECT_COLUMN, F.coalesce(null_reason, F.when(copies > 1, F.lit(DUPLICATE_KEY))))
-
-
-def accepted_rows(marked: DataFrame) -> DataFrame:
-    """Rows with a usable key, without the reason column."""
-    return marked.where(F.col(REJECT_COLUMN).isNull()).drop(REJECT_COLUMN)
-
-
-def rejected_rows(marked: DataFrame, source: str, run_id: str) -> DataFrame:
-    """Rows with an unusable key in the quarantine schema (the pseudonymised row as JSON, the reason)."""
-    data_columns = [c for c in marked.columns if c != REJECT_COLUMN]
-    return marked.where(F.col(REJECT_COLUMN).isNotNull()).select(
-        F.to_json(F.struct(*data_columns)).alias("record"),
-        F.col(REJECT_COLUMN).alias("reason"),
-        F.lit("snapshot_keys").alias("rule"),
-        F.lit(source).alias("source"),
-        F.current_timestamp().alias("quarantined_at"),
-        F.lit(run_id).alias("run_id"),
-    )
+    return rows.withColumn(quarantine.REASON, F.coalesce(null_reason, F.when(copies > 1, F.lit(DUPLICATE_KEY))))
 
 
 def values_differ(left: str, right: str, columns: list[str]) -> Column:

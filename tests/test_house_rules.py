@@ -1,5 +1,6 @@
-"""The package's imports run one way: no module imports, even inside a function, a module that imports it back
-(directly or through others), and the library imports nothing of a project's jobs/ or of the tests."""
+"""Rules of the package's layout, checked on its source: imports run one way (no module imports, even inside a
+function, a module that imports it back, directly or through others; the library imports nothing of a project's
+jobs/ or of the tests), and quarantine rows are built in one place."""
 
 import ast
 from pathlib import Path
@@ -86,3 +87,14 @@ def test_the_library_imports_no_project_job_and_no_test():
         for path in PACKAGE.rglob("*.py")
     }
     assert {module: names for module, names in offending.items() if names} == {}
+
+
+def test_quarantine_rows_are_built_only_by_the_quarantine_module():
+    """Every quarantine row comes from :func:`lakehouse.quarantine.quarantine_rows` (its columns are named there)."""
+    builders = sorted(
+        module_name(path)
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "quarantine.py" and '"quarantined_at"' in path.read_text()
+    )
+    assert '"quarantined_at"' in (PACKAGE / "quarantine.py").read_text()  # the pattern finds the real builder
+    assert builders == []
