@@ -123,6 +123,7 @@ spark:
     spark.sql.shuffle.partitions: "2"
     spark.default.parallelism: "2"
     spark.databricks.delta.snapshotPartitions: "1"
+    spark.sql.sources.parallelPartitionDiscovery.parallelism: "2"  # VACUUM's listing tasks (default 10,000)
     spark.driver.memory: "4g"
     spark.sql.session.timeZone: "UTC"
     spark.ui.enabled: "false"
