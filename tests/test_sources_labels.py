@@ -75,6 +75,17 @@ def labels_project(tmp_path, monkeypatch):
 def test_exports_land_with_their_history_agreement_and_pseudonymised_annotators(spark, labels_project):
     config, folder = labels_project
     assert [s.name for s in config.project.steps] == ["ingest_team_labels", "silver.team_labels"]
+
+    # no export yet: both steps succeed and write nothing (silver is not published from an empty bronze)
+    waiting = folder.with_name("waiting")
+    folder.rename(waiting)
+    folder.mkdir()
+    empty = run_pipeline(spark, config, progress=lambda line: None)
+    assert not failures(empty) and [o.rows_written for o in empty] == [0, 0]
+    assert set(empty[1].outputs.values()) == {0}  # the four silver tables exist, never written
+    folder.rmdir()
+    waiting.rename(folder)
+
     assert not failures(run_pipeline(spark, config, progress=lambda line: None))
 
     # bronze: each file's labels as the pure-Python reader reads them, or one row saying why it is not an export

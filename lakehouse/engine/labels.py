@@ -212,6 +212,12 @@ def build_labels_silver(ctx: JobContext, step: Step) -> JobResult:
     before = {name: current_version(spark, path) for name, path in paths.items()}
     commit = Commit(ctx.job_name, ctx.run_id, {source.bronze_name: bronze_version})
     bronze = read_table(spark, config, source.bronze_name, version=bronze_version)
+    if set(before.values()) == {0} and bronze.isEmpty():
+        # No export landed yet and silver was never written: publishing three empty tables would change
+        # nothing, and cost three write-audit-publish passes (about 13 s on 2 cores).
+        result = JobResult(ctx.job_name, ctx.run_id, writes=[write_result(spark, t, paths[t.name], 0) for t in targets])
+        result.counts.update({"bronze labels": 0, "label versions": 0, "tasks with agreement": 0})
+        return result
 
     # Each rescued file once: the quarantine keeps what it already holds from earlier runs.
     record = F.to_json(F.struct("source_file", "source_modified_at", "ingest_time", "run_id"))
