@@ -103,11 +103,8 @@ def test_pipeline_submitted_to_the_cluster_builds_the_same_gold_tables_as_local_
     for worker in ("worker-0", "worker-1"):
         assert (standalone.state_dir / "work" / worker / applications[0]["id"]).is_dir(), worker
 
-    built = {
-        table for step in select_steps(list(local.project.steps), list(DEMO_BUILD_TABLES)) for table in step.outputs
-    }
-    gold_tables = sorted(table for table in built if table.startswith("gold."))
-    assert set(DEMO_BUILD_TABLES) <= set(gold_tables)
+    steps = select_steps(list(local.project.steps), list(DEMO_BUILD_TABLES))  # the selection and what it needs
+    gold_tables = sorted({table for step in steps for table in step.outputs if table.startswith("gold.")})
     for table in gold_tables:
         built_locally = comparable(read_table(spark, local, table))
         built_on_cluster = comparable(read_table(spark, on_cluster, table))
