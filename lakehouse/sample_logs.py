@@ -4,7 +4,7 @@ Debian's ``fail2ban`` package ships the log samples its filters are tested on, c
 servers over the years (``fail2ban/tests/files/logs/``): sshd and postfix logs in the RFC 3164,
 RFC 3339 (rsyslog) and RFC 5424 forms, FreeBSD syslogd ``-v`` lines, Nginx, Apache and Traefik access
 logs, and lines with bytes that are not UTF-8. They are fetched from the package registry into
-``.cache/datasets`` (never committed) by :func:`lakehouse.datasets._debian_package`.
+the downloads cache (never committed) by :func:`lakehouse.datasets._debian_package`.
 
 The samples also hold fail2ban's own annotations (``# failJSON: {...}`` comment lines) and blank
 lines between groups: lines no log format parses, which a reader must rescue rather than drop.

@@ -1,6 +1,6 @@
 """The demo pipeline on a real Spark standalone cluster (a master and two workers on 127.0.0.1, from pyspark's own
-classes) submitted with ``spark-submit --master spark://...``: every gold table equals, row for row, the one the
-suite's shared demo build (conftest.py's ``demo_lakehouse``, local mode) made from the same sources."""
+classes) submitted with ``spark-submit --master spark://...``: the gold tables it builds equal, row for row, the ones
+the suite's shared demo build (conftest.py's ``demo_lakehouse``, local mode) made from the same sources."""
 
 import os
 import subprocess
@@ -21,6 +21,12 @@ from lakehouse.orchestration import select_steps
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
+# The gold tables submitted to the cluster: both kinds of file source (JSON lines, access logs), incremental
+# streaming silver with its checkpoints, and gold aggregations shuffled across both executors: 6 steps. The
+# popularity table's 10 steps (the database by JDBC, the images, the classifier) are left to the local-mode tests:
+# on the cluster they made this test take 367 s.
+ON_CLUSTER = ("gold.user_activity_daily", "gold.http_status_daily")
+assert set(ON_CLUSTER) <= set(DEMO_BUILD_TABLES)  # the shared build has them to compare with
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +93,7 @@ def test_pipeline_submitted_to_the_cluster_builds_the_same_gold_tables_as_local_
                 str(conf_file),
                 "--skip-training",
                 "--select",
-                *DEMO_BUILD_TABLES,
+                *ON_CLUSTER,
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -103,7 +109,7 @@ def test_pipeline_submitted_to_the_cluster_builds_the_same_gold_tables_as_local_
     for worker in ("worker-0", "worker-1"):
         assert (standalone.state_dir / "work" / worker / applications[0]["id"]).is_dir(), worker
 
-    steps = select_steps(list(local.project.steps), list(DEMO_BUILD_TABLES))  # the selection and what it needs
+    steps = select_steps(list(local.project.steps), list(ON_CLUSTER))  # the selection and what it needs
     gold_tables = sorted({table for step in steps for table in step.outputs if table.startswith("gold.")})
     for table in gold_tables:
         built_locally = comparable(read_table(spark, local, table))

@@ -82,7 +82,7 @@ def test_training_is_deterministic():
 def test_a_recipe_is_trained_once_per_machine_and_a_damaged_cache_file_is_trained_again(tmp_path, monkeypatch):
     from lakehouse.models import fashion_classifier
 
-    monkeypatch.setattr(fashion_classifier, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(fashion_classifier, "user_cache_dir", lambda: tmp_path)
     recipe = {"train_size": 300, "holdout": 200, "epochs": 1}
     first = train_once(**recipe)
     cached = training_cache_file(TrainingParams(**recipe))

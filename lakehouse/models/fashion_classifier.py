@@ -25,7 +25,7 @@ from pathlib import Path
 from lakehouse import small_files as storage
 from lakehouse.config import LakehouseConfig
 from lakehouse.datasets import FASHION_MNIST_LABELS, fashion_mnist_images
-from lakehouse.paths import CACHE_DIR
+from lakehouse.paths import user_cache_dir
 
 MODEL_NAME = "fashion_mnist_cnn"
 EXPERIMENT = "image-classifier"
@@ -329,13 +329,14 @@ def training_cache_file(params: TrainingParams) -> Path:
     digest.update(f"|{torch.__version__}|{TRAINING_SPLIT}|".encode())
     digest.update(b"".join(pixels))
     digest.update(bytes(labels))
-    return CACHE_DIR / "models" / MODEL_NAME / f"{digest.hexdigest()[:20]}.pt"
+    return user_cache_dir() / "models" / MODEL_NAME / f"{digest.hexdigest()[:20]}.pt"
 
 
 def train_once(params: TrainingParams | None = None, retrain: bool = False, **overrides) -> TrainedClassifier:
     """:func:`train_classifier`, once per machine: training is deterministic, so the weights a recipe gave
     here before are the weights it would give again, and every warehouse on this machine reuses them
-    (``.cache/models``). ``retrain`` trains anyway (and keeps the result)."""
+    (``~/.cache/lakehouse/models``, :func:`lakehouse.paths.user_cache_dir`). ``retrain`` trains anyway (and
+    keeps the result)."""
     params = replace(params or TrainingParams(), **overrides)
     cached = training_cache_file(params)
     info_file = cached.with_suffix(".json")
