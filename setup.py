@@ -24,5 +24,5 @@ setup(
     packages=find_packages(include=["lakehouse", "lakehouse.*", "jobs"]),
     install_requires=pinned_requirements(),
     extras_require={"test": ["pytest>=8.0"]},
-    entry_points={"console_scripts": ["lakehouse=lakehouse.cli:main"]},
+    entry_points={"console_scripts": ["lakehouse=lakehouse.cli.main:main"]},
 )

@@ -121,8 +121,8 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/gpu_wait.json")
     args = parser.parse_args()
 
-    from lakehouse.config import load_config
-    from lakehouse.session import get_spark
+    from lakehouse.engine.session import get_spark
+    from lakehouse.project.config import load_config
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type != "cuda":

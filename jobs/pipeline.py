@@ -1,6 +1,6 @@
 """The main job: stage the scenario's sources where missing (logs, photos, the real access log, PostgreSQL
 databases), run every step of the project's pipeline in dependency order in one SparkSession (skipping those
-whose inputs, code and configuration are unchanged: lakehouse.orchestration), train the photo-popularity model
+whose inputs, code and configuration are unchanged: lakehouse.engine.orchestration), train the photo-popularity model
 on the gold table through a PyTorch DataLoader, and print what was built."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from lakehouse.job import JobContext, JobResult, exit_with, job_main, run_job
-from lakehouse.orchestration import failures, run_pipeline
+from lakehouse.engine.job import JobContext, JobResult, exit_with, job_main, run_job
+from lakehouse.engine.orchestration import failures, run_pipeline
+from lakehouse.engine.report import format_statuses, quality_summary, table_statuses
 from lakehouse.project.jobs import load_job
-from lakehouse.publish import quality_root
 from lakehouse.quality.gate import data_docs_index
-from lakehouse.report import format_statuses, quality_summary, table_statuses
 from lakehouse.scenario.sources import stage_sources
+from lakehouse.storage.publish import quality_root
 
 JOB_NAME = "pipeline"
 TRAINING_JOB = "train_popularity"

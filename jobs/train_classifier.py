@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lakehouse.job import JobContext, JobResult, exit_with, job_main
+from lakehouse.engine.job import JobContext, JobResult, exit_with, job_main
 
 JOB_NAME = "train_classifier"
 EXPERIMENT = "image-classifier-labels"

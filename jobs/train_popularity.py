@@ -17,7 +17,7 @@ from typing import Iterator
 
 import torch
 
-from lakehouse.job import JobContext, JobResult, exit_with, job_main
+from lakehouse.engine.job import JobContext, JobResult, exit_with, job_main
 from lakehouse.loaders.arrow_loader import DeltaArrowDataset, arrow_dataloader, to_device
 from lakehouse.loaders.augment import CellDropout, Compose, DecodeImages, image_augmentation
 from lakehouse.loaders.delta_files import latest_version, resolve_snapshot

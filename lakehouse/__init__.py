@@ -4,12 +4,12 @@ A user's pipeline lives in a project folder of its own (``lakehouse init DIR``):
 one definition per table. Where things live in the package:
 
 - ``lakehouse.project``     a project folder read into declarations and steps (no Spark)
-- ``lakehouse.tables``      what a table declaration is; the platform's own tables
+- ``lakehouse.project.tables``      what a table declaration is; the platform's own tables
 - ``lakehouse.sources``     reading each kind of source: files and their formats, databases, images
 - ``lakehouse.transforms``  pure DataFrame -> DataFrame functions, one module per subject
 - ``lakehouse.engine``      runs a step: read inputs at pinned versions, transform, gate, quarantine, commit
-- ``lakehouse.writer``      the one place tables are created and committed to
-- ``lakehouse.session``     the SparkSession factory (Delta configured from the environment)
+- ``lakehouse.storage.writer``      the one place tables are created and committed to
+- ``lakehouse.engine.session``     the SparkSession factory (Delta configured from the environment)
 - ``lakehouse.loaders``     gold tables -> PyTorch DataLoaders
 
 ``from lakehouse import table`` is the decorator of a Python table definition.

@@ -15,7 +15,7 @@ import pytest
 pytest.register_assert_rewrite("helpers")
 
 from helpers import DEMO_BUILD_TABLES, DEMO_CONF_FILE, build_tables  # noqa: E402 (after register_assert_rewrite)
-from lakehouse.config import LakehouseConfig, load_config  # noqa: E402
+from lakehouse.project.config import LakehouseConfig, load_config  # noqa: E402
 
 # Every JVM the suite starts (its Spark sessions, spark-submit, the SQL server, beeline, S3Proxy, the cluster's
 # daemons and executors) compiles with C1 only: on test-sized data a JVM spends more CPU optimising hot code
@@ -60,7 +60,7 @@ def make_config(root: Path, data_docs: bool = False) -> LakehouseConfig:
 @pytest.fixture(scope="session")
 def pg_server():
     """A real PostgreSQL on 127.0.0.1 for the whole suite (initdb + pg_ctl), stopped at the end."""
-    from lakehouse import postgres
+    from lakehouse.services import postgres
 
     server = postgres.start(postgres.PostgresServer(_PG_DATA_DIR / "data", _PG_PORT))
     yield server
@@ -75,7 +75,7 @@ def session_config(tmp_path_factory) -> LakehouseConfig:
 @pytest.fixture(scope="session")
 def spark(session_config):
     """The one SparkSession of the suite (starting one costs seconds; tests share it)."""
-    from lakehouse.session import get_spark
+    from lakehouse.engine.session import get_spark
 
     session = get_spark(session_config, app_name="lakehouse-tests")
     yield session

@@ -33,7 +33,7 @@ def write_loader_versions(spark, config):
     next), v2 users 1000..1499, v3 = v2 + users 1500..1599 appended. Returns (v2, v3)."""
     from datetime import date
 
-    from lakehouse.writer import Commit, append_rows, overwrite_table
+    from lakehouse.storage.writer import Commit, append_rows, overwrite_table
 
     gold = demo_table("gold.user_activity_daily")
 
@@ -78,7 +78,7 @@ def demo_table(name: str):
 
 def run_step(spark, config, name, **options):
     """Run one step of ``config``'s project (a step name or a table it writes) in the suite's session, as
-    ``lakehouse step NAME --option ...`` would; returns its :class:`lakehouse.job.JobResult`."""
+    ``lakehouse step NAME --option ...`` would; returns its :class:`lakehouse.engine.job.JobResult`."""
     from lakehouse.engine import run_step as run
 
     return run(config, name, spark=spark, options=options)
@@ -94,7 +94,7 @@ def demo_job(name: str):
 def build_tables(spark, config, *tables, options=None):
     """Run, in dependency order and without skipping, every step the ``tables`` need (theirs and upstream);
     ``options`` gives some steps options (by step name). Returns each step's result by step name."""
-    from lakehouse.orchestration import select_steps
+    from lakehouse.engine.orchestration import select_steps
 
     steps = select_steps(list(config.project.steps), list(tables))
     return {step.name: run_step(spark, config, step.name, **(options or {}).get(step.name, {})) for step in steps}

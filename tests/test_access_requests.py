@@ -8,10 +8,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from helpers import run_step
-from lakehouse.catalog import current_version, read_table
-from lakehouse.privacy import KEY_VARIABLE, python_pseudonym_text
-from lakehouse.quarantine import REASON
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.quarantine import REASON
 from lakehouse.transforms.access_requests import DUPLICATE_REASON, mark_rejects, mask_personal, with_request_id
+from lakehouse.transforms.privacy import KEY_VARIABLE, python_pseudonym_text
 
 KEY = "test-pseudonym-key-0123456789"
 GET_A = (

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from helpers import DEMO_PROJECT
-from lakehouse.dag import AIRFLOW_DAG_ID, render_airflow_dag
 from lakehouse.project import load_project
+from lakehouse.project.dag import AIRFLOW_DAG_ID, render_airflow_dag
 from tool_venvs import ToolUnavailable, pinned_venv
 
 AIRFLOW_VERSION = "3.1.3"

@@ -14,7 +14,6 @@ from torch.utils.data import DataLoader
 
 from helpers import demo_table
 from helpers import write_loader_versions as write_versions
-from lakehouse.catalog import current_version, read_table
 from lakehouse.loaders.arrow_loader import (
     DeltaArrowDataset,
     Snapshot,
@@ -26,6 +25,7 @@ from lakehouse.loaders.arrow_loader import (
 from lakehouse.loaders.augment import CellDropout
 from lakehouse.loaders.columns import UnsupportedColumnError
 from lakehouse.loaders.split import Split
+from lakehouse.storage.catalog import current_version, read_table
 
 GOLD = demo_table("gold.user_activity_daily")
 COLUMNS = ["user_key", "day_index", "n_events", "n_views"]

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from helpers import DEMO_CONF_FILE, demo_table
-from lakehouse.cli import main
-from lakehouse.writer import Commit, overwrite_table
+from lakehouse.cli.main import main
+from lakehouse.storage.writer import Commit, overwrite_table
 
 GOLD = demo_table("gold.user_activity_daily")
 

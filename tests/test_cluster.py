@@ -14,9 +14,9 @@ from pyspark.sql.types import ArrayType, DoubleType, FloatType
 
 from conftest import _free_port, make_config
 from helpers import DEMO_BUILD_TABLES, DEMO_PROJECT, write_conf_file
-from lakehouse import cluster
-from lakehouse.catalog import read_table
-from lakehouse.orchestration import select_steps
+from lakehouse.engine.orchestration import select_steps
+from lakehouse.services import cluster
+from lakehouse.storage.catalog import read_table
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse import cluster
+from lakehouse.services import cluster
 from process_secrets import descendants, exposures, free_port
 
 pytestmark = pytest.mark.e2e

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from helpers import DEMO_CONF_FILE, DEMO_PROJECT
-from lakehouse.config import ConfigError, load_config
+from lakehouse.project.config import ConfigError, load_config
 
 
 def test_local_paths_resolve_against_project_root_not_cwd(monkeypatch, tmp_path):
@@ -54,7 +54,7 @@ def test_cluster_conf_loads():
 
 
 def test_catalog_defaults_to_the_shared_metastore_and_checks_its_keys(tmp_path):
-    from lakehouse.metastore import metastore_settings
+    from lakehouse.services.metastore import metastore_settings
 
     config = load_config(DEMO_CONF_FILE, environ={"LAKEHOUSE_PG_PORT": "6543"})
     assert (config.catalog.metastore, config.catalog.database) == ("postgres", "lakehouse_metastore")

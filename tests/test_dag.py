@@ -3,8 +3,8 @@
 import xml.etree.ElementTree as ElementTree
 
 from helpers import DEMO_PROJECT
-from lakehouse.dag import format_dag, pipeline_tables, render_svg
 from lakehouse.project import load_project
+from lakehouse.project.dag import format_dag, pipeline_tables, render_svg
 
 DEMO = load_project(DEMO_PROJECT)
 

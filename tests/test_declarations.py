@@ -5,9 +5,9 @@ from pyspark.sql import types as T
 
 from helpers import DEMO_PROJECT, demo_table
 from lakehouse.project import load_project
+from lakehouse.project.schemas import SchemaFileError, load_schema, parse_type
+from lakehouse.project.tables import LAYERS
 from lakehouse.quality.suites import load_suite
-from lakehouse.schemas import SchemaFileError, load_schema, parse_type
-from lakehouse.tables import LAYERS
 
 DEMO = load_project(DEMO_PROJECT)
 

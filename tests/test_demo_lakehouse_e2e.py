@@ -16,14 +16,14 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from helpers import DEMO_BUILD_TABLES, DEMO_PROJECT, demo_job, run_step, sorted_rows, write_conf_file
-from lakehouse.catalog import current_version, read_table
-from lakehouse.job import run_job
+from lakehouse.engine.job import run_job
+from lakehouse.engine.orchestration import select_steps
 from lakehouse.loaders.arrow_loader import arrow_dataloader
 from lakehouse.loaders.augment import DecodeImages
 from lakehouse.loaders.petastorm_loader import petastorm_dataloader
 from lakehouse.loaders.split import Split
-from lakehouse.orchestration import select_steps
-from lakehouse.privacy import pseudonym_key, python_pseudonym_id
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.transforms.privacy import pseudonym_key, python_pseudonym_id
 
 BIN = Path(sys.executable).parent
 GOLD, ACTIVITY, REQUESTS = DEMO_BUILD_TABLES  # REQUESTS: the access logs' path, client addresses kept out of silver
@@ -392,8 +392,8 @@ def test_both_loaders_hand_over_the_pictures_spark_holds(spark, demo_lakehouse):
 
 @pytest.mark.e2e
 def test_every_notebook_runs_top_to_bottom_on_the_lakehouse(spark, demo_lakehouse, tmp_path):
-    from lakehouse.catalog import register_existing_tables
     from lakehouse.notebooks.runner import run_notebook
+    from lakehouse.storage.catalog import register_existing_tables
 
     config, _ = demo_lakehouse
     register_existing_tables(spark, config)  # names may point at another test's warehouse in this session
@@ -486,8 +486,8 @@ def test_sql_server_answers_beeline_pyhive_and_spark_sql_on_the_shared_catalog(
     started = lakehouse("sql-server", "start", "--port", str(port), "--driver-memory", "1g", "--users-file", str(users))
     assert f"SQL server on 127.0.0.1:{port}" in started
     try:
-        from lakehouse import postgres, sql_server
-        from lakehouse.config import load_config
+        from lakehouse.project.config import load_config
+        from lakehouse.services import postgres, sql_server
         from process_secrets import descendants, exposures
 
         # Neither the metastore's password nor the analyst's is on the server's command line or in its environment.
@@ -572,9 +572,9 @@ def test_the_least_confident_images_go_to_a_real_label_studio_with_their_predict
 ):
     import json
 
-    from lakehouse.labels.agreement import label_agreement, task_agreement
     from lakehouse.labels.export import export_tasks
-    from lakehouse.labels.exports import detect_format, read_export
+    from lakehouse.sources.label_exports import detect_format, read_export
+    from lakehouse.transforms.label_agreement import label_agreement, task_agreement
 
     config, _ = demo_lakehouse
     tasks_file, config_file = tmp_path / "tasks.json", tmp_path / "labelling.xml"
@@ -658,7 +658,7 @@ def test_the_least_confident_images_go_to_a_real_label_studio_with_their_predict
     # The exports land through the demo's labels source (every format of the same labels: each version kept once,
     # annotators pseudonymised); gold trains on the human majority where there is one, says so, and quarantines
     # the photo the annotators tied on (the minimum agreement its expectations require).
-    from lakehouse.privacy import pseudonym_key, python_pseudonym_text
+    from lakehouse.transforms.privacy import pseudonym_key, python_pseudonym_text
 
     def land_exports(suffix: str, formats=("JSON", "JSON_MIN", "CSV")) -> None:
         for fmt in formats:

@@ -1,7 +1,7 @@
 """The file formats of file sources: declarations, parsing on made-up, real and hostile input.
 
 Real input: logs written by others, shipped in Debian's ``fail2ban`` and ``logstalgia`` packages and
-fetched at run time (:mod:`lakehouse.sample_logs`). Hostile input: ``tests/corpus`` (its README says
+fetched at run time (:mod:`lakehouse.install.sample_logs`). Hostile input: ``tests/corpus`` (its README says
 what each file holds), run through every format.
 """
 
@@ -19,8 +19,8 @@ import corpus
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse.datasets import logstalgia_access_log
-from lakehouse.sample_logs import annotation_lines, fail2ban_sample
+from lakehouse.install.datasets import logstalgia_access_log
+from lakehouse.install.sample_logs import annotation_lines, fail2ban_sample
 from lakehouse.sources.formats import (
     FORMATS,
     FileFormat,

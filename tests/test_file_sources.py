@@ -10,12 +10,12 @@ from corpus import DAMAGED, UNREADABLE, build, line_count
 from pyspark.sql import functions as F
 
 from helpers import run_step
-from lakehouse.catalog import read_table
-from lakehouse.config import load_config
 from lakehouse.engine.files import BatchFailed, set_aside
-from lakehouse.orchestration import failures, run_pipeline
-from lakehouse.privacy import KEY_VARIABLE
+from lakehouse.engine.orchestration import failures, run_pipeline
+from lakehouse.project.config import load_config
 from lakehouse.project.scaffold import init_project
+from lakehouse.storage.catalog import read_table
+from lakehouse.transforms.privacy import KEY_VARIABLE
 
 pytestmark = pytest.mark.e2e
 

@@ -12,10 +12,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from helpers import DEMO_CONF_FILE, demo_table, run_step
-from lakehouse import small_files as storage
-from lakehouse.catalog import current_version, read_table
-from lakehouse.config import load_config
-from lakehouse.datasets import fashion_mnist_images, png_bytes
+from lakehouse.install.datasets import fashion_mnist_images, png_bytes
 from lakehouse.models.fashion_classifier import (
     EXPERIMENT,
     LABELS,
@@ -31,8 +28,11 @@ from lakehouse.models.fashion_classifier import (
     train_once,
     training_cache_file,
 )
-from lakehouse.transforms.predictions import unpredicted
-from lakehouse.writer import Commit, append_rows
+from lakehouse.models.predictions import unpredicted
+from lakehouse.project.config import load_config
+from lakehouse.storage import small_files as storage
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.writer import Commit, append_rows
 
 N_PHOTOS = 40
 

@@ -8,9 +8,9 @@ import pytest
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse import postgres
-from lakehouse.sample_databases import CHINOOK_TABLES, chinook_sqlite
-from lakehouse.schemas import parse_type
+from lakehouse.install.sample_databases import CHINOOK_TABLES, chinook_sqlite
+from lakehouse.project.schemas import parse_type
+from lakehouse.services import postgres
 from lakehouse.sources import jdbc
 from lakehouse.sources.jdbc import ColumnInfo, StorageProfile
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.labels.agreement import label_agreement, task_agreement
-from lakehouse.labels.exports import Annotation, ExportError, detect_format, read_export
 from lakehouse.labels.tasks import ImageToLabel, labeling_config, task, task_url
+from lakehouse.sources.label_exports import Annotation, ExportError, detect_format, read_export
+from lakehouse.transforms.label_agreement import label_agreement, task_agreement
 
 
 def test_objects_become_urls_label_studio_can_load(tmp_path):

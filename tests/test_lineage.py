@@ -7,7 +7,6 @@ import mlflow
 import pytest
 
 from helpers import demo_table, sorted_rows
-from lakehouse.catalog import current_version
 from lakehouse.lineage.mlflow_runs import (
     TrainingFrame,
     configure_mlflow,
@@ -19,7 +18,8 @@ from lakehouse.lineage.mlflow_runs import (
     run_inputs,
 )
 from lakehouse.lineage.tables import format_lineage, table_lineage
-from lakehouse.writer import Commit, append_rows, ensure_table, insert_new_rows, overwrite_table
+from lakehouse.storage.catalog import current_version
+from lakehouse.storage.writer import Commit, append_rows, ensure_table, insert_new_rows, overwrite_table
 
 BRONZE, SILVER, GOLD = (demo_table(n) for n in ("bronze.app_events", "silver.events", "gold.user_activity_daily"))
 T = datetime(2026, 11, 1)
@@ -111,7 +111,7 @@ def test_configuring_mlflow_does_not_leak_its_store_to_child_processes(config, m
     """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; a child job with its own --conf-file must not
     inherit this process's store (the variable overrides the configuration)."""
     from helpers import DEMO_CONF_FILE
-    from lakehouse.config import load_config
+    from lakehouse.project.config import load_config
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     configure_mlflow(config)

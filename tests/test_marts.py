@@ -10,11 +10,11 @@ from delta.tables import DeltaTable
 from pyspark.sql import types as T
 
 from helpers import DEMO_PROJECT, demo_table, run_step, sorted_rows
-from lakehouse.catalog import current_version, read_table
 from lakehouse.engine.definitions import compute_definition
 from lakehouse.project import load_project
-from lakehouse.schemas import load_schema
-from lakehouse.writer import check_schema
+from lakehouse.project.schemas import load_schema
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.writer import check_schema
 
 DEMO = load_project(DEMO_PROJECT)
 MARTS = ("gold.daily_active_users", "gold.http_status_daily", "gold.flight_delays_monthly", "gold.user_activity_daily")

@@ -17,12 +17,12 @@ import yaml
 
 from conftest import _free_port, make_config
 from helpers import DEMO_PROJECT, write_conf_file
-from lakehouse import object_store
-from lakehouse.config import ENV_OVERRIDES
-from lakehouse.privacy import KEY_VARIABLE
 from lakehouse.project import PROJECT_VARIABLE
+from lakehouse.project.config import ENV_OVERRIDES
 from lakehouse.scenario.app_db import BAD_OBJECT_KINDS, write_app_database
 from lakehouse.scenario.app_events import write_app_event_logs
+from lakehouse.services import object_store
+from lakehouse.transforms.privacy import KEY_VARIABLE
 
 pytestmark = pytest.mark.e2e
 
@@ -34,10 +34,10 @@ SELECTED = ["gold.user_activity_daily", "silver.images"]
 # JSON on the last line.
 CHECK_SCRIPT = """
 import json, sys
-from lakehouse.catalog import read_table
-from lakehouse.config import load_config
-from lakehouse.orchestration import failures, run_pipeline
-from lakehouse.session import get_spark
+from lakehouse.storage.catalog import read_table
+from lakehouse.project.config import load_config
+from lakehouse.engine.orchestration import failures, run_pipeline
+from lakehouse.engine.session import get_spark
 
 config = load_config(sys.argv[1])
 spark = get_spark(config, app_name="s3a-check")
@@ -88,7 +88,7 @@ def s3(tmp_path_factory):
 def test_the_jars_match_the_hadoop_that_pyspark_ships():
     import pyspark
 
-    from lakehouse.jars import HADOOP_VERSION, local_jars
+    from lakehouse.install.jars import HADOOP_VERSION, local_jars
 
     shipped = sorted((Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar"))
     assert [p.name for p in shipped] == [f"hadoop-client-api-{HADOOP_VERSION}.jar"]
@@ -98,7 +98,7 @@ def test_the_jars_match_the_hadoop_that_pyspark_ships():
 
 
 def test_cluster_conf_takes_the_endpoint_from_the_environment_and_no_secret_from_files():
-    from lakehouse.config import load_config
+    from lakehouse.project.config import load_config
 
     cluster = DEMO_PROJECT / "conf" / "cluster.yaml"
     config = load_config(cluster, environ={"LAKEHOUSE_S3_ENDPOINT": "http://127.0.0.1:9999"})
@@ -108,8 +108,8 @@ def test_cluster_conf_takes_the_endpoint_from_the_environment_and_no_secret_from
     assert not [key for key in config.spark_conf if "secret" in key or "access.key" in key]
     assert load_config(cluster, environ={}).spark_conf["spark.hadoop.fs.s3a.endpoint"].startswith("https://")
     # Great Expectations' file stores cannot write to s3a: its folder stays on this machine.
-    from lakehouse.paths import CACHE_DIR
-    from lakehouse.publish import quality_root
+    from lakehouse.install.paths import CACHE_DIR
+    from lakehouse.storage.publish import quality_root
 
     assert Path(quality_root(config)).parent == CACHE_DIR / "quality"
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from helpers import DEMO_PROJECT
-from lakehouse.catalog import read_table
 from lakehouse.engine import definitions
-from lakehouse.orchestration import failures, run_pipeline, select_steps
-from lakehouse.privacy import KEY_VARIABLE
+from lakehouse.engine.orchestration import failures, run_pipeline, select_steps
 from lakehouse.project import load_project
 from lakehouse.scenario.app_events import write_app_event_logs
+from lakehouse.storage.catalog import read_table
+from lakehouse.transforms.privacy import KEY_VARIABLE
 
 SELECTED = ["gold.user_activity_daily", "silver.access_requests"]
 ACCESS_LINE = '10.0.0.{n} - - [10/Oct/2026:13:55:36 +0000] "GET /page/{n} HTTP/1.1" 200 {n} "-" "Mozilla/5.0"'

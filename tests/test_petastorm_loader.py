@@ -14,13 +14,13 @@ import pytest
 import torch
 
 from helpers import demo_table, write_loader_versions
-from lakehouse.catalog import current_version, read_table
 from lakehouse.loaders.arrow_loader import resolve_snapshot
 from lakehouse.loaders.augment import CellDropout
 from lakehouse.loaders.columns import UnsupportedColumnError
 from lakehouse.loaders.petastorm_loader import batch_reader_loader, cached_converter, petastorm_dataloader
 from lakehouse.loaders.split import Split
-from lakehouse.writer import Commit, append_rows
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.writer import Commit, append_rows
 
 GOLD = "gold.user_activity_daily"
 COLUMNS = ["user_key", "day_index", "n_events", "n_views"]

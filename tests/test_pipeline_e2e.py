@@ -8,16 +8,16 @@ import pytest
 from pyspark.sql import functions as F
 
 from helpers import demo_table, run_step
-from lakehouse import orchestration
-from lakehouse.catalog import current_version, read_table
+from lakehouse.engine import orchestration
 from lakehouse.loaders.columns import UnsupportedColumnError
 from lakehouse.loaders.petastorm_loader import petastorm_dataloader
-from lakehouse.publish import quality_root
 from lakehouse.quality import gate
 from lakehouse.quality.gate import data_docs_index
 from lakehouse.scenario.app_events import BAD_LINE_KINDS, write_app_event_logs
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.publish import quality_root
+from lakehouse.storage.writer import Commit, overwrite_table
 from lakehouse.versioning.history import table_history
-from lakehouse.writer import Commit, overwrite_table
 
 pytestmark = pytest.mark.e2e
 
@@ -119,7 +119,7 @@ def test_loader_names_columns_it_cannot_turn_into_tensors(spark, config):
 
 
 def test_a_silver_batch_that_dies_between_its_commits_is_replayed_exactly_once(spark, config, monkeypatch):
-    import lakehouse.publish as publish
+    import lakehouse.storage.publish as publish
 
     logs = generate(config, days=1)
     run_step(spark, config, "ingest_app_events")

@@ -4,6 +4,7 @@ import random
 from datetime import datetime, timedelta
 
 from helpers import demo_table
+from lakehouse.storage.writer import check_schema
 from lakehouse.transforms.popularity import (
     author_features_before_upload,
     excluded_photos,
@@ -11,7 +12,6 @@ from lakehouse.transforms.popularity import (
     likes_in_first_hours,
     photo_popularity_training,
 )
-from lakehouse.writer import check_schema
 
 T = datetime(2026, 11, 5, 12, 0, 0)  # photo 1's upload: the label window opens here
 EVENTS_SCHEMA = "user_key bigint, event_type string, photo_id bigint, event_time timestamp"

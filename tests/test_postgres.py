@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse import postgres
-from lakehouse.postgres import PostgresError, PostgresServer
+from lakehouse.services import postgres
+from lakehouse.services.postgres import PostgresError, PostgresServer
 
 
 def test_the_suite_server_answers_sql_and_reports_errors_clearly(pg_server):

@@ -179,7 +179,7 @@ def test_init_makes_an_empty_project_that_loads(tmp_path):
 
 
 def test_add_labels_declares_a_labels_source_and_its_steps(tmp_path, capsys):
-    from lakehouse.cli import main
+    from lakehouse.cli.main import main
 
     root = tmp_path / "mine"
     init_project(root)

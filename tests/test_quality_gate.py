@@ -8,10 +8,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from helpers import demo_table
-from lakehouse.catalog import current_version, read_table
-from lakehouse.publish import publish_rows, publish_table, quality_root
 from lakehouse.quality.gate import QualityGateError, data_docs_index
-from lakehouse.writer import Commit
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.publish import publish_rows, publish_table, quality_root
+from lakehouse.storage.writer import Commit
 
 SILVER = demo_table("silver.events")
 GOLD = demo_table("gold.user_activity_daily")
@@ -98,7 +98,7 @@ def test_write_audit_publish_keeps_the_published_version_when_the_audit_fails(sp
 
 
 def test_a_batch_refused_then_replayed_records_both_attempts(spark, config):
-    from lakehouse.writer import Transaction
+    from lakehouse.storage.writer import Transaction
 
     batch = Commit("test", "run-r1", transaction=Transaction("replay-app", 0))
     with pytest.raises(QualityGateError):

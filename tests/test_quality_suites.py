@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from helpers import DEMO_PROJECT, demo_table
-from lakehouse.job import check_suites
+from lakehouse.engine.job import check_suites
 from lakehouse.project import load_project
 from lakehouse.quality.suites import SuiteError, load_suite
 
@@ -93,7 +93,7 @@ def test_quarantine_needs_a_quarantine_table(tmp_path):
 
 
 def test_steps_check_their_suites_before_starting(tmp_path):
-    from lakehouse.config import load_config
+    from lakehouse.project.config import load_config
     from lakehouse.project.scaffold import init_project
 
     init_project(tmp_path)

@@ -2,9 +2,9 @@
 
 Delta 4.4's log store for s3a (S3SingleDriverLogStore) is safe within one JVM only: two processes that
 commit the same table version both "succeed" and the later overwrites the earlier. The warehouse lock
-of :mod:`lakehouse.locks` (one lease object per s3a warehouse, taken with a conditional PUT) serialises
+of :mod:`lakehouse.storage.locks` (one lease object per s3a warehouse, taken with a conditional PUT) serialises
 the processes' steps: here two Spark processes race to append to the same two tables, each commit under
-:func:`~lakehouse.locks.job_lock`, and every commit is there at the end. The lock's own behaviour
+:func:`~lakehouse.storage.locks.job_lock`, and every commit is there at the end. The lock's own behaviour
 (exclusion, timeout with a clear message, a dead holder's lease taken over) is tested without Spark.
 """
 
@@ -21,7 +21,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from lakehouse import locks, object_store
+from lakehouse.services import object_store
+from lakehouse.storage import locks
 from process_secrets import free_port
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +53,7 @@ print("RESULT " + json.dumps(write_rounds(spark, config, args["name"], args["bar
 def write_rounds(spark, config, name, barrier, writers=2):
     """Once every writer's session is up, ROUNDS times: under the job lock, append (name, n) to each table.
     Returns the seconds waited for the lock each round and each commit's duration."""
-    from lakehouse.locks import job_lock
+    from lakehouse.storage.locks import job_lock
 
     barrier = Path(barrier)
     (barrier / name).touch()
@@ -136,9 +137,9 @@ def test_the_local_and_the_object_lock_are_one_interface(s3, tmp_path):
 def test_two_processes_appending_to_the_same_s3a_tables_lose_no_commit(spark, s3, tmp_path):
     """This process (the suite's session, given the server's keys for this bucket only) and another Spark
     process append to the same two tables at the same time."""
-    from lakehouse.jars import local_jars
-    from lakehouse.paths import INSTALL_ROOT
-    from lakehouse.session import jvm_settings
+    from lakehouse.install.jars import local_jars
+    from lakehouse.install.paths import INSTALL_ROOT
+    from lakehouse.services.spark_conf import jvm_settings
 
     cluster_conf = yaml.safe_load((INSTALL_ROOT / "conf" / "cluster.yaml").read_text())["spark"]["conf"]
     s3a = {key: str(value) for key, value in cluster_conf.items() if key.startswith("spark.hadoop.fs.s3a.")}

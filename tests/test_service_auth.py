@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_config
-from lakehouse import daemons, postgres, sql_server
+from lakehouse.services import daemons, postgres, sql_server
 from process_secrets import descendants, exposures, free_port
 
 BIN = Path(sys.executable).parent
@@ -146,8 +146,8 @@ def test_no_password_reaches_a_spark_command_line(tmp_path, monkeypatch):
 
     from pyspark import SparkContext
 
-    from lakehouse import metastore
-    from lakehouse.session import spark_settings
+    from lakehouse.services import metastore
+    from lakehouse.services.spark_conf import spark_settings
 
     monkeypatch.setattr(daemons, "SECRETS_DIR", tmp_path / "secrets")
     monkeypatch.setenv("HIVE_CONF_DIR", "")  # restored (removed) after the test

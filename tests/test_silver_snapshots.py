@@ -8,8 +8,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from helpers import DEMO_PROJECT, run_step
-from lakehouse.catalog import current_version, read_table
-from lakehouse.privacy import (
+from lakehouse.project import load_project
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.quarantine import REASON
+from lakehouse.transforms.privacy import (
     PseudonymKeyError,
     pseudonym_id,
     pseudonym_key,
@@ -18,8 +20,6 @@ from lakehouse.privacy import (
     python_pseudonym_id,
     python_pseudonym_text,
 )
-from lakehouse.project import load_project
-from lakehouse.quarantine import REASON
 from lakehouse.transforms.snapshot_changes import mark_key_problems
 
 KEY = b"a test key that is long enough"
@@ -36,7 +36,7 @@ def land_users_csv(spark, config, folder, rows, taken_at: datetime):
         writer.writerow(HEADER)
         writer.writerows(rows)
     os.utime(path, (taken_at.timestamp(), taken_at.timestamp()))
-    return run_step(spark, config, "ingest_appdb", table=["users"], method="csv", csv_dir=str(folder))
+    return run_step(spark, config, "ingest_appdb", tables=["users"], method="csv", csv_dir=str(folder))
 
 
 def user(user_id, country, email=None):
@@ -80,7 +80,7 @@ def test_key_comes_from_the_environment_or_a_local_file(config, tmp_path):
         pseudonym_key(config, environ={"LAKEHOUSE_PSEUDONYM_KEY": "short"})
     from dataclasses import replace
 
-    from lakehouse.config import PrivacyConfig
+    from lakehouse.project.config import PrivacyConfig
 
     local = replace(config, privacy=PrivacyConfig(key_file=str(tmp_path / "secrets" / "k")))
     generated = pseudonym_key(local, environ={})

@@ -15,12 +15,12 @@ import yaml
 from pyspark.sql import functions as F
 
 from helpers import DEMO_CONF_FILE, DEMO_PROJECT, run_step
-from lakehouse.catalog import read_table
-from lakehouse.datasets import logstalgia_access_log
-from lakehouse.faults import PAUSE_AFTER_COMMIT, PAUSE_MARKER
-from lakehouse.postgres import PostgresServer
+from lakehouse.install.datasets import logstalgia_access_log
 from lakehouse.scenario.sources import load_source_databases
-from lakehouse.sources import postgres_loading as loading
+from lakehouse.services import postgres_loading as loading
+from lakehouse.services.postgres import PostgresServer
+from lakehouse.storage.catalog import read_table
+from lakehouse.storage.faults import PAUSE_AFTER_COMMIT, PAUSE_MARKER
 
 pytestmark = pytest.mark.e2e
 

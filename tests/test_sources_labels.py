@@ -10,13 +10,13 @@ import pytest
 from corpus import CORPUS_DIR, small_files
 from pyspark.sql import functions as F
 
-from lakehouse.catalog import read_table
-from lakehouse.config import load_config
-from lakehouse.labels.agreement import label_agreement, task_agreement
-from lakehouse.labels.exports import ExportError, read_export
-from lakehouse.orchestration import failures, run_pipeline
-from lakehouse.privacy import KEY_VARIABLE, python_pseudonym_text
+from lakehouse.engine.orchestration import failures, run_pipeline
+from lakehouse.project.config import load_config
 from lakehouse.project.scaffold import init_project
+from lakehouse.sources.label_exports import ExportError, read_export
+from lakehouse.storage.catalog import read_table
+from lakehouse.transforms.label_agreement import label_agreement, task_agreement
+from lakehouse.transforms.privacy import KEY_VARIABLE, python_pseudonym_text
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from helpers import run_step
-from lakehouse.catalog import current_version, read_table
-from lakehouse.datasets import logstalgia_access_log
+from lakehouse.install.datasets import logstalgia_access_log
+from lakehouse.storage.catalog import current_version, read_table
 from lakehouse.transforms.access_logs import parse_access_log_lines
 
 LOGSTALGIA_LINES = 3260

@@ -6,10 +6,10 @@ from datetime import datetime
 import pytest
 
 from helpers import assert_same_rows, demo_table
-from lakehouse import quarantine
-from lakehouse.privacy import python_pseudonym_id
+from lakehouse.storage import quarantine
+from lakehouse.storage.writer import check_schema
 from lakehouse.transforms.events import events_with_outcome, mark_duplicates, parse_app_events
-from lakehouse.writer import check_schema
+from lakehouse.transforms.privacy import python_pseudonym_id
 
 INGESTED = datetime(2026, 11, 2, 0, 0, 0)
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse.catalog import read_table
-from lakehouse.cli import main
-from lakehouse.config import load_config
-from lakehouse.datasets import FASHION_MNIST_LABELS, fashion_mnist_images, logstalgia_access_log, png_bytes
-from lakehouse.privacy import KEY_VARIABLE
-from lakehouse.sample_databases import chinook_sqlite
-from lakehouse.sample_logs import annotation_lines, fail2ban_sample
+from lakehouse.cli.main import main
+from lakehouse.install.datasets import FASHION_MNIST_LABELS, fashion_mnist_images, logstalgia_access_log, png_bytes
+from lakehouse.install.sample_databases import chinook_sqlite
+from lakehouse.install.sample_logs import annotation_lines, fail2ban_sample
+from lakehouse.project.config import load_config
+from lakehouse.storage.catalog import read_table
+from lakehouse.transforms.privacy import KEY_VARIABLE
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from helpers import demo_table
-from lakehouse.catalog import current_version, read_table
-from lakehouse.config import RetentionConfig
+from lakehouse.project.config import RetentionConfig
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.writer import Commit, append_rows, insert_new_rows, overwrite_table
 from lakehouse.versioning.diff import diff_versions
 from lakehouse.versioning.history import table_history
 from lakehouse.versioning.restore import RestoreRefused, restore_table
@@ -27,7 +28,6 @@ from lakehouse.versioning.tags import (
     register_tag_views,
     resolve_tag,
 )
-from lakehouse.writer import Commit, append_rows, insert_new_rows, overwrite_table
 
 GOLD = demo_table("gold.user_activity_daily")
 SILVER = demo_table("silver.events")

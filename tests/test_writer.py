@@ -9,8 +9,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from helpers import demo_table
-from lakehouse.catalog import current_version, read_table
-from lakehouse.writer import (
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.writer import (
     Commit,
     SchemaMismatchError,
     Transaction,
@@ -77,9 +77,9 @@ def test_insert_new_rows_only_inserts_unknown_keys(spark, config):
 
 
 def test_the_log_reader_agrees_with_delta_history_including_a_commit_made_outside_the_writer(spark, config):
-    """``lakehouse.delta_log`` (no Spark job) against ``DESCRIBE HISTORY`` on the same table. (Commits by
+    """``lakehouse.storage.delta_log`` (no Spark job) against ``DESCRIBE HISTORY`` on the same table. (Commits by
     another process: tests/test_orchestration.py's two runs at once decide on each other's.)"""
-    from lakehouse.delta_log import commits_after, file_count, latest_version
+    from lakehouse.storage.delta_log import commits_after, file_count, latest_version
 
     path = config.table_path(GOLD.name)
     assert (

@@ -13,8 +13,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 from pyspark.sql import SparkSession
 
-from lakehouse.config import LakehouseConfig
-from lakehouse.job import JobContext, JobResult, run_job
+from lakehouse.engine.job import JobContext, JobResult, run_job
+from lakehouse.engine.step_options import READ_METHODS, StepOptions
+from lakehouse.project.config import LakehouseConfig
 from lakehouse.project.steps import Step
 
 Runner = Callable[[JobContext, Step], JobResult]
@@ -47,18 +48,14 @@ def run_step(
     config: LakehouseConfig,
     step: Step | str,
     spark: SparkSession | None = None,
-    options: Mapping[str, Any] | None = None,
+    options: StepOptions | Mapping[str, Any] | None = None,
 ) -> JobResult:
-    """Run one step (a :class:`Step` or its name, or the name of a table it writes) under its lock."""
+    """Run one step (a :class:`Step` or its name, or the name of a table it writes) under its lock, with
+    ``options`` (:class:`~lakehouse.engine.step_options.StepOptions`, or a mapping of its fields)."""
     step = config.project.step(step) if isinstance(step, str) else step
     runner = runner_for(step)
-    return run_job(
-        step.name,
-        lambda ctx, _: runner(ctx, step),
-        argparse.Namespace(**dict(options or {})),
-        spark=spark,
-        config=config,
-    )
+    step_options = StepOptions.of(options)
+    return run_job(step.name, lambda ctx, _: runner(ctx.with_options(step_options), step), spark=spark, config=config)
 
 
 def add_step_options(parser: argparse.ArgumentParser, step: Step, config: LakehouseConfig) -> None:
@@ -68,13 +65,14 @@ def add_step_options(parser: argparse.ArgumentParser, step: Step, config: Lakeho
         parser.add_argument(
             "--table",
             action="append",
+            dest="tables",
             choices=[t.name for t in source.tables],
             help="only these tables (repeatable; default: every table the source lists)",
         )
         parser.add_argument(
             "--from",
             dest="method",
-            choices=("jdbc", "dump", "csv"),
+            choices=READ_METHODS,
             default="jdbc",
             help="jdbc: a live read of the database the source names (default); "
             "dump: a plain pg_dump file (--dump-file); csv: per-table CSV exports (--csv-dir)",
@@ -96,20 +94,17 @@ def add_step_options(parser: argparse.ArgumentParser, step: Step, config: Lakeho
             )
 
 
-def parsed_options(step: Step, config: LakehouseConfig, args: argparse.Namespace) -> dict[str, Any]:
-    """The step's options from parsed command-line ``args`` (``--option key=value`` typed like its default)."""
-    options = {k: v for k, v in vars(args).items() if k not in ("step", "conf_file", "project", "definition_option")}
-    pairs = getattr(args, "definition_option", None) or []
-    if pairs:
+def parsed_options(step: Step, config: LakehouseConfig, args: argparse.Namespace) -> StepOptions:
+    """The step's options from its parsed command line ``args`` (``--option key=value`` typed like its default)."""
+    values = {}
+    if step.kind == "definition":
         defaults = config.project.definitions[step.name].settings.options
-        values = {}
-        for pair in pairs:
+        for pair in vars(args).get("definition_option", []):  # the option exists when the definition has options
             key, sep, text = pair.partition("=")
             if not sep or key not in defaults:
                 raise ValueError(f"--option {pair!r}: expected KEY=VALUE with KEY one of {', '.join(defaults)}")
             values[key] = _typed_like(defaults[key], text)
-        options["definition_options"] = values
-    return options
+    return StepOptions.from_args(args, values)
 
 
 def _typed_like(default: Any, text: str) -> Any:
@@ -130,8 +125,8 @@ def step_main(argv: Sequence[str] | None = None, project: str | None = None) -> 
     """
     import sys
 
-    from lakehouse.config import load_config
-    from lakehouse.job import job_main
+    from lakehouse.engine.job import job_main
+    from lakehouse.project.config import load_config
 
     argv = list(sys.argv[1:] if argv is None else argv)
     first = argparse.ArgumentParser(add_help=False)

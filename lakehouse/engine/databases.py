@@ -5,7 +5,7 @@ Where the database is, its driver and its user come from the source's declaratio
 the environment variable it names (``password_from: env:NAME``) or the project's own PostgreSQL server
 (``password_from: project-postgres``), never from a file of the project.
 
-A live PostgreSQL table is first asked for its checksum (:mod:`lakehouse.sources.server_checksums`): one
+A live PostgreSQL table is first asked for its checksum (:mod:`lakehouse.engine.server_checksums`): one
 the same as at its last snapshot is not read again.
 """
 
@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import os
 
-from lakehouse.catalog import current_version
-from lakehouse.config import LakehouseConfig
-from lakehouse.job import JobContext, JobResult
+from lakehouse.engine import server_checksums, snapshot_landing
+from lakehouse.engine.job import JobContext, JobResult
+from lakehouse.project.config import LakehouseConfig
 from lakehouse.project.sources import DatabaseSource, SourceError, SourceTable, expand
 from lakehouse.project.steps import Step
-from lakehouse.sources import server_checksums, snapshots
-from lakehouse.writer import write_result
-
-METHODS = ("jdbc", "dump", "csv")
+from lakehouse.storage.catalog import current_version
+from lakehouse.storage.writer import write_result
 
 
 def source_password(source: DatabaseSource, config: LakehouseConfig) -> str | None:
@@ -29,7 +27,7 @@ def source_password(source: DatabaseSource, config: LakehouseConfig) -> str | No
     if source.password_from is None:
         return None
     if source.password_from == "project-postgres":
-        from lakehouse import postgres
+        from lakehouse.services import postgres
 
         return postgres.server_password(config)
     variable = source.password_from.removeprefix("env:")
@@ -47,36 +45,31 @@ def connection_options(source: DatabaseSource, config: LakehouseConfig) -> dict[
     )
 
 
-def raw_snapshots(ctx: JobContext, source: DatabaseSource, tables: list[SourceTable]) -> list[snapshots.RawSnapshot]:
+def raw_snapshots(
+    ctx: JobContext, source: DatabaseSource, tables: list[SourceTable]
+) -> list[snapshot_landing.RawSnapshot]:
     """``tables`` as read the way the step's options say (``method``: jdbc, dump or csv)."""
     options = ctx.options
-    method = read_method(ctx)
-    if method == "jdbc":
+    if options.method == "jdbc":
         jdbc = connection_options(source, ctx.config)
-        return [snapshots.read_jdbc(ctx.spark, source, table, jdbc) for table in tables]
-    if method == "dump":
-        if not options.get("dump_file"):
+        return [snapshot_landing.read_jdbc(ctx.spark, source, table, jdbc) for table in tables]
+    if options.method == "dump":
+        if not options.dump_file:
             raise ValueError("--from dump needs --dump-file")
-        return snapshots.read_pg_dump(ctx.spark, options["dump_file"], source, tables)
-    if not options.get("csv_dir"):
+        return snapshot_landing.read_pg_dump(ctx.spark, options.dump_file, source, tables)
+    if not options.csv_dir:
         raise ValueError("--from csv needs --csv-dir")
-    folder = options["csv_dir"].rstrip("/")
-    return [snapshots.read_csv_export(ctx.spark, f"{folder}/{table.name}.csv", source, table) for table in tables]
-
-
-def read_method(ctx: JobContext) -> str:
-    """How the step reads its tables (``--from``: jdbc, the default, dump or csv)."""
-    method = ctx.options.get("method") or "jdbc"
-    if method not in METHODS:
-        raise ValueError(f"--from must be one of {', '.join(METHODS)}, not {method!r}")
-    return method
+    folder = options.csv_dir.rstrip("/")
+    return [
+        snapshot_landing.read_csv_export(ctx.spark, f"{folder}/{table.name}.csv", source, table) for table in tables
+    ]
 
 
 def checksums(ctx: JobContext, source: DatabaseSource, tables: list[SourceTable]) -> dict[str, str | None]:
     """Each table's server checksum by bronze name (``None``: none to be had, the table is read)."""
     from lakehouse.sources.jdbc import qualified_name
 
-    if read_method(ctx) != "jdbc":
+    if ctx.options.method != "jdbc":
         return {table.bronze_name: None for table in tables}
     jdbc = connection_options(source, ctx.config)
     return {
@@ -92,7 +85,7 @@ def ingest_database(ctx: JobContext, step: Step) -> JobResult:
     source: DatabaseSource = ctx.config.project.source(step.source)
     result = JobResult(ctx.job_name, ctx.run_id)
     landed = unchanged = not_read = quarantined = 0
-    wanted = ctx.options.get("table")
+    wanted = ctx.options.tables
     tables = [source.table(name) for name in wanted] if wanted else list(source.tables)
     checksum = checksums(ctx, source, tables)
     to_read = []
@@ -110,7 +103,7 @@ def ingest_database(ctx: JobContext, step: Step) -> JobResult:
             declaration = ctx.config.table(raw.table.bronze_name)
             path = ctx.config.table_path(declaration.name)
             before = current_version(ctx.spark, path)
-            outcome = snapshots.land_snapshot(ctx.spark, ctx.config, raw, ctx.job_name, ctx.run_id)
+            outcome = snapshot_landing.land_snapshot(ctx.spark, ctx.config, raw, ctx.job_name, ctx.run_id)
             server_checksums.remember(
                 ctx.config, ctx.job_name, declaration.name, checksum[declaration.name], outcome.version
             )

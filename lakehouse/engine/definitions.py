@@ -2,8 +2,8 @@
 compute, then gate, quarantine and commit through the shared writer.
 
 - ``overwrite`` (every SQL definition, and Python by default): the whole table, published with
-  write-audit-publish (:func:`lakehouse.publish.publish_table`);
-- ``insert_new``: new rows merged in on the keys (:func:`lakehouse.publish.publish_rows`);
+  write-audit-publish (:func:`lakehouse.storage.publish.publish_table`);
+- ``insert_new``: new rows merged in on the keys (:func:`lakehouse.storage.publish.publish_rows`);
 - ``incremental``: like ``insert_new``, the first input arriving as only the rows it gained since the last
   run (Delta change stream + checkpoint, one transaction per micro-batch).
 
@@ -20,15 +20,15 @@ from typing import Any, Callable
 
 from pyspark.sql import DataFrame
 
-from lakehouse import quarantine
-from lakehouse.catalog import current_version, read_table
-from lakehouse.job import JobContext, JobResult
+from lakehouse.engine.job import JobContext, JobResult
 from lakehouse.project.definitions import CONTEXT_PARAMETER, TableDefinition, with_tables_replaced
 from lakehouse.project.steps import Step
-from lakehouse.publish import publish_rows, publish_table
-from lakehouse.streams import delta_table_changes, for_each_new_batch
-from lakehouse.tables import TableDeclaration
-from lakehouse.writer import Commit, Transaction, ensure_table, write_result
+from lakehouse.project.tables import TableDeclaration
+from lakehouse.storage import quarantine
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.publish import publish_rows, publish_table
+from lakehouse.storage.streams import delta_table_changes, for_each_new_batch
+from lakehouse.storage.writer import Commit, Transaction, ensure_table, write_result
 
 
 class DefinitionContext:
@@ -46,8 +46,8 @@ class DefinitionContext:
 
     @cached_property
     def pseudonym_key(self) -> bytes:
-        """The keyed-hash key of :mod:`lakehouse.privacy` (for columns the definition pseudonymises)."""
-        from lakehouse.privacy import pseudonym_key
+        """The keyed-hash key of :mod:`lakehouse.transforms.privacy` (for columns the definition pseudonymises)."""
+        from lakehouse.transforms.privacy import pseudonym_key
 
         return pseudonym_key(self.config)
 
@@ -81,7 +81,7 @@ def private_view(ctx, declaration: TableDeclaration, frame: DataFrame) -> DataFr
     """``frame`` with the declaration's raw personal columns pseudonymised, masked or dropped."""
     if not declaration.private_columns:
         return frame
-    from lakehouse.privacy import pseudonymise
+    from lakehouse.transforms.privacy import pseudonymise
 
     return pseudonymise(frame, declaration.private_columns, ctx.pseudonym_key)
 
@@ -102,7 +102,7 @@ def run_definition(ctx: JobContext, step: Step) -> JobResult:
     config = ctx.config
     definition = config.project.definitions[step.name]
     declaration = config.table(step.name)
-    options = {**definition.settings.options, **(ctx.options.get("definition_options") or {})}
+    options = {**definition.settings.options, **ctx.options.definition_options}
     unknown = sorted(set(options) - set(definition.settings.options))
     if unknown:
         known = ", ".join(definition.settings.options) or "none"
@@ -184,7 +184,7 @@ def _source_text(versions: dict[str, int]) -> str | None:
 
 
 def _split(frame: DataFrame, declaration: TableDeclaration, versions: dict[str, int], run_id: str):
-    """``(accepted rows, quarantine rows or None)`` of a definition's output (:mod:`lakehouse.quarantine`)."""
+    """``(accepted rows, quarantine rows or None)`` of a definition's output (:mod:`lakehouse.storage.quarantine`)."""
     if quarantine.REASON not in frame.columns:
         return frame, None
     if not declaration.has_quarantine:

@@ -23,14 +23,14 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.catalog import current_version
-from lakehouse.job import JobContext, JobResult
+from lakehouse.engine.job import JobContext, JobResult
 from lakehouse.project import file_format
 from lakehouse.project.sources import FileSource, expand
 from lakehouse.project.steps import Step
-from lakehouse.publish import publish_rows
-from lakehouse.streams import BatchFailed, for_each_new_batch
-from lakehouse.writer import Commit, Transaction, check_schema, ensure_table, write_result
+from lakehouse.storage.catalog import current_version
+from lakehouse.storage.publish import publish_rows
+from lakehouse.storage.streams import BatchFailed, for_each_new_batch
+from lakehouse.storage.writer import Commit, Transaction, check_schema, ensure_table, write_result
 
 # Spark's binaryFile source holds a file in one byte array: it cannot hand over more than this.
 MAX_FILE_BYTES = (1 << 31) - 1024
@@ -72,7 +72,7 @@ def too_large(files: DataFrame, run_id: str, bronze_columns: list[str]) -> DataF
 def failed_batch_message(step: str, source: FileSource, files: list[str], rows: DataFrame, error: Exception) -> str:
     """What a user needs when a batch cannot land: why, which files, which of them hold refused rows, what to do."""
     from lakehouse.quality.gate import QualityGateError
-    from lakehouse.streams import root_cause
+    from lakehouse.storage.streams import root_cause
 
     culprits: list[str] = []
     if isinstance(error, QualityGateError) and error.report is not None:
@@ -95,9 +95,9 @@ def failed_batch_message(step: str, source: FileSource, files: list[str], rows: 
 def set_aside(spark: SparkSession, config, source: FileSource, file: str, reason: str, by: str) -> str:
     """Move ``file`` (a file of ``source``'s folder) to ``_set_aside/<source>/<time>/`` beside the folder and
     record it in ``ops.set_aside``; returns where it went. A batch holding it then lands without it."""
-    from lakehouse.tables import SET_ASIDE_TABLE
-    from lakehouse.writer import Commit as WriterCommit
-    from lakehouse.writer import append_rows
+    from lakehouse.project.tables import SET_ASIDE_TABLE
+    from lakehouse.storage.writer import Commit as WriterCommit
+    from lakehouse.storage.writer import append_rows
 
     folder = expand(source.path, config).removeprefix("file:").rstrip("/")
     local = file.removeprefix("file:")
@@ -140,7 +140,7 @@ def ingest_files(ctx: JobContext, step: Step) -> JobResult:
     source: FileSource = config.project.source(step.source)
     target = config.table(source.bronze_name)
     fmt = file_format(source)
-    folder = ctx.options.get("source_dir") or expand(source.path, config)
+    folder = ctx.options.source_dir or expand(source.path, config)
     check_landing_folder(folder, f"put the {source.format} files there, or change 'path' in {source.file}")
     path = ensure_table(spark, config, target)
     before = current_version(spark, path)

@@ -17,15 +17,16 @@ from collections import Counter
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse import quarantine
-from lakehouse.catalog import current_version, read_table
 from lakehouse.engine.files import check_landing_folder, new_files
-from lakehouse.job import JobContext, JobResult
+from lakehouse.engine.job import JobContext, JobResult
 from lakehouse.project.sources import ImageSource, expand
 from lakehouse.project.steps import Step
-from lakehouse.publish import publish_rows
 from lakehouse.sources.manifests import manifest_lines, normalise_uri
-from lakehouse.streams import delta_table_changes, for_each_new_batch, whole_files
+from lakehouse.storage import quarantine
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.publish import publish_rows
+from lakehouse.storage.streams import delta_table_changes, for_each_new_batch, whole_files
+from lakehouse.storage.writer import Commit, Transaction, ensure_table, write_result
 from lakehouse.transforms.images import (
     classify_references,
     fetch_objects,
@@ -33,7 +34,6 @@ from lakehouse.transforms.images import (
     reference_outcome,
     validate_images,
 )
-from lakehouse.writer import Commit, Transaction, ensure_table, write_result
 
 MANIFEST_GLOB = "*.{csv,jsonl,json}"
 
@@ -71,7 +71,7 @@ def ingest_images(ctx: JobContext, step: Step) -> JobResult:
     spark, config = ctx.spark, ctx.config
     source: ImageSource = config.project.source(step.source)
     target = config.table(source.bronze_name)
-    folder = ctx.options.get("source_dir") or expand(source.manifest or source.path, config)
+    folder = ctx.options.source_dir or expand(source.manifest or source.path, config)
     check_landing_folder(
         folder,
         f"put the {'manifests' if source.manifest else 'images'} there, or change "

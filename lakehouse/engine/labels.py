@@ -2,7 +2,7 @@
 annotators' agreement into silver.
 
 Ingestion lands every export file new since the last run, exactly once (the file-source stream and its
-checkpoint): one bronze row per label an annotator gave a task, read by :mod:`lakehouse.labels.exports`
+checkpoint): one bronze row per label an annotator gave a task, read by :mod:`lakehouse.sources.label_exports`
 (JSON, JSON-MIN or CSV, found out per file). A file that is not a readable export (truncated JSON, not
 UTF-8, a stray log file) lands as one rescued row with the reason; nothing stops the job. (An empty file
 holds no label and leaves no row: Spark reads no split of a zero-byte file.)
@@ -15,7 +15,7 @@ label), with write-audit-publish:
   old one closed by ``valid_to`` (type 2);
 - ``silver.<labels>_agreement``: per task and control, the annotators' current choices: majority label and
   the share of pairs that agree; ``silver.<labels>_label_agreement``: Krippendorff's alpha per label
-  (:mod:`lakehouse.labels.agreement`);
+  (:mod:`lakehouse.transforms.label_agreement`);
 - ``silver.<labels>_quarantine``: each rescued file once, with its reason.
 """
 
@@ -25,18 +25,18 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse import quarantine
-from lakehouse.catalog import current_version, read_table
 from lakehouse.engine.files import MAX_FILE_BYTES, check_landing_folder, new_files, too_large
-from lakehouse.job import JobContext, JobResult
-from lakehouse.labels.agreement import label_agreement, task_agreement
-from lakehouse.labels.exports import Annotation, ExportError, detect_format, read_export
-from lakehouse.privacy import pseudonym_key, pseudonym_text
+from lakehouse.engine.job import JobContext, JobResult
 from lakehouse.project.sources import LabelsSource, expand
 from lakehouse.project.steps import Step
-from lakehouse.publish import publish_rows, publish_table
-from lakehouse.streams import for_each_new_batch
-from lakehouse.writer import Commit, Transaction, ensure_table, write_result
+from lakehouse.sources.label_exports import Annotation, ExportError, detect_format, read_export
+from lakehouse.storage import quarantine
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.publish import publish_rows, publish_table
+from lakehouse.storage.streams import for_each_new_batch
+from lakehouse.storage.writer import Commit, Transaction, ensure_table, write_result
+from lakehouse.transforms.label_agreement import label_agreement, task_agreement
+from lakehouse.transforms.privacy import pseudonym_key, pseudonym_text
 
 ANNOTATOR_PURPOSE = "label_annotator"
 # What one export file gives: its labels, or one row with the reason it could not be read.
@@ -95,7 +95,7 @@ def ingest_labels(ctx: JobContext, step: Step) -> JobResult:
     spark, config = ctx.spark, ctx.config
     source: LabelsSource = config.project.source(step.source)
     target = config.table(source.bronze_name)
-    folder = ctx.options.get("source_dir") or expand(source.path, config)
+    folder = ctx.options.source_dir or expand(source.path, config)
     check_landing_folder(folder, f"put the Label Studio exports there, or change 'path' in {source.file}")
     path = ensure_table(spark, config, target)
     before = current_version(spark, path)

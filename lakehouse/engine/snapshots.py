@@ -14,15 +14,16 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse import quarantine
-from lakehouse.catalog import current_version, read_table
-from lakehouse.config import LakehouseConfig
-from lakehouse.job import JobContext, JobResult
-from lakehouse.privacy import pseudonym_key, pseudonymise
+from lakehouse.engine.job import JobContext, JobResult
+from lakehouse.engine.scd import last_applied, merge_current_state, merge_history
+from lakehouse.project.config import LakehouseConfig
 from lakehouse.project.sources import DatabaseSource, SourceTable
 from lakehouse.project.steps import Step
-from lakehouse.publish import publish_rows
-from lakehouse.scd import last_applied, merge_current_state, merge_history
+from lakehouse.storage import quarantine
+from lakehouse.storage.catalog import current_version, read_table
+from lakehouse.storage.publish import publish_rows
+from lakehouse.storage.writer import Commit, Transaction, WriteResult, ensure_table
+from lakehouse.transforms.privacy import pseudonym_key, pseudonymise
 from lakehouse.transforms.snapshot_changes import (
     DUPLICATE_KEY,
     Snapshot,
@@ -30,7 +31,6 @@ from lakehouse.transforms.snapshot_changes import (
     mark_key_problems,
     snapshot_rows,
 )
-from lakehouse.writer import Commit, Transaction, WriteResult, ensure_table
 
 
 def _transaction(step: str, table: SourceTable, snapshot: Snapshot) -> Transaction:

@@ -14,9 +14,9 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.catalog import read_table, table_exists
-from lakehouse.config import LakehouseConfig
 from lakehouse.labels.tasks import ImageToLabel, labeling_config, task
+from lakehouse.project.config import LakehouseConfig
+from lakehouse.storage.catalog import read_table, table_exists
 
 IMAGES = "silver.images"
 PREDICTIONS = "silver.image_predictions"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from lakehouse.config import LakehouseConfig
+from lakehouse.project.config import LakehouseConfig
 
 FRAME_TAG = "lakehouse.training_frame"
 DEFAULT_EXPERIMENT = "lakehouse"

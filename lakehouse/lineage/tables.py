@@ -8,8 +8,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.catalog import current_version
-from lakehouse.config import LakehouseConfig
+from lakehouse.project.config import LakehouseConfig
+from lakehouse.storage.catalog import current_version
 from lakehouse.versioning.history import commit_metadata
 
 SOURCE_FILE_SAMPLE = 5

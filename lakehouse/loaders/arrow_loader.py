@@ -32,12 +32,12 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from lakehouse.config import LakehouseConfig
 from lakehouse.loaders.columns import UnsupportedColumnError
 from lakehouse.loaders.delta_files import Snapshot, UnsupportedTableError, local_path, resolve_snapshot
 from lakehouse.loaders.epoch_plan import DEFAULT_SHUFFLE_BUFFER_ROWS, MIX, GlobalOrder, RankPlan, piece_rows
 from lakehouse.loaders.shards import RowGroup, footer_row_groups, split_rows
 from lakehouse.loaders.split import Split
+from lakehouse.project.config import LakehouseConfig
 
 # Tensors share Arrow's read-only buffers (no copy); torch warns that writing to them is undefined.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)

@@ -24,8 +24,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from lakehouse.config import LakehouseConfig
 from lakehouse.loaders.columns import UnsupportedColumnError, tensor_columns
+from lakehouse.project.config import LakehouseConfig
 
 # Reader features whose meaning this module applies (or which change nothing for a reader of the files).
 READABLE_FEATURES = frozenset(

@@ -41,13 +41,13 @@ import pandas as pd
 import torch
 from pyspark.sql import SparkSession
 
-from lakehouse.catalog import current_version, read_table
-from lakehouse.config import LakehouseConfig
 from lakehouse.loaders.arrow_loader import Transform, distributed_rank_and_size
 from lakehouse.loaders.columns import UnsupportedColumnError, spark_field_types, tensor_columns
 from lakehouse.loaders.delta_files import UnsupportedTableError, latest_version, resolve_snapshot
 from lakehouse.loaders.shards import Piece, RowShards, footer_row_groups, split_rows
 from lakehouse.loaders.split import Split
+from lakehouse.project.config import LakehouseConfig
+from lakehouse.storage.catalog import current_version, read_table
 
 # Petastorm 0.12 drives pyarrow 14 through its legacy dataset API; the deprecation notices are known
 # (see STACK.md: newer pyarrow drops that API, which is why it is pinned) and say nothing to a user.

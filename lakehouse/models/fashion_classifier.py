@@ -22,10 +22,10 @@ from datetime import datetime, timezone
 from io import BytesIO
 from pathlib import Path
 
-from lakehouse import small_files as storage
-from lakehouse.config import LakehouseConfig
-from lakehouse.datasets import FASHION_MNIST_LABELS, fashion_mnist_images
-from lakehouse.paths import user_cache_dir
+from lakehouse.install.datasets import FASHION_MNIST_LABELS, fashion_mnist_images
+from lakehouse.install.paths import user_cache_dir
+from lakehouse.project.config import LakehouseConfig
+from lakehouse.storage import small_files as storage
 
 MODEL_NAME = "fashion_mnist_cnn"
 EXPERIMENT = "image-classifier"
@@ -335,7 +335,7 @@ def training_cache_file(params: TrainingParams) -> Path:
 def train_once(params: TrainingParams | None = None, retrain: bool = False, **overrides) -> TrainedClassifier:
     """:func:`train_classifier`, once per machine: training is deterministic, so the weights a recipe gave
     here before are the weights it would give again, and every warehouse on this machine reuses them
-    (``~/.cache/lakehouse/models``, :func:`lakehouse.paths.user_cache_dir`). ``retrain`` trains anyway (and
+    (``~/.cache/lakehouse/models``, :func:`lakehouse.install.paths.user_cache_dir`). ``retrain`` trains anyway (and
     keeps the result)."""
     params = replace(params or TrainingParams(), **overrides)
     cached = training_cache_file(params)

@@ -15,8 +15,8 @@ def load_ipython_extension(ipython) -> None:
     from IPython.display import HTML
     from IPython.display import display as ipython_display
 
-    from lakehouse.config import load_config
-    from lakehouse.session import get_spark
+    from lakehouse.engine.session import get_spark
+    from lakehouse.project.config import load_config
 
     spark = get_spark(load_config())
 

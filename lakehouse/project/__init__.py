@@ -30,7 +30,7 @@ from lakehouse.project.sources import (
     load_sources,
 )
 from lakehouse.project.steps import Step, ingest_step_name, order_steps
-from lakehouse.tables import (
+from lakehouse.project.tables import (
     PLATFORM_TABLES,
     TableDeclaration,
     current_state_declaration,

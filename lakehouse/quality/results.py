@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 
 from pyspark.sql import SparkSession
 
-from lakehouse.config import LakehouseConfig
+from lakehouse.project.config import LakehouseConfig
+from lakehouse.project.tables import RESULTS_TABLE
 from lakehouse.quality.gate import GateReport, RuleOutcome
-from lakehouse.tables import RESULTS_TABLE
-from lakehouse.writer import Commit, WriteResult, append_rows
+from lakehouse.storage.writer import Commit, WriteResult, append_rows
 
 RESULTS = RESULTS_TABLE
 

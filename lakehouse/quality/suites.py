@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import yaml
 
 from lakehouse import quality as _quality  # noqa: F401  (sets GX environment before import)
-from lakehouse.tables import TableDeclaration
+from lakehouse.project.tables import TableDeclaration
 
 ACTIONS = ("warn", "quarantine", "fail")
 COLUMN_KWARGS = ("column", "column_A", "column_B")

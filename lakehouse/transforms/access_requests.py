@@ -1,7 +1,7 @@
 """bronze.access_logs -> silver.access_requests: one typed row per request, client IPs pseudonymised.
 
 Personal fields never reach silver: the client address and the authenticated user become keyed hashes
-(:mod:`lakehouse.privacy`), ``ident``, the query string, the referrer's path and ``extra_fields`` are
+(:mod:`lakehouse.transforms.privacy`), ``ident``, the query string, the referrer's path and ``extra_fields`` are
 dropped; in quarantined lines the leading host/ident/user fields, query strings and anything that looks
 like an IP address are masked.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse import quarantine
-from lakehouse.privacy import IPV4_PATTERN, IPV6_PATTERN, MASK, pseudonym_text
+from lakehouse.storage import quarantine
+from lakehouse.transforms.privacy import IPV4_PATTERN, IPV6_PATTERN, MASK, pseudonym_text
 
 DUPLICATE_REASON = "duplicate_request"
 MISSING_STATUS_REASON = "missing_status"
@@ -90,7 +90,7 @@ def _null_if_blank(column: Column) -> Column:
 
 def requests_with_outcome(marked: DataFrame, key: bytes, rule: str = "silver.access_requests") -> DataFrame:
     """Every marked line in the columns of ``silver.access_requests`` (pseudonymised, declared order) with the
-    quarantine protocol's columns (:mod:`lakehouse.quarantine`): the reason, and the line with its personal
+    quarantine protocol's columns (:mod:`lakehouse.storage.quarantine`): the reason, and the line with its personal
     parts masked."""
     status = F.col("status")
     user_agent = _null_if_blank(F.col("user_agent"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse import quarantine
-from lakehouse.privacy import pseudonym_id
+from lakehouse.storage import quarantine
+from lakehouse.transforms.privacy import pseudonym_id
 
 EVENT_TYPES = ("login", "view", "like", "upload")
 EVENTS_ON_A_PHOTO = ("view", "like", "upload")
@@ -111,8 +111,8 @@ def mask_user_id(line: Column, pseudonym_key: bytes) -> Column:
 
 def events_with_outcome(marked: DataFrame, pseudonym_key: bytes, rule: str = "parse_app_events") -> DataFrame:
     """Every marked line in the columns of ``silver.events`` (the app's user id replaced by its keyed
-    pseudonym ``user_key``, :mod:`lakehouse.privacy`) with the quarantine protocol's columns
-    (:mod:`lakehouse.quarantine`): the reason, and the raw line with the user id pseudonymised."""
+    pseudonym ``user_key``, :mod:`lakehouse.transforms.privacy`) with the quarantine protocol's columns
+    (:mod:`lakehouse.storage.quarantine`): the reason, and the raw line with the user id pseudonymised."""
     reason = F.col(quarantine.REASON)
     columns = {
         "event_id": F.col("event_id"),

@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse import quarantine
+from lakehouse.storage import quarantine
 
 MISSING = "object_not_found"
 UNREADABLE = "object_unreadable"
@@ -205,7 +205,7 @@ def classify_references(refs: DataFrame, published_uris: DataFrame, allowed_root
 
 
 def reference_outcome(rows: DataFrame) -> DataFrame:
-    """Reference rows with the quarantine protocol's columns (:mod:`lakehouse.quarantine`): the reason, and
+    """Reference rows with the quarantine protocol's columns (:mod:`lakehouse.storage.quarantine`): the reason, and
     as the record the manifest line (or the reference as JSON)."""
     reference = F.to_json(F.struct("object_uri", "label", "source_file", "line_number"))
     protocol = quarantine.reject(

@@ -1,5 +1,5 @@
 """bronze snapshots -> silver current state and history: which snapshots are new, which keys are bad,
-and which rows changed. Pure DataFrame functions; the MERGEs that apply them are in :mod:`lakehouse.scd`."""
+and which rows changed. Pure DataFrame functions; the MERGEs that apply them are in :mod:`lakehouse.engine.scd`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse import quarantine
+from lakehouse.storage import quarantine
 
 DUPLICATE_KEY = "duplicate_key"
 SNAPSHOT_STAMPS = ("_snapshot_id", "_snapshot_time")

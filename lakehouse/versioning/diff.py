@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from lakehouse.config import LakehouseConfig
-from lakehouse.tables import TableDeclaration
+from lakehouse.project.config import LakehouseConfig
+from lakehouse.project.tables import TableDeclaration
 
 CDF_META = ("_change_type", "_commit_version", "_commit_timestamp")
 

@@ -9,8 +9,8 @@ from datetime import datetime
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from lakehouse.config import LakehouseConfig
-from lakehouse.writer import rows_added
+from lakehouse.project.config import LakehouseConfig
+from lakehouse.storage.writer import rows_added
 
 REMOVED_ROW_METRICS = ("numTargetRowsDeleted", "numDeletedRows")
 

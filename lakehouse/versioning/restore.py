@@ -5,11 +5,11 @@ from __future__ import annotations
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from lakehouse.catalog import current_version
-from lakehouse.config import LakehouseConfig
-from lakehouse.job import new_run_id
+from lakehouse.engine.job import new_run_id
+from lakehouse.project.config import LakehouseConfig
+from lakehouse.storage.catalog import current_version
+from lakehouse.storage.writer import Commit, commit_context
 from lakehouse.versioning.tags import list_tags, resolve_tag
-from lakehouse.writer import Commit, commit_context
 
 
 class RestoreRefused(RuntimeError):

@@ -10,8 +10,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.catalog import current_version, table_exists
-from lakehouse.config import LakehouseConfig
+from lakehouse.project.config import LakehouseConfig
+from lakehouse.storage.catalog import current_version, table_exists
 from lakehouse.versioning.tags import list_tags
 
 # Files a later commit removes carry the time that commit prepared its actions; a writer that started

@@ -11,11 +11,11 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.catalog import current_version, read_table, table_exists
-from lakehouse.config import LakehouseConfig
-from lakehouse.tables import TAGS_TABLE
+from lakehouse.project.config import LakehouseConfig
+from lakehouse.project.tables import TAGS_TABLE
+from lakehouse.storage.catalog import current_version, read_table, table_exists
+from lakehouse.storage.writer import Commit, ensure_table, insert_new_rows
 from lakehouse.versioning.views import drop_tag_view, register_tag_view
-from lakehouse.writer import Commit, ensure_table, insert_new_rows
 
 TAGS = TAGS_TABLE
 TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")

@@ -10,8 +10,8 @@ import re
 
 from pyspark.sql import SparkSession
 
-from lakehouse.config import LakehouseConfig
-from lakehouse.tables import TableDeclaration
+from lakehouse.project.config import LakehouseConfig
+from lakehouse.project.tables import TableDeclaration
 
 
 def tag_view_name(declaration: TableDeclaration, tag: str) -> str:

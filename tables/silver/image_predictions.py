@@ -20,7 +20,7 @@ from lakehouse import table
 def image_predictions(ctx, images):
     # imported here: torch is slow to import, and reading the project's declarations needs none of it
     from lakehouse.models.fashion_classifier import ensure_model
-    from lakehouse.transforms.predictions import predictions_with_outcome, score_images, unpredicted
+    from lakehouse.models.predictions import predictions_with_outcome, score_images, unpredicted
 
     model = ensure_model(ctx.config, retrain=ctx.options["retrain"])
     todo = unpredicted(images, ctx.current(), ctx.current_quarantine(), model.version)

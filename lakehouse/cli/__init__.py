@@ -1,0 +1,1 @@
+"""The ``lakehouse`` command: one module per group of subcommands (``main`` is the entry point)."""

@@ -1,0 +1,49 @@
+"""The settings a Spark JVM of an environment gets: Delta's jars and extensions, this interpreter, the
+metastore, then the environment's own ``spark.conf``. Sessions (:mod:`lakehouse.engine.session`), the set-up's
+``spark-defaults.conf`` and the services that start a JVM of their own (the SQL server) all read them here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from lakehouse.install.jars import local_jars
+from lakehouse.project.config import LakehouseConfig
+from lakehouse.services.metastore import metastore_settings
+
+DELTA_SQL_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def jvm_settings(jars: list[str]) -> dict[str, str]:
+    """Settings the JVM needs from its start: Delta's jars and extensions, and this interpreter.
+
+    The set-up step also writes them to ``spark-defaults.conf`` so that a plain ``spark-submit``
+    (whose JVM starts before any Python runs) gets the same.
+    """
+    # The metastore's JDBC driver must be on the JVM's own class path: java.sql.DriverManager ignores
+    # drivers that only spark.jars' class loader sees ("No suitable driver").
+    driver_jars = [jar for jar in jars if "postgresql" in Path(jar).name]
+    return {
+        "spark.jars": ",".join(jars),
+        "spark.driver.extraClassPath": os.pathsep.join(driver_jars),
+        **DELTA_SQL_CONF,
+        # Python workers must run the same interpreter (and packages) as the driver.
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+    }
+
+
+def spark_settings(config: LakehouseConfig) -> dict[str, str]:
+    """Every Spark setting a session of this environment gets; ``conf/`` values win."""
+    settings = {
+        **jvm_settings(local_jars()),
+        "spark.sql.warehouse.dir": config.warehouse + "/_spark_sql",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={config.warehouse}/_derby",
+        **metastore_settings(config),
+    }
+    settings.update(config.spark_conf)
+    return settings
