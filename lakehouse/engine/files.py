@@ -36,10 +36,20 @@ from lakehouse.storage.writer import Commit, Transaction, check_schema, ensure_t
 MAX_FILE_BYTES = (1 << 31) - 1024
 
 
-def check_landing_folder(folder: str, hint: str) -> None:
-    """Raise ``FileNotFoundError`` (with ``hint``) when a local landing folder does not exist."""
-    if "://" not in folder and not folder.startswith("file:") and not Path(folder).is_dir():
-        raise FileNotFoundError(f"no folder {folder}: {hint}")
+def landing_folder_exists(spark: SparkSession, folder: str, hint: str) -> bool:
+    """Whether ``folder`` is there to be read. A local folder that does not exist is a mistake:
+    ``FileNotFoundError`` with ``hint``. On object storage (``s3a://...``) a folder is only the prefix of its
+    objects, so there is none until the first object arrives: nothing to read yet, not an error."""
+    if "://" not in folder:
+        local = Path(folder.removeprefix("file:"))
+        if not local.is_dir():
+            raise FileNotFoundError(f"no folder {local}: {hint}")
+        return True
+    path = spark._jvm.org.apache.hadoop.fs.Path(folder)
+    if path.getFileSystem(spark._jsc.hadoopConfiguration()).exists(path):
+        return True
+    print(f"  {folder}: no object there yet, nothing to land")
+    return False
 
 
 def new_files(spark: SparkSession, folder: str, file_glob: str | None = None) -> DataFrame:
@@ -141,7 +151,8 @@ def ingest_files(ctx: JobContext, step: Step) -> JobResult:
     target = config.table(source.bronze_name)
     fmt = file_format(source)
     folder = ctx.options.source_dir or expand(source.path, config)
-    check_landing_folder(folder, f"put the {source.format} files there, or change 'path' in {source.file}")
+    hint = f"put the {source.format} files there, or change 'path' in {source.file}"
+    ready = landing_folder_exists(spark, folder, hint)
     path = ensure_table(spark, config, target)
     before = current_version(spark, path)
     counts = {"files": 0, "lines read": 0, "lines rescued": 0}
@@ -167,9 +178,8 @@ def ingest_files(ctx: JobContext, step: Step) -> JobResult:
         counts["files"] += len(files)
         counts["lines read"] += result.rows_in
 
-    batches = for_each_new_batch(
-        new_files(spark, folder, source.files), config.checkpoint_path(ctx.job_name), ctx.job_name, land
-    )
+    checkpoint = config.checkpoint_path(ctx.job_name)
+    batches = for_each_new_batch(new_files(spark, folder, source.files), checkpoint, ctx.job_name, land) if ready else 0
     result = JobResult(ctx.job_name, ctx.run_id, writes=[write_result(spark, target, path, before)])
     result.counts.update({"file batches": batches, **counts})
     return result

@@ -17,7 +17,7 @@ from collections import Counter
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.engine.files import check_landing_folder, new_files
+from lakehouse.engine.files import landing_folder_exists, new_files
 from lakehouse.engine.job import JobContext, JobResult
 from lakehouse.project.sources import ImageSource, expand
 from lakehouse.project.steps import Step
@@ -72,7 +72,8 @@ def ingest_images(ctx: JobContext, step: Step) -> JobResult:
     source: ImageSource = config.project.source(step.source)
     target = config.table(source.bronze_name)
     folder = ctx.options.source_dir or expand(source.manifest or source.path, config)
-    check_landing_folder(
+    ready = landing_folder_exists(
+        spark,
         folder,
         f"put the {'manifests' if source.manifest else 'images'} there, or change "
         f"'{'manifest' if source.manifest else 'path'}' in {source.file}",
@@ -92,7 +93,7 @@ def ingest_images(ctx: JobContext, step: Step) -> JobResult:
         if source.manifest
         else new_files(spark, folder).select("path", "modificationTime")
     )
-    batches = for_each_new_batch(stream, config.checkpoint_path(ctx.job_name), ctx.job_name, land)
+    batches = for_each_new_batch(stream, config.checkpoint_path(ctx.job_name), ctx.job_name, land) if ready else 0
     result = JobResult(ctx.job_name, ctx.run_id, writes=[write_result(spark, target, path, before)])
     result.counts.update({"batches": batches, **counts})
     return result

@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.engine.files import MAX_FILE_BYTES, check_landing_folder, new_files, too_large
+from lakehouse.engine.files import MAX_FILE_BYTES, landing_folder_exists, new_files, too_large
 from lakehouse.engine.job import JobContext, JobResult
 from lakehouse.project.sources import LabelsSource, expand
 from lakehouse.project.steps import Step
@@ -96,7 +96,8 @@ def ingest_labels(ctx: JobContext, step: Step) -> JobResult:
     source: LabelsSource = config.project.source(step.source)
     target = config.table(source.bronze_name)
     folder = ctx.options.source_dir or expand(source.path, config)
-    check_landing_folder(folder, f"put the Label Studio exports there, or change 'path' in {source.file}")
+    hint = f"put the Label Studio exports there, or change 'path' in {source.file}"
+    ready = landing_folder_exists(spark, folder, hint)
     path = ensure_table(spark, config, target)
     before = current_version(spark, path)
     counts = {"export files": 0, "labels": 0, "files rescued": 0}
@@ -116,7 +117,8 @@ def ingest_labels(ctx: JobContext, step: Step) -> JobResult:
         finally:
             rows.unpersist()
 
-    batches = for_each_new_batch(new_files(spark, folder), config.checkpoint_path(ctx.job_name), ctx.job_name, land)
+    checkpoint = config.checkpoint_path(ctx.job_name)
+    batches = for_each_new_batch(new_files(spark, folder), checkpoint, ctx.job_name, land) if ready else 0
     result = JobResult(ctx.job_name, ctx.run_id, writes=[write_result(spark, target, path, before)])
     result.counts.update({"file batches": batches, **counts})
     return result
