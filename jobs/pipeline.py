@@ -63,6 +63,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> JobResult:
     for line in stage_sources(ctx.config, args.days).describe():
         print(line)
     outcomes = run_pipeline(ctx.spark, ctx.config, selected=args.select, force=args.force)
+    result.data_docs_rendered = True  # by run_pipeline, after its last step: not again by this job
     result.writes.extend(write for outcome in outcomes for write in outcome.writes)
     failed = failures(outcomes)
     if failed:

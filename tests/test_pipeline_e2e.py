@@ -42,6 +42,25 @@ def generate(config, **kwargs):
     )
 
 
+def test_a_job_that_ran_a_pipeline_does_not_render_the_data_docs_again(config, monkeypatch):
+    """``make demo``: the pipeline job's ``run_pipeline`` renders the site once; the job does not render it again."""
+    from lakehouse.engine.job import JobResult, run_job
+    from lakehouse.storage.writer import WriteResult
+
+    config = replace(config, quality=replace(config.quality, data_docs=True))
+    renders = []
+    monkeypatch.setattr(gate, "build_data_docs", renders.append)
+
+    def job(rendered):
+        wrote = [WriteResult("gold.user_activity_daily", 1, 5, True)]
+        return lambda ctx, args: JobResult(ctx.job_name, ctx.run_id, wrote, data_docs_rendered=rendered)
+
+    run_job("pipeline", job(rendered=True), config=config)
+    assert renders == []
+    run_job("another", job(rendered=False), config=config)
+    assert renders == [quality_root(config)]
+
+
 def test_logs_to_tensors_reconcile_rerun_and_time_travel(spark, config, monkeypatch):
     config = replace(config, quality=replace(config.quality, data_docs=True))  # this test reads the site
     logs = generate(config, days=2)

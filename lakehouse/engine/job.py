@@ -69,6 +69,8 @@ class JobResult:
     writes: list[WriteResult] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # The job rendered the Data Docs site itself (it ran a pipeline, which renders once at its end).
+    data_docs_rendered: bool = False
 
     def summary(self) -> str:
         lines = [f"{self.job_name} ({self.run_id}) finished in {self.seconds:.1f}s"]
@@ -160,7 +162,8 @@ def run_job(
         with job_lock(config, job_name):  # one run of a job at a time per warehouse (lakehouse/storage/locks.py)
             result = run(context, args)
     finally:
-        if build_docs and (result is None or result.writes):  # a job that wrote nothing validated nothing
+        # A job that wrote nothing validated nothing; one that ran a pipeline had it rendered there.
+        if build_docs and (result is None or (result.writes and not result.data_docs_rendered)):
             from lakehouse.quality.gate import build_data_docs
             from lakehouse.storage.publish import quality_root
 
