@@ -10,6 +10,11 @@ SETUP_STAMP := .cache/.setup-done
 # PYTHONDONTWRITEBYTECODE is set, nothing else would, and every process would compile mlflow, pyspark, ... again
 # (the suite's command-line tests took 2x as long).
 UV_PIN      := uv==0.9.30
+# pyspark is published as a source archive only, and uv builds it again on every install (48 s here, and 1.4 GB
+# more of uv's cache each time). pip builds it into a wheel once, kept with this user's downloads (see
+# lakehouse/install/paths.py), and uv takes it from there.
+WHEELHOUSE  := $(or $(LAKEHOUSE_USER_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lakehouse)/wheels
+PYSPARK_PIN := $(shell grep -E '^pyspark==' requirements.txt)
 
 .PHONY: setup demo test lint format clean
 
@@ -19,8 +24,10 @@ $(DEPS_STAMP): requirements.txt constraints.txt setup.py
 	@command -v java >/dev/null || { echo "Java (JDK 17) is required by Spark: apt-get install openjdk-17-jdk-headless" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(UV_PIN)
-	$(BIN)/uv pip install --python $(BIN)/python --native-tls --compile-bytecode --quiet -r requirements.txt \
-		-c constraints.txt
+	ls $(WHEELHOUSE)/$(subst ==,-,$(PYSPARK_PIN))-*.whl >/dev/null 2>&1 || \
+		$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(WHEELHOUSE) $(PYSPARK_PIN)
+	$(BIN)/uv pip install --python $(BIN)/python --native-tls --compile-bytecode --quiet --find-links $(WHEELHOUSE) \
+		-r requirements.txt -c constraints.txt
 	$(BIN)/uv pip install --python $(BIN)/python --native-tls --quiet --no-deps -e .
 	touch $@
 

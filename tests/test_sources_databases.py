@@ -84,7 +84,7 @@ def test_nycflights13_by_jdbc_dump_and_csv_gives_the_same_rows(spark, config, pg
         {"method": "dump", "dump_file": str(dump)},
         {"method": "csv", "csv_dir": str(nycflights13_csv_dir())},
     ):
-        again = ingest(spark, config, "nycflights13", table=others, **options)
+        again = ingest(spark, config, "nycflights13", tables=others, **options)
         assert again.counts["snapshots unchanged"] == 4, options
         assert {t.name: current_version(spark, config.table_path(t.bronze_name)) for t in flights.tables} == versions
 
