@@ -6,10 +6,9 @@ BIN    := $(VENV)/bin
 DEPS_STAMP  := $(VENV)/.installed
 SETUP_STAMP := .cache/.setup-done
 # uv installs the pinned packages (the same versions pip would) from its cache, shared by a user's clones: all
-# of `make setup` takes 41 s in a new clone on this 2-core machine, where pip alone took 155 s. --compile-bytecode,
-# as pip does: where
-# PYTHONDONTWRITEBYTECODE is set, nothing else would, and every process would compile mlflow, pyspark, ... again
-# (the suite's command-line tests took 2x as long).
+# of `make setup` takes 41 s in a new clone on this 2-core machine, where pip alone took 155 s.
+# --compile-bytecode, as pip does: where PYTHONDONTWRITEBYTECODE is set, nothing else would, and every process
+# would compile mlflow, pyspark, ... again (the suite's command-line tests took 2x as long).
 UV_PIN      := uv==0.9.30
 # pyspark is published as a source archive only, and uv builds it again on every install (48 s here, and 1.4 GB
 # more of uv's cache each time). pip builds it into a wheel once, kept with this user's downloads (see
