@@ -109,3 +109,15 @@ def test_a_refused_batch_names_its_file_and_lands_once_that_file_is_set_aside(sp
     assert [(r.source, r.file, r.reason) for r in recorded] == [("app", f"file:{logs / 'bad.jsonl'}", "no user field")]
     with pytest.raises(ValueError, match="not under app's folder"):
         set_aside(spark, config, config.project.source("app"), moved, "again", "test")
+
+
+def test_a_missing_local_landing_folder_is_an_error_naming_it(tmp_path):
+    """Locally (a path or a ``file:`` URI) a folder that is not there is a mistake; only object storage, where a
+    folder is the prefix of objects yet to come, lands nothing instead (tests/test_object_storage.py)."""
+    from lakehouse.engine.files import landing_folder_exists
+
+    assert landing_folder_exists(None, str(tmp_path), "put them there") is True  # no session needed for local ones
+    assert landing_folder_exists(None, tmp_path.as_uri(), "put them there") is True
+    for folder in (str(tmp_path / "nope"), (tmp_path / "nope").as_uri()):
+        with pytest.raises(FileNotFoundError, match=f"no folder {tmp_path / 'nope'}: put them there"):
+            landing_folder_exists(None, folder, "put them there")

@@ -40,8 +40,8 @@ def landing_folder_exists(spark: SparkSession, folder: str, hint: str) -> bool:
     """Whether ``folder`` is there to be read. A local folder that does not exist is a mistake:
     ``FileNotFoundError`` with ``hint``. On object storage (``s3a://...``) a folder is only the prefix of its
     objects, so there is none until the first object arrives: nothing to read yet, not an error."""
-    if "://" not in folder:
-        local = Path(folder.removeprefix("file:"))
+    if "://" not in folder or folder.startswith("file:"):
+        local = Path(folder.removeprefix("file:"))  # file:///a/b -> ///a/b, which is /a/b
         if not local.is_dir():
             raise FileNotFoundError(f"no folder {local}: {hint}")
         return True
