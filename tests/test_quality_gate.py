@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 from helpers import demo_table
 from lakehouse.quality.gate import QualityGateError, data_docs_index
 from lakehouse.storage.catalog import current_version, read_table
-from lakehouse.storage.publish import publish_rows, publish_table, quality_root
+from lakehouse.storage.publish import publish_rows, publish_table, quality_root, staging_path
 from lakehouse.storage.writer import Commit
 
 SILVER = demo_table("silver.events")
@@ -83,8 +83,12 @@ def test_write_audit_publish_keeps_the_published_version_when_the_audit_fails(sp
 
     with pytest.raises(QualityGateError, match="at_least_one_event"):
         publish_table(spark, config, GOLD, activity(spark, {1: 3, 2: 0}), Commit("test", "wap-2"))
-    with pytest.raises(QualityGateError, match="row_count_near_previous_version"):
+    with pytest.raises(QualityGateError, match="row_count_near_previous_version") as refused:
         publish_table(spark, config, GOLD, activity(spark, {u: 1 for u in range(10)}), Commit("test", "wap-3"))
+    # the refused contents are left to look at, where the error says
+    staged = staging_path(config, GOLD)
+    assert staged in str(refused.value)
+    assert spark.read.format("delta").load(staged).count() == 10
 
     # readers still see exactly the audited version, by path and by name
     assert current_version(spark, config.table_path(GOLD.name)) == published_version
