@@ -99,3 +99,23 @@ def test_the_log_reader_agrees_with_delta_history_including_a_commit_made_outsid
         assert commit.operation_metrics == dict(history[commit.version].operationMetrics)
     assert json.loads(commits[-2].user_metadata)["run_id"] == "r2" and commits[-1].user_metadata is None
     assert file_count(spark, path) == len(spark.read.format("delta").load(path).inputFiles())
+
+
+def test_local_rows_are_the_rows_create_data_frame_makes(spark):
+    from datetime import datetime
+
+    from lakehouse.project.tables import RESULTS_TABLE
+    from lakehouse.storage.local_rows import local_rows
+
+    schema = RESULTS_TABLE.schema
+    odd_text = 'a "quote", a \\ backslash, a\nnew line, \u00e9, \u2028, \x01'
+    rows = [
+        ("run-1", "job", "silver.events", 3, datetime(2026, 12, 7, 13, 4, 5, 123456), "rule", "expect_x", "warn")
+        + (10, 0, True, "passed", None),
+        ("run-2", odd_text, "t", None, datetime(2026, 1, 2, 3, 4, 5), "r", "e", "fail", None, None, False, "failed")
+        + (odd_text,),
+    ]
+    made = local_rows(spark, rows, schema)
+    assert made.schema.simpleString() == schema.simpleString()
+    assert made.rdd.getNumPartitions() == 1  # one file per append
+    assert made.collect() == spark.createDataFrame(rows, schema).collect()

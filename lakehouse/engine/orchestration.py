@@ -208,6 +208,7 @@ def select_steps(steps: list[Step], selected: list[str], upstream: bool = True, 
 
 def _record(spark: SparkSession, config: LakehouseConfig, run_id: str, outcomes: list[StepOutcome]) -> None:
     """Append one ops.runs row per outcome, in one commit."""
+    from lakehouse.storage.local_rows import local_rows
     from lakehouse.storage.writer import Commit, append_rows
 
     if not outcomes:
@@ -234,7 +235,7 @@ def _record(spark: SparkSession, config: LakehouseConfig, run_id: str, outcomes:
     ]
     path = config.table_path(declaration.name)
     before = current_version(spark, path)
-    frame = spark.createDataFrame(rows, declaration.schema).coalesce(1)  # one file, not one per core
+    frame = local_rows(spark, rows, declaration.schema)  # one row of input: one file
     written = append_rows(spark, config, declaration, frame, Commit("lakehouse-run", run_id))
     _remember_recorded(path, before, written.version, [Row(**dict(zip(declaration.schema.names, r))) for r in rows])
 

@@ -9,6 +9,7 @@ from pyspark.sql import SparkSession
 from lakehouse.project.config import LakehouseConfig
 from lakehouse.project.tables import RESULTS_TABLE
 from lakehouse.quality.gate import GateReport, RuleOutcome
+from lakehouse.storage.local_rows import local_rows
 from lakehouse.storage.writer import Commit, WriteResult, append_rows
 
 RESULTS = RESULTS_TABLE
@@ -48,5 +49,5 @@ def record_results(
         )
         for o in report.outcomes
     ]
-    df = spark.createDataFrame(rows, RESULTS.schema).coalesce(1)  # one file, not one per core
+    df = local_rows(spark, rows, RESULTS.schema)  # one row of input: one file
     return append_rows(spark, config, RESULTS, df, commit)
