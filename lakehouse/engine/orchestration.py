@@ -235,7 +235,7 @@ def _record(spark: SparkSession, config: LakehouseConfig, run_id: str, outcomes:
     ]
     path = config.table_path(declaration.name)
     before = current_version(spark, path)
-    frame = local_rows(spark, rows, declaration.schema)  # one row of input: one file
+    frame = local_rows(spark, rows, declaration.schema)  # one partition: one file per append
     written = append_rows(spark, config, declaration, frame, Commit("lakehouse-run", run_id))
     _remember_recorded(path, before, written.version, [Row(**dict(zip(declaration.schema.names, r))) for r in rows])
 

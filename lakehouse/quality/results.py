@@ -49,5 +49,5 @@ def record_results(
         )
         for o in report.outcomes
     ]
-    df = local_rows(spark, rows, RESULTS.schema)  # one row of input: one file
+    df = local_rows(spark, rows, RESULTS.schema)  # one partition: one file per append
     return append_rows(spark, config, RESULTS, df, commit)

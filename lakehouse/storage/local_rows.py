@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Iterable, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
@@ -27,8 +26,6 @@ def _plain(value: object) -> object:
         return value.isoformat(sep=" ")
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
     return value
 
 
