@@ -95,10 +95,10 @@ SELECT *, CAST(event_time AS DATE) AS event_date,
            WHEN user_id_text IS NULL THEN 'missing_field:user_id'
            WHEN user_id IS NULL THEN 'bad_type:user_id'
            WHEN event_type IS NULL THEN 'missing_field:event_type'
-           WHEN event_type NOT IN ('login', 'view', 'like', 'upload') THEN 'unknown_event_type'
+           WHEN event_type NOT IN ({event_types}) THEN 'unknown_event_type'
            WHEN ts_text IS NULL THEN 'missing_field:ts'
            WHEN event_time IS NULL THEN 'bad_timestamp'
-           WHEN event_type IN ('view', 'like', 'upload') AND photo_id_text IS NULL THEN 'missing_field:photo_id'
+           WHEN event_type IN ({events_on_a_photo}) AND photo_id_text IS NULL THEN 'missing_field:photo_id'
            WHEN photo_id_text IS NOT NULL AND photo_id IS NULL THEN 'bad_type:photo_id'
        END AS reject_reason
 FROM fields;
@@ -112,15 +112,19 @@ WHERE copy = 1;
 """
 
 
-def read_log_lines(folder: Path):
-    """Every line of every file in ``folder`` as an Arrow table (value, source_file, line_number)."""
+def read_log_lines(config, source_name: str):
+    """Every line of every file of a file source as an Arrow table (value, source_file, line_number), cut at
+    the source's own line limit as bronze cuts it."""
     import pyarrow as pa
 
+    from lakehouse.project import file_format
     from lakehouse.sources.file_lines import file_lines
 
+    source = config.project.source(source_name)
+    max_line_bytes = file_format(source).max_line_bytes
     values, sources, numbers = [], [], []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        for line in file_lines(path.read_bytes(), max_line_bytes=1 << 20):
+    for path in sorted(p for p in Path(config.landing_path(source_name)).rglob("*") if p.is_file()):
+        for line in file_lines(path.read_bytes(), max_line_bytes=max_line_bytes):
             values.append(line.text)
             sources.append(str(path))
             numbers.append(line.number)
@@ -161,6 +165,7 @@ def run(config, key: bytes) -> tuple[object, dict[str, float]]:
     each part (reading the logs, silver.events, the export, silver flights, gold)."""
     import duckdb
 
+    from lakehouse.transforms.events import EVENT_TYPES, EVENTS_ON_A_PHOTO
     from lakehouse.transforms.privacy import python_pseudonym_id
 
     seconds: dict[str, float] = {}
@@ -172,10 +177,14 @@ def run(config, key: bytes) -> tuple[object, dict[str, float]]:
     )
 
     started = time.perf_counter()
-    connection.register("lines", read_log_lines(Path(config.landing_path("app_events"))))
+    connection.register("lines", read_log_lines(config, "app_events"))
     seconds["read log lines (Python)"] = time.perf_counter() - started
     started = time.perf_counter()
-    connection.execute(EVENTS_SQL)
+
+    def quoted(names):
+        return ", ".join(f"'{name}'" for name in names)
+
+    connection.execute(EVENTS_SQL.format(event_types=quoted(EVENT_TYPES), events_on_a_photo=quoted(EVENTS_ON_A_PHOTO)))
     seconds["silver.events"] = time.perf_counter() - started
 
     with tempfile.TemporaryDirectory(prefix="duckdb-baseline-") as folder:
