@@ -3,6 +3,7 @@
 import json
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
@@ -65,6 +66,45 @@ def test_a_replayed_transaction_commits_nothing(spark, config):
     assert first.committed and not replay.committed and nxt.committed
     assert read_table(spark, config, GOLD.name).count() == 2
     assert spark.conf.get("spark.databricks.delta.write.txnAppId", None) is None  # settings are cleaned up
+
+
+def test_a_transactional_append_reads_the_checksum_and_agrees_with_deltas_own_lookup(spark, config):
+    """The append with a transaction commits through ``idempotent_append`` (the checksum file, no rebuilt table
+    state); what it commits is an ordinary Delta WRITE whose transaction the DataFrame writer honours, and the
+    other way round. Without a checksum file the writer's own lookup decides."""
+    from lakehouse.storage.delta_log import _snapshot, commits_after
+
+    def in_transaction(version, run_id="r"):
+        return Commit("job", run_id, transaction=Transaction("a", version))
+
+    path = config.table_path(GOLD.name)
+    ensure_table(spark, config, GOLD)
+    before = _snapshot(spark, path)
+    first = append_rows(spark, config, GOLD, activity(spark, 1, 2), in_transaction(3, "r1"))
+    assert first.committed and first.rows_written == 2
+    assert not before.stateReconstructionTriggered()  # the version the append read was never rebuilt
+    (commit,) = commits_after(spark, path, first.version - 1)
+    assert (commit.operation, commit.operation_metrics["numOutputRows"]) == ("WRITE", "2")
+    assert json.loads(commit.user_metadata)["run_id"] == "r1"
+
+    # Delta's DataFrame writer sees the transaction: versions up to 3 are replays, 4 is new.
+    replayed = activity(spark, 9).write.format("delta").options(txnAppId="a", txnVersion="3").mode("append")
+    replayed.save(path)
+    assert current_version(spark, path) == first.version
+    activity(spark, 4).write.format("delta").options(txnAppId="a", txnVersion="4").mode("append").save(path)
+    # ... and the checksum path sees the writer's: version 4 is a replay, an older one too.
+    for version in (4, 2):
+        again = append_rows(spark, config, GOLD, activity(spark, 9), in_transaction(version))
+        assert not again.committed
+
+    # No checksum file for the latest version: the writer's lookup decides, and is as right.
+    latest = current_version(spark, path)
+    Path(path, "_delta_log", f"{latest:020d}.crc").unlink()
+    spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    replay = append_rows(spark, config, GOLD, activity(spark, 9), in_transaction(4))
+    new = append_rows(spark, config, GOLD, activity(spark, 5), in_transaction(5))
+    assert not replay.committed and new.committed
+    assert sorted(r.user_key for r in read_table(spark, config, GOLD.name).collect()) == [1, 2, 4, 5]
 
 
 def test_insert_new_rows_only_inserts_unknown_keys(spark, config):

@@ -49,7 +49,10 @@ def file_count(spark: SparkSession, path: str) -> int:
     """How many data files the latest version of the table at ``path`` holds (0 when it has no version):
     from the commit's checksum file when Delta wrote one, else from the table's state."""
     snapshot = _snapshot(spark, path)
-    return 0 if snapshot.version() < 0 else int(snapshot.numOfFiles())
+    if snapshot.version() < 0:
+        return 0
+    checksum = snapshot.checksumOpt()  # numOfFiles() would rebuild the table's state (Spark jobs) to count them
+    return int(checksum.get().numFiles() if checksum.isDefined() else snapshot.numOfFiles())
 
 
 def commits_after(spark: SparkSession, path: str, version: int | None, with_files: bool = False) -> list[CommitSummary]:

@@ -22,6 +22,7 @@ from lakehouse.project.tables import TableDeclaration
 from lakehouse.storage import faults
 from lakehouse.storage.catalog import current_version, register_table, table_exists
 from lakehouse.storage.delta_log import commits_after
+from lakehouse.storage.idempotent_append import NOT_APPLICABLE, append_once
 
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
@@ -175,10 +176,15 @@ def _save(spark, config, declaration: TableDeclaration, df: DataFrame, commit: C
     rows = check_schema(df, declaration)
     path = ensure_table(spark, config, declaration, schema=rows.schema)
     before = current_version(spark, path)
-    options = writer_options(commit)
-    if declaration.schema is None and mode == "overwrite":
-        options["overwriteSchema"] = "true"  # its columns are whatever its definition produces now
-    rows.write.format("delta").options(**options).mode(mode).save(path)
+    done = NOT_APPLICABLE
+    if mode == "append" and commit.transaction is not None:
+        # The transaction's version from the table's checksum, not from a rebuilt table state (1 s a write).
+        done = append_once(rows, path, commit.transaction.app_id, commit.transaction.version, commit.message())
+    if done == NOT_APPLICABLE:
+        options = writer_options(commit)
+        if declaration.schema is None and mode == "overwrite":
+            options["overwriteSchema"] = "true"  # its columns are whatever its definition produces now
+        rows.write.format("delta").options(**options).mode(mode).save(path)
     faults.after_commit(declaration.name)
     return write_result(spark, declaration, path, before)
 
