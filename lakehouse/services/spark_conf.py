@@ -15,6 +15,11 @@ from lakehouse.services.metastore import metastore_settings
 DELTA_SQL_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    # Exactly-once appends read their transaction's version from the checksum file
+    # (lakehouse.storage.idempotent_append), which lists a table's transactions only up to this many (Delta's
+    # default: 100). quality.results gets one per stream query and snapshot step, and a new one whenever a
+    # checkpoint is reset; past the limit every such append would rebuild the table's state again.
+    "spark.databricks.delta.setTransactionsInCrc.maxAllowed": "1000",
 }
 
 
