@@ -17,7 +17,6 @@ over a timestamp, ``max_age_hours`` asks for the newest value to be at most that
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -76,21 +75,17 @@ class Suite:
         return [rule for rule in self.rules if rule.action == action]
 
 
-@functools.cache
-def _expectation_classes() -> dict[str, type]:
-    # dir() of GX's expectations module took 14 ms: once per rule per load, 7 s of a pipeline run.
-    import great_expectations.expectations as gxe
-
-    # GX spells a few acronyms in capitals (e.g. ExpectColumnKLDivergence...): keyed in lower case.
-    return {name.lower(): getattr(gxe, name) for name in dir(gxe) if name.startswith("Expect")}
-
-
 def expectation_class(snake_name: str):
     """The Great Expectations class for ``expect_...``; ``SuiteError`` when there is none."""
-    found = _expectation_classes().get(snake_name.replace("_", "").lower())
+    import great_expectations.expectations as gxe
+
+    class_name = "".join(part.capitalize() for part in snake_name.split("_"))
+    # GX spells a few acronyms in capitals (e.g. ExpectColumnKLDivergence...): match case-insensitively.
+    candidates = {name.lower(): name for name in dir(gxe) if name.startswith("Expect")}
+    found = candidates.get(class_name.lower())
     if found is None:
         raise SuiteError(f"unknown expectation {snake_name!r}")
-    return found
+    return getattr(gxe, found)
 
 
 def is_row_level(snake_name: str) -> bool:
