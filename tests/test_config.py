@@ -53,6 +53,20 @@ def test_cluster_conf_loads():
     assert config.warehouse.startswith("s3a://")
 
 
+def test_spark_jvms_start_with_the_compile_thresholds_and_leave_extra_java_options_to_the_user(spark):
+    from lakehouse.install import spark_home
+    from lakehouse.services.spark_conf import JIT_OPTIONS
+
+    started_with = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    thresholds = [arg for arg in started_with if arg.startswith("-XX:Tier4")]
+    assert thresholds == JIT_OPTIONS.split()
+    assert "-Dderby.system.home=" in spark.conf.get("spark.driver.extraJavaOptions")  # the user's slot, untouched
+    # a plain spark-submit and the executors of a cluster get them from the set-up's spark-defaults.conf
+    defaults = (spark_home() / "conf" / "spark-defaults.conf").read_text().splitlines()
+    for role in ("driver", "executor"):
+        assert f"spark.{role}.defaultJavaOptions {JIT_OPTIONS}" in defaults
+
+
 def test_catalog_defaults_to_the_shared_metastore_and_checks_its_keys(tmp_path):
     from lakehouse.services.metastore import metastore_settings
 
