@@ -60,7 +60,8 @@ def test_spark_jvms_start_with_the_compile_thresholds_and_leave_extra_java_optio
     started_with = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
     thresholds = [arg for arg in started_with if arg.startswith("-XX:Tier4")]
     assert thresholds == JIT_OPTIONS.split()
-    assert "-Dderby.system.home=" in spark.conf.get("spark.driver.extraJavaOptions")  # the user's slot, untouched
+    user_slot = spark.conf.get("spark.driver.extraJavaOptions")  # holds only the project's Derby folder
+    assert "-Dderby.system.home=" in user_slot and "-XX:" not in user_slot
     # a plain spark-submit and the executors of a cluster get them from the set-up's spark-defaults.conf
     defaults = (spark_home() / "conf" / "spark-defaults.conf").read_text().splitlines()
     for role in ("driver", "executor"):
