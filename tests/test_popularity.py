@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 from helpers import demo_table
 from lakehouse.storage.writer import check_schema
 from lakehouse.transforms.popularity import (
+    EVENT_KINDS,
+    RECENT_DAYS,
     author_features_before_upload,
     excluded_photos,
     followers_at_upload,
@@ -150,3 +152,49 @@ def test_training_rows_fit_the_table_and_leave_out_open_windows_and_missing_imag
     )
     assert (row.author_account_age_days, row.author_followers, row.upload_hour, row.caption_length) == (100, 0, 12, 6)
     assert excluded_photos(photos, rows, events) == {"label_window_open": 1, "no_valid_image": 1}
+
+
+def test_features_and_followers_equal_their_definition_on_random_timelines_with_ties(spark):
+    """The running sums against the definitions, counted row by row in Python: every instant on a 12-hour
+    grid or a microsecond off it, so events share an upload's instant, fall exactly 7 days before it or
+    just inside or outside; follows with repeated, overlapping and deleted versions, and a deletion before
+    the follow was made."""
+    rng = random.Random(11)
+    grid = [T + timedelta(hours=12 * k) for k in range(-20, 21)]
+    grid += [at + timedelta(microseconds=d) for at in grid[::4] for d in (-1, 1)]
+    users = [1, 2, 3]
+    photos = [(p, rng.choice(users), rng.choice(grid)) for p in range(40)]
+    events = [(rng.choice(users), rng.choice(EVENT_KINDS), rng.randrange(40), rng.choice(grid)) for _ in range(400)]
+    follows = []
+    for follower in range(10, 30):
+        for _ in range(rng.randint(1, 3)):  # versions of one follow
+            created = rng.choice(grid)
+            valid_to = rng.choice([None, *grid])
+            deleted = valid_to is not None and rng.random() < 0.7
+            follows.append((follower, rng.choice(users[:2]), created, valid_to, deleted))
+    author_of = {p: u for p, u, _ in photos}
+
+    def expected(photo):
+        _, author, at = photo
+        own = [(kind, t) for u, kind, _, t in events if u == author and t < at]
+        received = [t for _, kind, p, t in events if kind == "like" and author_of.get(p) == author and t < at]
+        week = at - timedelta(days=RECENT_DAYS)
+        row = {"photo_id": photo[0]}
+        for kind, name in zip(EVENT_KINDS, ("logins", "views", "likes_given", "uploads")):
+            row[f"author_{name}_before"] = sum(k == kind for k, _ in own)
+            row[f"author_{name}_7d"] = sum(k == kind and t >= week for k, t in own)
+        row["author_likes_received_before"] = len(received)
+        row["author_likes_received_7d"] = sum(t >= week for t in received)
+        made_before = [(f, to, gone) for f, followee, made, to, gone in follows if followee == author and made < at]
+        row["author_followers"] = len({f for f, to, gone in made_before if not (gone and to <= at)})
+        return row
+
+    events_df, photos_df = (spark.createDataFrame(events, EVENTS_SCHEMA), spark.createDataFrame(photos, PHOTOS_SCHEMA))
+    follows_df = spark.createDataFrame(
+        follows, "follower_key bigint, followee_key bigint, created_at timestamp, valid_to timestamp, deleted boolean"
+    )
+    got = by_photo(author_features_before_upload(events_df, photos_df))
+    followers = by_photo(followers_at_upload(follows_df, photos_df))
+    for photo_id, row in got.items():  # a photo without followers may have no row: the table fills in 0
+        row["author_followers"] = followers.get(photo_id, {}).get("author_followers", 0)
+    assert got == {photo[0]: expected(photo) for photo in photos}
