@@ -31,8 +31,8 @@ $(DEPS_STAMP): requirements.txt constraints.txt setup.py
 	$(BIN)/uv pip install --python $(BIN)/python --native-tls --quiet --no-deps -e .
 	touch $@
 
-$(SETUP_STAMP): $(DEPS_STAMP) lakehouse/install/jars.py lakehouse/cli/setup.py lakehouse/engine/session.py lakehouse/services/spark_conf.py lakehouse/install/datasets.py \
-		lakehouse/install/sample_logs.py lakehouse/install/sample_databases.py
+$(SETUP_STAMP): $(DEPS_STAMP) lakehouse/install/jars.py lakehouse/cli/setup.py lakehouse/engine/session.py lakehouse/services/spark_conf.py \
+		lakehouse/services/class_archive.py lakehouse/install/datasets.py lakehouse/install/sample_logs.py lakehouse/install/sample_databases.py
 	$(BIN)/lakehouse setup
 	mkdir -p .cache && touch $@
 

@@ -68,6 +68,22 @@ def test_spark_jvms_start_with_the_compile_thresholds_and_leave_extra_java_optio
         assert f"spark.{role}.defaultJavaOptions {JIT_OPTIONS}" in defaults
 
 
+def test_sessions_map_the_class_archive_set_up_wrote_unless_a_conf_folder_of_the_users_rules_it_out(spark, monkeypatch):
+    import os
+
+    from lakehouse.services import class_archive
+
+    archive = class_archive.archive_for_sessions()
+    assert archive is not None, "make setup writes the class archive (lakehouse.services.class_archive)"
+    # The JVM validated it against its class path and JDK and mapped it: a mismatch would leave it unmapped.
+    pid = spark._jvm.java.lang.ProcessHandle.current().pid()
+    assert str(archive) in Path(f"/proc/{pid}/maps").read_text()
+    assert "SPARK_CONF_DIR" not in os.environ  # set only while the JVM starts
+    assert not any(class_archive.session_conf_dir().iterdir())  # a non-empty folder on the class path: no archive
+    monkeypatch.setenv("SPARK_CONF_DIR", "/etc/spark/conf")
+    assert class_archive.archive_for_sessions() is None
+
+
 def test_catalog_defaults_to_the_shared_metastore_and_checks_its_keys(tmp_path):
     from lakehouse.services.metastore import metastore_settings
 

@@ -1,4 +1,5 @@
-"""One-time set-up steps run by ``make setup`` (``lakehouse setup``): jars, Spark defaults, real data sets."""
+"""One-time set-up steps run by ``make setup`` (``lakehouse setup``): jars, Spark defaults, the class archive of
+Spark sessions, real data sets."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from lakehouse.install.jars import fetch_jars
 from lakehouse.install.paths import user_cache_dir
 from lakehouse.install.sample_databases import chinook_sqlite
 from lakehouse.install.sample_logs import fail2ban_sample
+from lakehouse.services.class_archive import build_archive
 from lakehouse.services.spark_conf import jvm_settings
 
 
@@ -38,7 +40,8 @@ def fetch_all() -> dict[str, Path]:
 
 
 def run_setup(force: bool = False) -> None:
-    """Fetch the jars and the real data sets (once each) and write Spark's defaults; print what was done.
+    """Fetch the jars and the real data sets (once each), write Spark's defaults and the sessions' class archive
+    (:mod:`lakehouse.services.class_archive`, once per JDK and jar set); print what was done.
 
     The downloads are shared by this user's clones (:func:`lakehouse.install.paths.user_cache_dir`): a lock there lets
     one clone's set-up fetch while another's waits, then finds everything fetched."""
@@ -48,5 +51,7 @@ def run_setup(force: bool = False) -> None:
         jars = fetch_jars(force=force)
         print(f"jars: {len(jars)} cached in {Path(jars[0]).parent}")
         print(f"spark defaults: {write_spark_defaults(jars)}")
+        archive, outcome = build_archive(force=force)
+        print(f"class archive of Spark sessions: {archive or '-'} ({outcome})", flush=True)
         for name, path in fetch_all().items():
             print(f"{name}: {path}")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Mapping
 
 from pyspark.sql import SparkSession
 
 from lakehouse.project.config import LakehouseConfig
+from lakehouse.services import class_archive
 from lakehouse.services.metastore import (
     create_schema,
     metastore_ready,
@@ -32,16 +33,18 @@ def launched_by_spark_submit() -> bool:
 
 
 @contextmanager
-def _secrets_kept_from_the_jvm():
+def _jvm_launch_environment(archive: bool):
     """While the JVM starts: this process's environment without the secrets it does not use (the JVM and its
-    Python workers inherit it). s3a's keys stay: the JVM signs with them."""
+    Python workers inherit it; s3a's keys stay: the JVM signs with them), and with an empty conf folder where
+    the JVM maps the class archive."""
     from lakehouse.services.daemons import S3_VARIABLES, SECRET_VARIABLES
 
     removed = {
         name: os.environ.pop(name) for name in SECRET_VARIABLES if name in os.environ and name not in S3_VARIABLES
     }
     try:
-        yield
+        with class_archive.launch_environment() if archive else nullcontext():
+            yield
     finally:
         os.environ.update(removed)
 
@@ -62,17 +65,22 @@ def get_spark(
     builder = SparkSession.builder.appName(app_name or config.app_name)
     if config.spark_master and not launched_by_spark_submit():
         builder = builder.master(config.spark_master)
-    for key, value in {**spark_settings(config), **(extra_conf or {})}.items():
+    settings = {**spark_settings(config), **(extra_conf or {})}
+    archive = None if launched_by_spark_submit() else class_archive.archive_for_sessions()
+    if archive:  # the JVM maps the classes an earlier one loaded (lakehouse.services.class_archive)
+        options = settings.get("spark.driver.defaultJavaOptions", "")
+        settings["spark.driver.defaultJavaOptions"] = f"{options} {class_archive.java_options(archive)}".strip()
+    for key, value in settings.items():
         builder = builder.config(key, value)
     already_running = SparkSession.getActiveSession() is not None  # its catalog is fixed by now
     if not already_running and uses_shared_metastore(config) and not prepare_metastore(config):
         with schema_creation_lock(config):  # the first session creates Hive's schema, one process at a time
-            with _secrets_kept_from_the_jvm():
+            with _jvm_launch_environment(archive is not None):
                 spark = builder.getOrCreate()
             if not metastore_ready(config):  # another process may have created it while this one waited
                 create_schema(spark, config)
     else:
-        with _secrets_kept_from_the_jvm():
+        with _jvm_launch_environment(archive is not None):
             spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     if uses_shared_metastore(config):
