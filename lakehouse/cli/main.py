@@ -354,8 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    setup = commands.add_parser("setup", help="fetch the Delta/JDBC jars once and write Spark's defaults")
-    setup.add_argument("--force", action="store_true", help="fetch again even when cached")
+    setup = commands.add_parser(
+        "setup",
+        help="fetch the jars and real data sets once, write Spark's defaults and the class archive of its sessions",
+    )
+    setup.add_argument("--force", action="store_true", help="fetch and write again even when cached")
     setup.set_defaults(func=cmd_setup)
 
     from lakehouse.cli.project import add_commands as add_project_commands
