@@ -84,6 +84,16 @@ def test_sessions_map_the_class_archive_set_up_wrote_unless_a_conf_folder_of_the
     assert class_archive.archive_for_sessions() is None
 
 
+def test_a_class_archive_that_cannot_be_written_leaves_the_last_one_and_says_why(monkeypatch):
+    from lakehouse.services import class_archive
+
+    before = sorted(class_archive.archive_dir().iterdir())
+    monkeypatch.setattr(class_archive.sys, "executable", "/bin/false")  # the child dies at once
+    archive, outcome = class_archive.build_archive(force=True)
+    assert archive is None and outcome.startswith("not written (sessions start without it)")
+    assert sorted(class_archive.archive_dir().iterdir()) == before  # no partial file left, the last archive kept
+
+
 def test_catalog_defaults_to_the_shared_metastore_and_checks_its_keys(tmp_path):
     from lakehouse.services.metastore import metastore_settings
 

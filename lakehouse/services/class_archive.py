@@ -37,6 +37,7 @@ from lakehouse.install import spark_home
 from lakehouse.install.jars import local_jars
 
 QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"  # a missing or mismatched archive prints nothing
+BUILD_TIMEOUT_S = 600
 
 
 def archive_dir() -> Path:
@@ -107,18 +108,22 @@ def build_archive(force: bool = False) -> tuple[Path | None, str]:
     with tempfile.TemporaryDirectory(prefix="lakehouse-class-archive-") as scratch:
         env = {**os.environ, "SPARK_CONF_DIR": str(session_conf_dir())}
         session_conf_dir().mkdir(exist_ok=True)
-        child = subprocess.run(
-            [sys.executable, "-m", "lakehouse.services.class_archive", str(partial), scratch],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-    if child.returncode != 0 or not partial.is_file():
+        try:
+            child = subprocess.run(
+                [sys.executable, "-m", "lakehouse.services.class_archive", str(partial), scratch],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=BUILD_TIMEOUT_S,
+            )
+            failure = None if child.returncode == 0 else (child.stderr or child.stdout).strip().splitlines()[-5:]
+        except subprocess.TimeoutExpired:
+            failure = [f"its JVM ran past {BUILD_TIMEOUT_S} s"]
+    if failure is not None or not partial.is_file():
         partial.unlink(missing_ok=True)
-        tail = (child.stderr or child.stdout).strip().splitlines()[-5:]
-        return None, "not written (sessions start without it): " + " | ".join(tail)
+        return None, "not written (sessions start without it): " + " | ".join(failure or ["no file"])
     os.replace(partial, target)
-    for other in archive_dir().glob("spark-*.jsa"):
+    for other in archive_dir().glob("spark-*"):  # other JDKs' or jar sets', and a killed build's (set-up's lock)
         if other != target:
             other.unlink(missing_ok=True)
     return target, f"written in {time.monotonic() - started:.0f} s"
@@ -160,10 +165,10 @@ def _run_workload_and_exit(archive: str, scratch: str) -> None:
     rows.groupBy("kind").count().join(rows, "kind").orderBy("id").limit(5).collect()
     spark.sql(f"DESCRIBE HISTORY delta.`{table}`").collect()
     spark.read.format("delta").option("versionAsOf", 0).load(table).count()
+    jvm = SparkContext._gateway.proc
     spark.stop()
     # The JVM writes the archive as it exits, which it does when its stdin closes: wait for it here, so that
     # the parent finds the file complete.
-    jvm = SparkContext._gateway.proc
     jvm.stdin.close()
     sys.exit(jvm.wait())
 
