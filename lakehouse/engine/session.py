@@ -65,14 +65,15 @@ def get_spark(
     builder = SparkSession.builder.appName(app_name or config.app_name)
     if config.spark_master and not launched_by_spark_submit():
         builder = builder.master(config.spark_master)
+    already_running = SparkSession.getActiveSession() is not None  # its catalog is fixed by now
     settings = {**spark_settings(config), **(extra_conf or {})}
-    archive = None if launched_by_spark_submit() else class_archive.archive_for_sessions()
+    starts_a_jvm = not already_running and not launched_by_spark_submit()
+    archive = class_archive.archive_for_sessions() if starts_a_jvm else None
     if archive:  # the JVM maps the classes an earlier one loaded (lakehouse.services.class_archive)
         options = settings.get("spark.driver.defaultJavaOptions", "")
         settings["spark.driver.defaultJavaOptions"] = f"{options} {class_archive.java_options(archive)}".strip()
     for key, value in settings.items():
         builder = builder.config(key, value)
-    already_running = SparkSession.getActiveSession() is not None  # its catalog is fixed by now
     if not already_running and uses_shared_metastore(config) and not prepare_metastore(config):
         with schema_creation_lock(config):  # the first session creates Hive's schema, one process at a time
             with _jvm_launch_environment(archive is not None):
